@@ -1,0 +1,62 @@
+/* Stand-ins for the parts of the fastconv core that the pooling kernels use,
+ * so src/fc_pool.c can be built and timed on its own (see harness.py):
+ * the active instruction set comes from FASTCONV_ISA (default: the best one
+ * the CPU runs), and fc_copy gives the copy bandwidth the pooling speed is
+ * compared with. */
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include "fc_kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const fc_kernel_set set_generic = {"generic", {0}, {0}};
+#ifdef FC_HAVE_X86_KERNELS
+static const fc_kernel_set set_avx2 = {"avx2", {0}, {0}};
+static const fc_kernel_set set_avx512 = {"avx512", {0}, {0}};
+#endif
+
+const fc_kernel_set *fc_active_kernels(void)
+{
+    const char *e = getenv("FASTCONV_ISA");
+#ifdef FC_HAVE_X86_KERNELS
+    __builtin_cpu_init();
+    const int has512 = __builtin_cpu_supports("avx512f");
+    const int has2 = __builtin_cpu_supports("avx2");
+    if (e && strcmp(e, "generic") == 0)
+        return &set_generic;
+    if (e && strcmp(e, "avx2") == 0 && has2)
+        return &set_avx2;
+    if (has512 && !(e && strcmp(e, "avx2") == 0))
+        return &set_avx512;
+    if (has2)
+        return &set_avx2;
+#else
+    (void)e;
+#endif
+    return &set_generic;
+}
+
+const char *fc_standalone_isa(void)
+{
+    return fc_active_kernels()->isa;
+}
+
+/* memcpy split into one contiguous chunk per thread, the way the pooling
+ * drivers split planes. */
+void fc_copy(void *dst, const void *src, int64_t bytes, int nthreads)
+{
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int64_t q = bytes / n, r = bytes % n;
+        const int64_t b = t * q + (t < r ? t : r), e = b + q + (t < r ? 1 : 0);
+        memcpy((char *)dst + b, (const char *)src + b, (size_t)(e - b));
+    }
+#else
+    (void)nthreads;
+    memcpy(dst, src, (size_t)bytes);
+#endif
+}

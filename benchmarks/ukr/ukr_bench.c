@@ -1,0 +1,358 @@
+/* Stand-alone test and timing harness for the GEMM microkernels.
+ *
+ *   ukr_bench test  [isa...]        every edge shape, depth and flag against a
+ *                                   scalar reference; guards around C; panels
+ *                                   allocated to the exact byte (build with
+ *                                   ASan to catch reads past them)
+ *   ukr_bench bench [isa...]        full-tile GFLOP/s on L1-resident panels
+ *   ukr_bench block [isa...]        the two innermost GEMM loops over an
+ *                                   MC x KC block of A (from L2) and a KC x NC
+ *                                   block of B, at the kernel's default blocking
+ *                                   and at a few other depths
+ *
+ * isa is generic, avx2 or avx512 (default: every one this CPU runs).
+ * Peaks for the fraction column: FC_PEAK_S / FC_PEAK_D environment variables,
+ * GFLOP/s of one core with 512-bit FMAs (default 230 / 115); the AVX2 rows are
+ * also compared with half of that, the 256-bit peak of the same core.
+ * See build.sh for the compile lines.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../src/fc_kernels.h"
+
+static const fc_kernel_set *find_set(const char *isa)
+{
+    if (!strcmp(isa, "generic"))
+        return &fc_kernels_generic;
+#ifdef FC_HAVE_X86_KERNELS
+    __builtin_cpu_init();
+    if (!strcmp(isa, "avx2"))
+        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+                   ? &fc_kernels_avx2 : NULL;
+    if (!strcmp(isa, "avx512"))
+        return __builtin_cpu_supports("avx512f") ? &fc_kernels_avx512 : NULL;
+#endif
+    return NULL;
+}
+
+static void *xalloc(size_t bytes)
+{
+    void *p = NULL;
+    /* exact size, so ASan's redzone starts right after the last element */
+    if (posix_memalign(&p, 64, bytes ? bytes : 1)) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void) /* uniform in [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ correctness */
+
+static long n_checks, n_fail;
+
+/* The test body, once per element type: T, EPS, UKR_T, FIELD, CALL_NAME. */
+#define DEFINE_CHECK(T, S, FIELD, EPS)                                                 \
+    static int check_##S(const fc_kernel_set *ks, int m, int n, int64_t kc,            \
+                         unsigned flags, int use_bias, int nan_case, int exact_c)      \
+    {                                                                                  \
+        const int MR = ks->FIELD.mr, NR = ks->FIELD.nr;                                \
+        T *A = xalloc(sizeof(T) * (size_t)(kc * MR));                                  \
+        T *B = xalloc(sizeof(T) * (size_t)(kc * NR));                                  \
+        T *bias = use_bias ? xalloc(sizeof(T) * (size_t)m) : NULL;                     \
+        /* Guard layout: the tile sits one row and three columns into a larger      \
+         * array whose row stride is odd.  Exact layout: C is exactly m x n. */     \
+        const int64_t ldc = exact_c ? n : NR + 7;                                      \
+        const int64_t rows = exact_c ? m : MR + 2;                                     \
+        const int64_t off = exact_c ? 0 : ldc + 3;                                     \
+        const size_t clen = (size_t)(exact_c ? (int64_t)m * n : rows * ldc);           \
+        T *cbuf = xalloc(sizeof(T) * clen);                                            \
+        T *c0 = malloc(sizeof(T) * clen);                                              \
+        T *C = cbuf + off;                                                             \
+        const T guard = (T)-7777.25;                                                   \
+        for (int64_t k = 0; k < kc; k++) {                                             \
+            for (int i = 0; i < MR; i++)                                               \
+                A[k * MR + i] = i < m ? (T)urand() : (T)0;                             \
+            for (int j = 0; j < NR; j++)                                               \
+                B[k * NR + j] = j < n ? (T)urand() : (T)0;                             \
+        }                                                                              \
+        for (int i = 0; use_bias && i < m; i++)                                        \
+            bias[i] = (T)urand();                                                      \
+        for (size_t t = 0; t < clen; t++)                                              \
+            cbuf[t] = guard;                                                           \
+        for (int i = 0; i < m; i++)                                                    \
+            for (int j = 0; j < n; j++)                                                \
+                C[i * ldc + j] = (T)(4 * urand());                                     \
+        if (nan_case) {                                                                \
+            /* a NaN in C (seen only with ACC) and one in a column of B */             \
+            C[(m - 1) * ldc + (n - 1) / 2] = (T)NAN;                                   \
+            B[(kc - 1) * NR + n - 1] = (T)NAN;                                         \
+        }                                                                              \
+        memcpy(c0, cbuf, sizeof(T) * clen);                                            \
+        ks->FIELD.fn(kc, A, B, C, ldc, m, n, bias, flags);                             \
+        int bad = 0;                                                                   \
+        for (int64_t r = 0; r < (int64_t)clen; r++) {                                  \
+            const int64_t rel = r - off;                                               \
+            const int64_t i = rel >= 0 ? rel / ldc : -1, j = rel >= 0 ? rel % ldc : -1; \
+            const int inside = rel >= 0 && i < m && j < n;                             \
+            if (!inside) {                                                             \
+                if (memcmp(&cbuf[r], &c0[r], sizeof(T))) {                             \
+                    if (bad++ < 5)                                                     \
+                        printf("  wrote outside the tile at row %lld col %lld\n",     \
+                               (long long)i, (long long)j);                            \
+                }                                                                      \
+                continue;                                                              \
+            }                                                                          \
+            long double ref = 0, mag = 0;                                              \
+            for (int64_t k = 0; k < kc; k++) {                                         \
+                const long double p = (long double)A[k * MR + i] * B[k * NR + j];      \
+                ref += p;                                                              \
+                mag += fabsl(p);                                                       \
+            }                                                                          \
+            if (flags & FC_UK_ACC) {                                                   \
+                ref += c0[r];                                                          \
+                mag += fabsl((long double)c0[r]);                                      \
+            }                                                                          \
+            if (use_bias) {                                                            \
+                ref += bias[i];                                                        \
+                mag += fabsl((long double)bias[i]);                                    \
+            }                                                                          \
+            if ((flags & FC_UK_RELU) && ref < 0)                                       \
+                ref = 0;                                                               \
+            const T got = C[i * ldc + j];                                              \
+            int ok;                                                                    \
+            if (isnan(ref))                                                            \
+                ok = isnan(got);                                                       \
+            else                                                                       \
+                ok = !isnan(got) && fabsl((long double)got - ref) <=                   \
+                                        (long double)(EPS) * (kc + 3) * mag;           \
+            if ((flags & FC_UK_RELU) && !isnan(got) && got < 0)                        \
+                ok = 0;                                                                \
+            if (!ok && bad++ < 5)                                                      \
+                printf("  C[%lld][%lld] = %.9g, reference %.9Lg\n", (long long)i,    \
+                       (long long)j, (double)got, ref);                                \
+        }                                                                              \
+        n_checks++;                                                                    \
+        if (bad) {                                                                     \
+            n_fail++;                                                                  \
+            printf("FAIL %s m=%d n=%d kc=%lld flags=%u bias=%d nan=%d exact=%d\n",   \
+                   ks->FIELD.name, m, n, (long long)kc, flags, use_bias, nan_case,     \
+                   exact_c);                                                           \
+        }                                                                              \
+        free(A);                                                                       \
+        free(B);                                                                       \
+        free(bias);                                                                    \
+        free(cbuf);                                                                    \
+        free(c0);                                                                      \
+        return bad;                                                                    \
+    }
+
+DEFINE_CHECK(float, s, s, 1.2e-7)
+DEFINE_CHECK(double, d, d, 2.3e-16)
+
+static void run_tests(const fc_kernel_set *ks)
+{
+    static const int64_t kcs[] = {1, 2, 3, 7, 64, 257};
+    const long f0 = n_fail, c0 = n_checks;
+    for (int dt = 0; dt < 2; dt++) {
+        const int MR = dt ? ks->d.mr : ks->s.mr, NR = dt ? ks->d.nr : ks->s.nr;
+        for (size_t q = 0; q < sizeof kcs / sizeof kcs[0]; q++)
+            for (int m = 1; m <= MR; m++)
+                for (int n = 1; n <= NR; n++)
+                    for (unsigned v = 0; v < 16; v++) {
+                        const unsigned flags = v & 3;
+                        const int use_bias = (v >> 2) & 1, nan_case = (v >> 3) & 1;
+                        if (dt)
+                            check_d(ks, m, n, kcs[q], flags, use_bias, nan_case, 0);
+                        else
+                            check_s(ks, m, n, kcs[q], flags, use_bias, nan_case, 0);
+                    }
+        /* exact-size C: a read or write past the m x n corner of the last row
+         * leaves the allocation */
+        for (int m = 1; m <= MR; m++)
+            for (int n = 1; n <= NR; n++)
+                for (unsigned flags = 0; flags < 4; flags++) {
+                    if (dt)
+                        check_d(ks, m, n, 7, flags, 1, 0, 1);
+                    else
+                        check_s(ks, m, n, 7, flags, 1, 0, 1);
+                }
+    }
+    printf("%-8s %-20s %-20s %ld cases, %ld failed\n", ks->isa, ks->s.name, ks->d.name,
+           n_checks - c0, n_fail - f0);
+}
+
+/* ----------------------------------------------------------------- timing */
+
+static double peak_of(int dsize)
+{
+    const char *e = getenv(dsize == 4 ? "FC_PEAK_S" : "FC_PEAK_D");
+    return e ? atof(e) : (dsize == 4 ? 230.0 : 115.0);
+}
+
+/* Best-of-5 GFLOP/s of `calls` kernel calls, each 2*m*n*kc flops. */
+#define DEFINE_TIME_TILE(T, S, FIELD)                                                  \
+    static double time_tile_##S(const fc_kernel_set *ks, int64_t kc, unsigned flags)   \
+    {                                                                                  \
+        const int MR = ks->FIELD.mr, NR = ks->FIELD.nr;                                \
+        T *A = xalloc(sizeof(T) * (size_t)(kc * MR));                                  \
+        T *B = xalloc(sizeof(T) * (size_t)(kc * NR));                                  \
+        T *C = xalloc(sizeof(T) * (size_t)(MR * NR));                                  \
+        for (int64_t t = 0; t < kc * MR; t++)                                          \
+            A[t] = (T)(urand() * 1e-3);                                                \
+        for (int64_t t = 0; t < kc * NR; t++)                                          \
+            B[t] = (T)(urand() * 1e-3);                                                \
+        memset(C, 0, sizeof(T) * (size_t)(MR * NR));                                   \
+        long reps = 1;                                                                 \
+        for (;;) { /* calibrate to ~50 ms per sample */                                \
+            const double t0 = now();                                                   \
+            for (long r = 0; r < reps; r++)                                            \
+                ks->FIELD.fn(kc, A, B, C, NR, MR, NR, NULL, flags);                    \
+            if (now() - t0 > 0.05)                                                     \
+                break;                                                                 \
+            reps *= 2;                                                                 \
+        }                                                                              \
+        double best = 1e30;                                                            \
+        for (int s = 0; s < 5; s++) {                                                  \
+            const double t0 = now();                                                   \
+            for (long r = 0; r < reps; r++)                                            \
+                ks->FIELD.fn(kc, A, B, C, NR, MR, NR, NULL, flags);                    \
+            const double dt = now() - t0;                                              \
+            if (dt < best)                                                             \
+                best = dt;                                                             \
+        }                                                                              \
+        free(A);                                                                       \
+        free(B);                                                                       \
+        free(C);                                                                       \
+        return 2.0 * MR * NR * kc * reps / best * 1e-9;                                \
+    }
+
+DEFINE_TIME_TILE(float, s, s)
+DEFINE_TIME_TILE(double, d, d)
+
+/* The jr/ir loops of a BLIS-style GEMM on one packed block pair:
+ * C (mc x nc, ldc = nc) += A_block (mc x kc) * B_block (kc x nc). */
+#define DEFINE_TIME_BLOCK(T, S, FIELD)                                                 \
+    static double time_block_##S(const fc_kernel_set *ks, int64_t kc, int64_t mc,      \
+                                 int64_t nc)                                           \
+    {                                                                                  \
+        const int MR = ks->FIELD.mr, NR = ks->FIELD.nr;                                \
+        mc = (mc + MR - 1) / MR * MR;                                                  \
+        nc = (nc + NR - 1) / NR * NR;                                                  \
+        T *A = xalloc(sizeof(T) * (size_t)(kc * mc));                                  \
+        T *B = xalloc(sizeof(T) * (size_t)(kc * nc));                                  \
+        T *C = xalloc(sizeof(T) * (size_t)(mc * nc));                                  \
+        for (int64_t t = 0; t < kc * mc; t++)                                          \
+            A[t] = (T)(urand() * 1e-3);                                                \
+        for (int64_t t = 0; t < kc * nc; t++)                                          \
+            B[t] = (T)(urand() * 1e-3);                                                \
+        memset(C, 0, sizeof(T) * (size_t)(mc * nc));                                   \
+        double best = 1e30;                                                            \
+        for (int s = 0; s < 5; s++) {                                                  \
+            const double t0 = now();                                                   \
+            for (int64_t jr = 0; jr < nc; jr += NR)                                    \
+                for (int64_t ir = 0; ir < mc; ir += MR)                                \
+                    ks->FIELD.fn(kc, A + ir * kc, B + jr * kc, C + ir * nc + jr, nc,   \
+                                 MR, NR, NULL, FC_UK_ACC);                             \
+            const double dt = now() - t0;                                              \
+            if (dt < best)                                                             \
+                best = dt;                                                             \
+        }                                                                              \
+        free(A);                                                                       \
+        free(B);                                                                       \
+        free(C);                                                                       \
+        return 2.0 * mc * nc * kc / best * 1e-9;                                       \
+    }
+
+DEFINE_TIME_BLOCK(float, s, s)
+DEFINE_TIME_BLOCK(double, d, d)
+
+static void run_bench(const fc_kernel_set *ks)
+{
+    static const int64_t kcs[] = {64, 128, 256, 384};
+    const int half = !strcmp(ks->isa, "avx2"); /* 256-bit FMAs: half the zmm peak */
+    for (int dt = 0; dt < 2; dt++) {
+        const char *name = dt ? ks->d.name : ks->s.name;
+        const double peak = peak_of(dt ? 8 : 4);
+        for (size_t q = 0; q < sizeof kcs / sizeof kcs[0]; q++)
+            for (unsigned flags = 0; flags < 2; flags++) {
+                const double g = dt ? time_tile_d(ks, kcs[q], flags)
+                                    : time_tile_s(ks, kcs[q], flags);
+                printf("%-20s kc=%-4lld %-4s %7.1f GFLOP/s  %5.1f%% of 512-bit peak",
+                       name, (long long)kcs[q], flags ? "acc" : "set", g, 100 * g / peak);
+                if (half)
+                    printf("  %5.1f%% of 256-bit peak", 200 * g / peak);
+                printf("\n");
+            }
+    }
+}
+
+static void run_block(const fc_kernel_set *ks)
+{
+    static const int64_t kcs[] = {128, 192, 256, 384, 512};
+    for (int dt = 0; dt < 2; dt++) {
+        const char *name = dt ? ks->d.name : ks->s.name;
+        const int64_t kc0 = dt ? ks->d.kc : ks->s.kc, mc = dt ? ks->d.mc : ks->s.mc;
+        const int64_t nc = 8 * (dt ? ks->d.nr : ks->s.nr); /* a slice of NC */
+        const double peak = peak_of(dt ? 8 : 4);
+        for (size_t q = 0; q < sizeof kcs / sizeof kcs[0] + 1; q++) {
+            const int64_t kc = q ? kcs[q - 1] : kc0;
+            const double g = dt ? time_block_d(ks, kc, mc, nc) : time_block_s(ks, kc, mc, nc);
+            printf("%-20s block kc=%-4lld mc=%-4lld nc=%-4lld %7.1f GFLOP/s  %5.1f%% of "
+                   "512-bit peak%s\n",
+                   name, (long long)kc, (long long)mc, (long long)nc, g, 100 * g / peak,
+                   q ? "" : "  (default KC)");
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "test";
+    static const char *all[] = {"generic", "avx2", "avx512"};
+    const char **isas = argc > 2 ? (const char **)argv + 2 : all;
+    const int nisa = argc > 2 ? argc - 2 : 3;
+    for (int t = 0; t < nisa; t++) {
+        const fc_kernel_set *ks = find_set(isas[t]);
+        if (!ks) {
+            printf("%-8s not available on this build/CPU, skipped\n", isas[t]);
+            continue;
+        }
+        if (!strcmp(mode, "test"))
+            run_tests(ks);
+        else if (!strcmp(mode, "bench"))
+            run_bench(ks);
+        else if (!strcmp(mode, "block"))
+            run_block(ks);
+        else {
+            fprintf(stderr, "usage: %s test|bench|block [generic|avx2|avx512 ...]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!strcmp(mode, "test")) {
+        printf("%ld cases, %ld failed\n", n_checks, n_fail);
+        return n_fail != 0;
+    }
+    return 0;
+}

@@ -1,0 +1,39 @@
+"""fastconv: fast CPU 2-D convolution and pooling for NumPy.
+
+C kernels (SIMD microkernels chosen at run time, OpenMP threads) for
+convolution (strided, zero-padded, 1x1), max and average pooling, linear
+layers and ReLU, forward and backward, in float32 and float64, under a
+functional API and CONV / POOL / FC / RELU modules that check the output-size
+formula ``(W - F + 2P)/S + 1``.
+"""
+
+from ._version import __version__
+
+try:
+    from . import _core  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "fastconv's compiled extension (fastconv._core) is not built or could not be "
+        f"loaded ({_exc}). Install fastconv with `pip install .` from its source tree, or "
+        "for development run `python setup.py build_ext --inplace` in the source tree "
+        "(needs a C compiler, Cython >= 3 and NumPy)."
+    ) from None
+
+from . import _config
+from ._config import get_num_threads, set_num_threads, show_config
+from ._shapes import ShapeError
+from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backward,
+                         linear, linear_backward, max_pool2d, max_pool2d_backward,
+                         output_size, relu, relu_backward)
+from .modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential)
+
+_config._apply_env_isa()
+
+__all__ = [
+    "__version__", "ShapeError", "output_size",
+    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
+    "relu", "relu_backward",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
+    "set_num_threads", "get_num_threads", "show_config",
+]

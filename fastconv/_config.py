@@ -1,0 +1,156 @@
+"""Run-time configuration: thread count and instruction set.
+
+Thread count, first match wins: ``set_num_threads(n)`` > the environment
+variable ``FASTCONV_NUM_THREADS`` > the OpenMP runtime's own setting (which
+follows ``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
+user_api="openmp")`` and the CPUs available to the process).
+
+Instruction set: detected once at import; ``FASTCONV_ISA=generic|avx2|avx512``
+forces a path, ``set_isa`` / ``using_isa`` switch it at run time.
+"""
+
+import contextlib
+import os
+import threading
+import warnings
+
+from . import _core
+from ._version import __version__
+
+ISAS = ("generic", "avx2", "avx512")
+
+_lock = threading.Lock()
+_num_threads = None
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be >= 1, got {value}")
+    return value
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in every fastconv call (``None`` restores the default).
+
+    >>> import fastconv
+    >>> fastconv.set_num_threads(1); fastconv.get_num_threads()
+    1
+    >>> fastconv.set_num_threads(None)
+    """
+    global _num_threads
+    with _lock:
+        _num_threads = None if n is None else _positive_int(n, "set_num_threads: n")
+
+
+def _env_threads():
+    raw = os.environ.get("FASTCONV_NUM_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {raw!r}")
+    return n
+
+
+def get_num_threads():
+    """The number of threads the next fastconv call will use."""
+    n = _num_threads
+    if n is not None:
+        return n
+    n = _env_threads()
+    if n is not None:
+        return n
+    return max(1, _core.omp_max_threads())
+
+
+def available_isas():
+    """Instruction sets this build and CPU can run, slowest first."""
+    return [name for name in ISAS if _core.isa_supported(name)]
+
+
+def get_isa():
+    """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``."""
+    return _core.isa()
+
+
+def set_isa(name):
+    """Switch every kernel to instruction set ``name`` (process-wide)."""
+    if name not in ISAS:
+        raise ValueError(f"unknown instruction set {name!r}; choose one of {', '.join(ISAS)}")
+    if _core.set_isa(name) != 0:
+        raise RuntimeError(f"instruction set {name!r} is not supported by this CPU or build; "
+                           f"available: {', '.join(available_isas())}")
+
+
+@contextlib.contextmanager
+def using_isa(name):
+    """Context manager running the enclosed code on instruction set ``name``."""
+    previous = get_isa()
+    set_isa(name)
+    try:
+        yield
+    finally:
+        set_isa(previous)
+
+
+def fma_peak_gflops(dtype="float32", seconds=0.2):
+    """Measured single-core FMA peak of the active instruction set, GFLOP/s."""
+    import numpy as np
+
+    return _core.fma_peak_gflops(np.dtype(dtype).itemsize, float(seconds))
+
+
+def _apply_env_isa():
+    name = os.environ.get("FASTCONV_ISA", "").strip().lower()
+    if not name:
+        return
+    if name not in ISAS:
+        raise ValueError(f"FASTCONV_ISA={name!r} is not an instruction set fastconv knows; "
+                         f"use one of {', '.join(ISAS)}")
+    if not _core.isa_supported(name):
+        warnings.warn(f"FASTCONV_ISA={name!r}: this CPU or build cannot run it; using "
+                      f"{_core.isa_best()!r} instead", RuntimeWarning, stacklevel=3)
+        return
+    _core.set_isa(name)
+
+
+def config_info():
+    """What ``show_config`` prints, as a dict."""
+    s_kernel, d_kernel = _core.kernel_names()
+    if _num_threads is not None:
+        source = "set_num_threads"
+    elif os.environ.get("FASTCONV_NUM_THREADS", "").strip():
+        source = "FASTCONV_NUM_THREADS"
+    elif _core.openmp_enabled():
+        source = "OpenMP runtime (OMP_NUM_THREADS / CPUs available)"
+    else:
+        source = "sequential build"
+    return {
+        "version": __version__,
+        "isa": get_isa(),
+        "isa_detected": _core.isa_best(),
+        "isa_available": available_isas(),
+        "kernel_float32": s_kernel,
+        "kernel_float64": d_kernel,
+        "openmp": _core.openmp_enabled(),
+        "num_threads": get_num_threads(),
+        "num_threads_source": source,
+    }
+
+
+def show_config():
+    """Print the build and run-time configuration of fastconv."""
+    info = config_info()
+    omp = "enabled" if info["openmp"] else "not available (sequential build)"
+    print(f"fastconv {info['version']}\n"
+          f"  instruction set : {info['isa']} (detected: {info['isa_detected']}; "
+          f"available: {', '.join(info['isa_available'])})\n"
+          f"  float32 kernel  : {info['kernel_float32']}\n"
+          f"  float64 kernel  : {info['kernel_float64']}\n"
+          f"  OpenMP          : {omp}\n"
+          f"  threads         : {info['num_threads']} (from {info['num_threads_source']})")

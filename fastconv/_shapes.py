@@ -1,0 +1,79 @@
+"""The output-size formula ``(W - F + 2P) / S + 1`` and its error messages.
+
+This module is the only place in fastconv where the formula is written down;
+the functional API, the modules and ``Sequential.summary`` all call it.
+"""
+
+import numbers
+
+__all__ = ["ShapeError", "output_size", "pair", "conv_output_hw"]
+
+
+class ShapeError(ValueError):
+    """An output-size formula that does not give a positive integer."""
+
+
+def _check_int(value, what, where):
+    # bool is an int subclass, but a True kernel size is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    return int(value)
+
+
+def pair(value, what, where="fastconv"):
+    """Normalise an int or an (h, w) pair to a tuple of two Python ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: {what} must be an int or an (h, w) pair, "
+                             f"got {value!r}")
+        return (_check_int(value[0], what, where), _check_int(value[1], what, where))
+    v = _check_int(value, what, where)
+    return (v, v)
+
+
+def output_size(size, kernel, stride=1, padding=0, *, strict=True,
+                axis="size", where="output_size"):
+    """Output length along one axis: ``(size - kernel + 2*padding) / stride + 1``.
+
+    With ``strict=True`` a :class:`ShapeError` is raised unless the division is
+    exact and the result is at least 1; ``strict=False`` floors the division
+    (as PyTorch does) and still raises when the output would be empty.
+
+    >>> output_size(32, 5, 1, 2)
+    32
+    >>> output_size(32, 5, 2, 0, strict=False)
+    14
+    """
+    size = _check_int(size, "size", where)
+    kernel = _check_int(kernel, "kernel size", where)
+    stride = _check_int(stride, "stride", where)
+    padding = _check_int(padding, "padding", where)
+    if size < 0:
+        raise ValueError(f"{where}: {axis} must be >= 0, got {size}")
+    if kernel < 1:
+        raise ValueError(f"{where}: kernel size must be >= 1, got {kernel}")
+    if stride < 1:
+        raise ValueError(f"{where}: stride must be >= 1, got {stride}")
+    if padding < 0:
+        raise ValueError(f"{where}: padding must be >= 0, got {padding}")
+    span = size - kernel + 2 * padding
+    text = (f"{where}: {axis} (W - F + 2P)/S + 1 = "
+            f"({size} - {kernel} + 2*{padding})/{stride} + 1")
+    if span < 0:
+        raise ShapeError(f"{text} = {span / stride + 1:g} is less than 1: the "
+                         f"kernel ({kernel}) is larger than the padded input "
+                         f"({size + 2 * padding})")
+    if strict and span % stride:
+        raise ShapeError(f"{text} = {span / stride + 1:g} is not an integer; "
+                         f"change the padding or stride, or pass strict=False "
+                         f"to floor it")
+    return span // stride + 1
+
+
+def conv_output_hw(h, w, kernel, stride, padding, *, strict=True, where="conv2d"):
+    """(H2, W2) for an input of h x w and per-axis (kernel, stride, padding) pairs."""
+    return (output_size(h, kernel[0], stride[0], padding[0], strict=strict,
+                        axis="height", where=where),
+            output_size(w, kernel[1], stride[1], padding[1], strict=strict,
+                        axis="width", where=where))

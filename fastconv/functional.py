@@ -1,0 +1,431 @@
+"""The functional API: stateless convolution, pooling, linear and ReLU ops.
+
+Each function normalises and validates its arguments, picks the computation
+dtype, makes its inputs C-contiguous, allocates the output and makes one call
+into the C core.  Every bad input raises here, before any C runs.
+
+Layouts: activations NCHW, conv weights (K, C, F_h, F_w), linear weights
+(out_features, in_features).  dtypes: float32 and float64 natively; integer
+inputs count as float64, float16 as float32, and mixed inputs follow NumPy's
+promotion (float32 with float64 gives float64).  Outputs are fresh
+C-contiguous arrays; inputs are never modified.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import _config, _core
+from ._shapes import ShapeError, conv_output_hw, pair
+from ._shapes import output_size as _output_size
+
+__all__ = [
+    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "avg_pool2d_backward", "linear", "linear_backward", "relu", "relu_backward",
+    "output_size", "ShapeError",
+]
+
+
+# ----------------------------------------------------------------- helpers
+
+def _array(a, name, where):
+    """``a`` as an ndarray of a real numeric dtype (lists are converted)."""
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from None
+    kind = a.dtype.kind
+    if kind in "iu":
+        return a
+    if kind == "f":
+        if a.dtype.itemsize > 8:
+            raise TypeError(f"{where}: {name} has dtype {a.dtype}, which fastconv does not "
+                            f"compute in; cast it to float64")
+        return a
+    what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(
+        kind, str(a.dtype))
+    raise TypeError(f"{where}: {name} has dtype {a.dtype} ({what}); fastconv computes in "
+                    f"float32 or float64 and accepts real numeric arrays only")
+
+
+def _dtype(*arrays):
+    """The computation dtype: integers count as float64, float16 as float32."""
+    kinds = []
+    for a in arrays:
+        if a is None:
+            continue
+        if a.dtype.kind in "iu":
+            kinds.append(np.dtype(np.float64))
+        elif a.dtype.itemsize < 4:
+            kinds.append(np.dtype(np.float32))
+        else:
+            kinds.append(a.dtype.newbyteorder("="))
+    return np.result_type(*kinds)
+
+
+def _flat(a, dtype):
+    """A flat, C-contiguous, native-order view or copy of ``a`` in ``dtype``."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+
+
+def _empty_flat(dtype):
+    return np.empty(0, dtype=dtype)
+
+
+def _check_ndim(a, ndim, name, layout, where):
+    if a.ndim != ndim:
+        raise ValueError(f"{where}: {name} must be {ndim}-D {layout}, got shape {a.shape}")
+
+
+def _activation(activation, where):
+    if activation is None:
+        return False
+    if activation == "relu":
+        return True
+    raise ValueError(f"{where}: activation must be None or 'relu', got {activation!r}")
+
+
+def _conv_setup(x, w, stride, padding, strict, where):
+    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    _check_ndim(w, 4, "w", "(K, C, F_h, F_w)", where)
+    N, C, H, W = x.shape
+    K, Cw, FH, FW = w.shape
+    if C != Cw:
+        raise ValueError(f"{where}: x has {C} channels (x.shape[1]) but w expects {Cw} "
+                         f"(w.shape[1]); w must be (K, C, F_h, F_w)")
+    if FH < 1 or FW < 1:
+        raise ValueError(f"{where}: kernel size must be >= 1, got w.shape = {w.shape}")
+    stride = pair(stride, "stride", where)
+    padding = pair(padding, "padding", where)
+    H2, W2 = conv_output_hw(H, W, (FH, FW), stride, padding, strict=strict, where=where)
+    return (N, C, H, W, K, FH, FW, stride[0], stride[1], padding[0], padding[1], H2, W2)
+
+
+# -------------------------------------------------------------- convolution
+
+def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
+    """2-D convolution (cross-correlation, as in deep learning frameworks).
+
+    x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
+    Returns y: (N, K, H2, W2) with H2 = (H - F_h + 2*P_h)/S_h + 1 (same for W).
+    ``stride`` and ``padding`` are an int or an (h, w) pair; padding is zeros.
+    ``strict=True`` raises ShapeError when the formula does not give an
+    integer; ``strict=False`` floors it.  ``activation="relu"`` fuses a ReLU.
+
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 3, 32, 32), np.float32); w = np.ones((8, 3, 5, 5), np.float32)
+    >>> fastconv.conv2d(x, w, stride=1, padding=2).shape
+    (1, 8, 32, 32)
+    """
+    where = "conv2d"
+    x = _array(x, "x", where)
+    w = _array(w, "w", where)
+    if b is not None:
+        b = _array(b, "b", where)
+    relu = _activation(activation, where)
+    geom = _conv_setup(x, w, stride, padding, strict, where)
+    N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
+    if b is not None and b.shape != (K,):
+        raise ValueError(f"{where}: b must have shape ({K},) to match w's {K} filters, "
+                         f"got {b.shape}")
+    dtype = _dtype(x, w, b)
+    if N == 0 or K == 0:
+        return np.zeros((N, K, H2, W2), dtype)
+    y = np.empty((N, K, H2, W2), dtype)
+    if C == 0:
+        y[...] = 0 if b is None else np.asarray(b, dtype).reshape(1, K, 1, 1)
+        return np.maximum(y, 0) if relu else y
+    bf = _flat(b, dtype) if b is not None else _empty_flat(dtype)
+    _core.conv2d_fwd(geom, _flat(x, dtype), _flat(w, dtype), bf, y.reshape(-1), relu,
+                     _config.get_num_threads())
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
+    """Gradients of ``conv2d`` with respect to x, w and b.
+
+    dy: (N, K, H2, W2), the gradient of the loss with respect to conv2d's
+    output; x and w as given to conv2d (the output size is recomputed with
+    flooring, so this works after either ``strict`` setting).
+    Returns (dx, dw, db) shaped like x, w and (K,); dx is None when
+    ``need_dx=False`` (a first layer needs no input gradient).
+
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((2, 3, 8, 8)); w = np.ones((4, 3, 3, 3))
+    >>> dy = np.ones((2, 4, 8, 8))
+    >>> dx, dw, db = fastconv.conv2d_backward(dy, x, w, padding=1)
+    >>> dx.shape, dw.shape, db.tolist()
+    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0])
+    """
+    where = "conv2d_backward"
+    dy = _array(dy, "dy", where)
+    x = _array(x, "x", where)
+    w = _array(w, "w", where)
+    geom = _conv_setup(x, w, stride, padding, False, where)
+    N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
+    if dy.shape != (N, K, H2, W2):
+        raise ValueError(f"{where}: dy must have the shape of conv2d's output "
+                         f"{(N, K, H2, W2)}, got {dy.shape}")
+    dtype = _dtype(dy, x, w)
+    dx = np.empty(x.shape, dtype) if need_dx else None
+    dw = np.empty(w.shape, dtype)
+    db = np.empty((K,), dtype)
+    if N == 0 or K == 0 or C == 0:
+        dw[...] = 0
+        db[...] = np.asarray(dy, dtype).sum(axis=(0, 2, 3))
+        if dx is not None:
+            dx[...] = 0
+        return dx, dw, db
+    nt = _config.get_num_threads()
+    dyf = _flat(dy, dtype)
+    wf = _flat(w, dtype)
+    _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt)
+    if dx is not None:
+        _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt)
+    return dx, dw, db
+
+
+# ------------------------------------------------------------------ pooling
+
+def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
+    kernel = pair(kernel_size, "kernel_size", where)
+    stride = kernel if stride is None else pair(stride, "stride", where)
+    padding = pair(padding, "padding", where)
+    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
+        if k < 1:
+            raise ValueError(f"{where}: kernel_size must be >= 1, got {kernel}")
+        if p < 0:
+            raise ValueError(f"{where}: padding must be >= 0, got {padding}")
+        if p > k // 2:
+            raise ValueError(f"{where}: padding {padding} must be at most half the kernel "
+                             f"size {kernel} (a window must hold at least one input value); "
+                             f"{axis} padding {p} > {k}//2")
+    N, C, H, W = x_shape
+    H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
+    return (N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
+            H2, W2)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True):
+    """Max pooling over windows of ``kernel_size`` (stride defaults to it).
+
+    x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
+    and may be at most half the kernel.  A window holding NaN gives NaN.
+
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> fastconv.max_pool2d(x, 2)[0, 0].tolist()
+    [[5.0, 7.0], [13.0, 15.0]]
+    """
+    where = "max_pool2d"
+    x = _array(x, "x", where)
+    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    dtype = _dtype(x)
+    y = np.empty(x.shape[:2] + geom[-2:], dtype)
+    if y.size:
+        _core.maxpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), _config.get_num_threads())
+    return y
+
+
+def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=True):
+    """Gradient of ``max_pool2d`` with respect to x.
+
+    The first maximum of each window in row-major order receives the window's
+    gradient; overlapping windows add up.  Returns dx shaped like x.
+
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
+    >>> fastconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, 0].tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+    where = "max_pool2d_backward"
+    dy = _array(dy, "dy", where)
+    x = _array(x, "x", where)
+    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    out_shape = x.shape[:2] + geom[-2:]
+    if dy.shape != out_shape:
+        raise ValueError(f"{where}: dy must have the shape of max_pool2d's output "
+                         f"{out_shape}, got {dy.shape}")
+    dtype = _dtype(dy, x)
+    dx = np.empty(x.shape, dtype)
+    if dx.size:
+        _core.maxpool2d_bwd(geom, _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
+                            _config.get_num_threads())
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,
+               strict=True):
+    """Average pooling over windows of ``kernel_size`` (stride defaults to it).
+
+    With ``count_include_pad=True`` every window is divided by F_h*F_w
+    (padding counts as zeros); otherwise by the number of real input values
+    in the window.
+
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> fastconv.avg_pool2d(x, 2)[0, 0].tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    """
+    where = "avg_pool2d"
+    x = _array(x, "x", where)
+    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    dtype = _dtype(x)
+    y = np.empty(x.shape[:2] + geom[-2:], dtype)
+    if y.size:
+        _core.avgpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), bool(count_include_pad),
+                            _config.get_num_threads())
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
+                        count_include_pad=True, strict=True):
+    """Gradient of ``avg_pool2d`` with respect to its input of shape ``x_shape``.
+
+    >>> import numpy as np, fastconv
+    >>> fastconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0].tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
+    where = "avg_pool2d_backward"
+    dy = _array(dy, "dy", where)
+    if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                       and s >= 0 for s in x_shape)):
+        raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
+                         f"got {x_shape!r}")
+    x_shape = tuple(int(s) for s in x_shape)
+    geom = _pool_setup(x_shape, kernel_size, stride, padding, strict, where)
+    out_shape = x_shape[:2] + geom[-2:]
+    if dy.shape != out_shape:
+        raise ValueError(f"{where}: dy must have the shape of avg_pool2d's output "
+                         f"{out_shape}, got {dy.shape}")
+    dtype = _dtype(dy)
+    dx = np.empty(x_shape, dtype)
+    if dx.size:
+        _core.avgpool2d_bwd(geom, _flat(dy, dtype), dx.reshape(-1), bool(count_include_pad),
+                            _config.get_num_threads())
+    return dx
+
+
+# ------------------------------------------------------------------- linear
+
+def _linear_setup(x, w, where):
+    if x.ndim < 2:
+        raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
+    _check_ndim(w, 2, "w", "(out_features, in_features)", where)
+    N = x.shape[0]
+    D = int(np.prod(x.shape[1:], dtype=np.int64))
+    O, Dw = w.shape
+    if D != Dw:
+        raise ValueError(f"{where}: x has {D} features per sample (x.shape[1:] = "
+                         f"{x.shape[1:]}) but w expects {Dw} (w.shape[1])")
+    return N, D, O
+
+
+def linear(x, w, b=None, *, activation=None):
+    """Fully connected layer: y = x_flat @ w.T + b.
+
+    x: (N, D) or (N, d1, ..., dk) flattened to (N, D); w: (out_features, D);
+    b: (out_features,) or None.  Returns (N, out_features).
+
+    >>> import numpy as np, fastconv
+    >>> fastconv.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
+    [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
+    """
+    where = "linear"
+    x = _array(x, "x", where)
+    w = _array(w, "w", where)
+    if b is not None:
+        b = _array(b, "b", where)
+    relu = _activation(activation, where)
+    N, D, O = _linear_setup(x, w, where)
+    if b is not None and b.shape != (O,):
+        raise ValueError(f"{where}: b must have shape ({O},) to match w's {O} outputs, "
+                         f"got {b.shape}")
+    dtype = _dtype(x, w, b)
+    y = np.empty((N, O), dtype)
+    if y.size == 0:
+        return y
+    if D == 0:
+        y[...] = 0 if b is None else np.asarray(b, dtype)
+        return np.maximum(y, 0) if relu else y
+    bf = _flat(b, dtype) if b is not None else _empty_flat(dtype)
+    _core.linear_fwd(N, D, O, _flat(x, dtype), _flat(w, dtype), bf, y.reshape(-1), relu,
+                     _config.get_num_threads())
+    return y
+
+
+def linear_backward(dy, x, w):
+    """Gradients of ``linear``: returns (dx, dw, db), dx in x's shape.
+
+    >>> import numpy as np, fastconv
+    >>> dx, dw, db = fastconv.linear_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((4, 3)))
+    >>> dx.shape, dw.shape, db.tolist()
+    ((2, 3), (4, 3), [2.0, 2.0, 2.0, 2.0])
+    """
+    where = "linear_backward"
+    dy = _array(dy, "dy", where)
+    x = _array(x, "x", where)
+    w = _array(w, "w", where)
+    N, D, O = _linear_setup(x, w, where)
+    if dy.shape != (N, O):
+        raise ValueError(f"{where}: dy must have the shape of linear's output {(N, O)}, "
+                         f"got {dy.shape}")
+    dtype = _dtype(dy, x, w)
+    dx = np.empty((N, D), dtype)
+    dw = np.empty((O, D), dtype)
+    db = np.empty((O,), dtype)
+    if N == 0 or D == 0 or O == 0:
+        dx[...] = 0
+        dw[...] = 0
+        db[...] = np.asarray(dy, dtype).sum(axis=0)
+        return dx.reshape(x.shape), dw, db
+    _core.linear_bwd(N, D, O, _flat(dy, dtype), _flat(x, dtype), _flat(w, dtype),
+                     dx.reshape(-1), dw.reshape(-1), db, _config.get_num_threads())
+    return dx.reshape(x.shape), dw, db
+
+
+# --------------------------------------------------------------------- relu
+
+def relu(x):
+    """max(x, 0) elementwise; NaN stays NaN.
+
+    >>> import fastconv
+    >>> fastconv.relu([-1.0, 0.5]).tolist()
+    [0.0, 0.5]
+    """
+    x = _array(x, "x", "relu")
+    return np.maximum(np.asarray(x, _dtype(x)), 0, order="C")
+
+
+def relu_backward(dy, x):
+    """Gradient of ``relu``: dy where x > 0, else 0.
+
+    >>> import fastconv
+    >>> fastconv.relu_backward([2.0, 3.0], [-1.0, 1.0]).tolist()
+    [0.0, 3.0]
+    """
+    where = "relu_backward"
+    dy = _array(dy, "dy", where)
+    x = _array(x, "x", where)
+    if dy.shape != x.shape:
+        raise ValueError(f"{where}: dy must have x's shape {x.shape}, got {dy.shape}")
+    dtype = _dtype(dy, x)
+    return np.ascontiguousarray(np.where(x > 0, dy, 0).astype(dtype, copy=False))
+
+
+def output_size(size, kernel, stride=1, padding=0, *, strict=True):
+    """Output length of a convolution or pooling along one axis.
+
+    ``(size - kernel + 2*padding) / stride + 1``; see :func:`conv2d` for
+    ``strict``.
+
+    >>> import fastconv
+    >>> fastconv.output_size(224, 7, 2, 3)
+    112
+    """
+    return _output_size(size, kernel, stride, padding, strict=strict, where="output_size")

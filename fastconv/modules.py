@@ -1,0 +1,661 @@
+"""Layers with parameters, gradients and a forward cache: the CONV / POOL /
+FC / RELU building blocks of a ConvNet, and ``Sequential`` to chain them.
+
+Every layer is a plain object::
+
+    y = layer(x)              # same as layer.forward(x); caches what backward needs
+    dx = layer.backward(dy)   # returns dL/dx and stores dL/dparam in layer.grads
+
+``layer.params`` and ``layer.grads`` map ``"weight"`` / ``"bias"`` to arrays;
+an optimiser updates ``params`` in place.  ``backward`` overwrites ``grads``
+(it does not accumulate), so calling ``zero_grad`` between steps is optional.
+
+The computation itself is one call into :mod:`fastconv.functional`; the
+output-size formula ``(W - F + 2P)/S + 1`` is checked on every forward through
+:mod:`fastconv._shapes`, and a :class:`ShapeError` names the layer (and, inside
+a ``Sequential``, its index).  Conv2d and the pooling layers take the
+functional API's keyword ``strict``: True (the default) rejects a fractional
+output size, False floors it as PyTorch does.
+
+dtypes: ``Conv2d`` and ``Linear`` compute in the dtype of their parameters
+(float32 by default, float64 with ``dtype=np.float64``).  Any real input
+(float16/32/64, integer) is converted to that dtype first, so a float64 array
+fed to a float32 layer is rounded to float32 and the output, and the input
+gradient returned by ``backward``, are float32.  Complex, bool, object and
+string inputs raise TypeError.  Pooling, ReLU and Flatten keep the dtype of
+their input (integers are promoted to float64, as in the functional API).
+"""
+
+import math
+import sys
+
+import numpy as np
+
+from . import functional as F
+from ._shapes import ShapeError, conv_output_hw, pair
+
+__all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
+           "Flatten", "Sequential", "Summary"]
+
+_PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------
+# argument checking helpers
+
+def _positive_int(value, what, where):
+    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    return int(value)
+
+
+def _pair_at_least(value, what, where, lowest):
+    p = pair(value, what, where)
+    if p[0] < lowest or p[1] < lowest:
+        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
+    return p
+
+
+def _param_dtype(dtype, where):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be float32 or float64, "
+                        f"got {dtype!r}") from None
+    if dt not in _PARAM_DTYPES:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _bool_flag(value, what, where):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _show_pair(p):
+    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
+
+
+def _real_array(x, where, what="input"):
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: {what} must hold real numbers, got dtype "
+                        f"{x.dtype}")
+    return x
+
+
+def _fmt_shape(shape):
+    return " x ".join(str(s) for s in shape)
+
+
+# --------------------------------------------------------------------------
+# base class
+
+class Module:
+    """Base of all layers: parameters, gradients and the call protocol."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):  # pragma: no cover - every layer overrides it
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):  # pragma: no cover
+        raise NotImplementedError
+
+    def output_shape(self, input_shape):  # pragma: no cover
+        """Shape of one output sample for one input sample (no batch axis)."""
+        raise NotImplementedError
+
+    def mult_adds(self, input_shape):
+        """Multiply-adds per sample; layers without weights report 0."""
+        return 0
+
+    @property
+    def num_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def zero_grad(self):
+        for name, p in self.params.items():
+            self.grads[name] = np.zeros_like(p)
+
+    def _need_forward(self, attr):
+        value = getattr(self, attr, None)
+        if value is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        return value
+
+    def _sample_shape(self, input_shape, ndim, layout):
+        # Shared by forward (x.shape[1:]) and Sequential.summary.
+        try:
+            shape = tuple(int(s) for s in input_shape)
+        except TypeError:
+            raise TypeError(f"{self!r}: input shape must be a tuple of ints, "
+                            f"got {input_shape!r}") from None
+        if ndim is not None and len(shape) != ndim:
+            raise ValueError(f"{self!r}: expected samples of shape {layout} "
+                             f"(no batch axis), got {_fmt_shape(shape) or '()'}")
+        if any(s < 0 for s in shape):
+            raise ValueError(f"{self!r}: negative size in input shape {shape}")
+        return shape
+
+
+class _Parametrised(Module):
+    """Conv2d and Linear: He-initialised weight, zero bias, a fixed dtype."""
+
+    def _init_params(self, wshape, fan_in, bias, dtype, seed):
+        rng = np.random.default_rng(seed)
+        # Kaiming normal for ReLU networks: keeps the activation variance
+        # roughly constant from layer to layer.
+        std = math.sqrt(2.0 / fan_in)
+        self.params["weight"] = rng.standard_normal(wshape, dtype=dtype) * dtype.type(std)
+        if bias:
+            self.params["bias"] = np.zeros(wshape[0], dtype=dtype)
+        self.zero_grad()
+
+    def _set_param(self, name, value):
+        if name not in self.params:
+            raise AttributeError(f"{self!r} has no {name}")
+        old = self.params[name]
+        arr = _real_array(value, repr(self), name)
+        if arr.shape != old.shape:
+            raise ValueError(f"{self!r}: {name} must have shape {old.shape}, "
+                             f"got {arr.shape}")
+        self.params[name] = np.array(arr, dtype=self.dtype, order="C", copy=True)
+
+    @property
+    def weight(self):
+        return self.params["weight"]
+
+    @weight.setter
+    def weight(self, value):
+        self._set_param("weight", value)
+
+    @property
+    def bias(self):
+        return self.params.get("bias")
+
+    @bias.setter
+    def bias(self, value):
+        self._set_param("bias", value)
+
+    def _as_param_dtype(self, a, what):
+        a = _real_array(a, repr(self), what)
+        return a.astype(self.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------
+# layers
+
+class Conv2d(_Parametrised):
+    """2-D convolution over NCHW input: K filters of F_h x F_w on D1 channels.
+
+    ``weight`` has shape (out_channels, in_channels, F_h, F_w) and ``bias``
+    (out_channels,); the layer holds F_h*F_w*D1*K + K parameters.
+    ``kernel_size``, ``stride`` and ``padding`` take an int or an (h, w) pair.
+    ``seed`` makes the He initialisation reproducible.  ``strict=False``
+    floors a fractional output size as PyTorch does, instead of raising.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 bias=True, *, dtype=np.float32, seed=None, strict=True):
+        super().__init__()
+        where = "Conv2d"
+        self.in_channels = _positive_int(in_channels, "in_channels", where)
+        self.out_channels = _positive_int(out_channels, "out_channels", where)
+        self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
+        self.stride = _pair_at_least(stride, "stride", where, 1)
+        self.padding = _pair_at_least(padding, "padding", where, 0)
+        has_bias = _bool_flag(bias, "bias", where)
+        self.dtype = _param_dtype(dtype, where)
+        self.strict = _bool_flag(strict, "strict", where)
+        fh, fw = self.kernel_size
+        self._init_params((self.out_channels, self.in_channels, fh, fw),
+                          self.in_channels * fh * fw, has_bias, self.dtype, seed)
+        self._x = None
+
+    def __repr__(self):
+        parts = [str(self.in_channels), str(self.out_channels),
+                 f"kernel_size={_show_pair(self.kernel_size)}"]
+        if self.stride != (1, 1):
+            parts.append(f"stride={_show_pair(self.stride)}")
+        if self.padding != (0, 0):
+            parts.append(f"padding={_show_pair(self.padding)}")
+        if "bias" not in self.params:
+            parts.append("bias=False")
+        if self.dtype != np.float32:
+            parts.append(f"dtype={self.dtype.name}")
+        if not self.strict:
+            parts.append("strict=False")
+        return f"Conv2d({', '.join(parts)})"
+
+    def output_shape(self, input_shape):
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        if c != self.in_channels:
+            raise ValueError(f"{self!r}: expected {self.in_channels} input "
+                             f"channels, got {c}")
+        h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
+                                strict=self.strict, where=repr(self))
+        return (self.out_channels, h2, w2)
+
+    def mult_adds(self, input_shape):
+        k, h2, w2 = self.output_shape(input_shape)
+        fh, fw = self.kernel_size
+        return k * h2 * w2 * self.in_channels * fh * fw
+
+    def forward(self, x):
+        x = self._as_param_dtype(x, "input")
+        if x.ndim != 4:
+            raise ValueError(f"{self!r}: expected input of shape (N, "
+                             f"{self.in_channels}, H, W), got shape {x.shape}")
+        self.output_shape(x.shape[1:])
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                     strict=self.strict)
+        self._x = x
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x = self._need_forward("_x")
+        dy = self._as_param_dtype(dy, "dy")
+        dx, dw, db = F.conv2d_backward(dy, x, self.weight, self.stride, self.padding,
+                                       need_dx=need_dx)
+        self.grads["weight"] = dw
+        if "bias" in self.params:
+            self.grads["bias"] = db
+        return dx
+
+
+class Linear(_Parametrised):
+    """Fully connected layer: y = x W^T + b with W of shape (out, in).
+
+    Input of shape (N, d1, ..., dk) is flattened to (N, in_features); the
+    input gradient has the input's shape.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32,
+                 seed=None):
+        super().__init__()
+        where = "Linear"
+        self.in_features = _positive_int(in_features, "in_features", where)
+        self.out_features = _positive_int(out_features, "out_features", where)
+        has_bias = _bool_flag(bias, "bias", where)
+        self.dtype = _param_dtype(dtype, where)
+        self._init_params((self.out_features, self.in_features), self.in_features,
+                          has_bias, self.dtype, seed)
+        self._x = None
+
+    def __repr__(self):
+        parts = [str(self.in_features), str(self.out_features)]
+        if "bias" not in self.params:
+            parts.append("bias=False")
+        if self.dtype != np.float32:
+            parts.append(f"dtype={self.dtype.name}")
+        return f"Linear({', '.join(parts)})"
+
+    def output_shape(self, input_shape):
+        shape = self._sample_shape(input_shape, None, "")
+        d = math.prod(shape)
+        if len(shape) == 0 or d != self.in_features:
+            got = (f"{_fmt_shape(shape)} = {d}" if len(shape) > 1
+                   else str(shape[0]) if shape else "()")
+            raise ValueError(f"{self!r}: expected {self.in_features} input "
+                             f"features per sample, got {got}")
+        return (self.out_features,)
+
+    def mult_adds(self, input_shape):
+        self.output_shape(input_shape)
+        return self.in_features * self.out_features
+
+    def forward(self, x):
+        x = self._as_param_dtype(x, "input")
+        if x.ndim < 2:
+            raise ValueError(f"{self!r}: expected input of shape (N, "
+                             f"{self.in_features}) or (N, ...), got shape {x.shape}")
+        self.output_shape(x.shape[1:])
+        y = F.linear(x, self.weight, self.bias)
+        self._x = x
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x = self._need_forward("_x")
+        dy = self._as_param_dtype(dy, "dy")
+        dx, dw, db = F.linear_backward(dy, x, self.weight)
+        self.grads["weight"] = dw
+        if "bias" in self.params:
+            self.grads["bias"] = db
+        return dx if need_dx else None
+
+
+class _Pool2d(Module):
+    _name = "Pool2d"
+
+    def __init__(self, kernel_size, stride, padding, strict):
+        super().__init__()
+        where = self._name
+        self.strict = _bool_flag(strict, "strict", where)
+        self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
+        self.stride = (self.kernel_size if stride is None
+                       else _pair_at_least(stride, "stride", where, 1))
+        self.padding = _pair_at_least(padding, "padding", where, 0)
+        half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        # A window made only of padding would have no input to pool (PyTorch's rule).
+        if self.padding[0] > half[0] or self.padding[1] > half[1]:
+            raise ValueError(f"{where}: padding {_show_pair(self.padding)} must be "
+                             f"at most half the kernel size "
+                             f"{_show_pair(self.kernel_size)}, i.e. <= "
+                             f"{_show_pair(half)}")
+
+    def _repr_parts(self):
+        parts = [f"kernel_size={_show_pair(self.kernel_size)}"]
+        if self.stride != self.kernel_size:
+            parts.append(f"stride={_show_pair(self.stride)}")
+        if self.padding != (0, 0):
+            parts.append(f"padding={_show_pair(self.padding)}")
+        if not self.strict:
+            parts.append("strict=False")
+        return parts
+
+    def __repr__(self):
+        return f"{self._name}({', '.join(self._repr_parts())})"
+
+    def output_shape(self, input_shape):
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
+                                strict=self.strict, where=repr(self))
+        return (c, h2, w2)
+
+    def _checked_input(self, x):
+        x = _real_array(x, repr(self))
+        if x.ndim != 4:
+            raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), "
+                             f"got shape {x.shape}")
+        self.output_shape(x.shape[1:])
+        return x
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling; ``stride=None`` means stride = kernel_size; ``strict=False``
+    floors a fractional output size (e.g. 3x3 stride 2 padding 1 on 112 -> 56).
+
+    Padding counts as -inf; the first maximum of a window (row-major order)
+    receives the gradient.
+    """
+
+    _name = "MaxPool2d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, *, strict=True):
+        super().__init__(kernel_size, stride, padding, strict)
+        self._x = None
+
+    def forward(self, x):
+        x = self._checked_input(x)
+        y = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                         strict=self.strict)
+        self._x = x
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x = self._need_forward("_x")
+        if not need_dx:
+            return None
+        return F.max_pool2d_backward(dy, x, self.kernel_size, self.stride, self.padding,
+                                     strict=self.strict)
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling; ``stride=None`` means stride = kernel_size;
+    ``strict=False`` floors a fractional output size.
+
+    With ``count_include_pad=False`` each window is divided by the number of
+    input (non-padding) elements it covers.
+    """
+
+    _name = "AvgPool2d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True, *,
+                 strict=True):
+        super().__init__(kernel_size, stride, padding, strict)
+        self.count_include_pad = _bool_flag(count_include_pad, "count_include_pad",
+                                            self._name)
+        self._x_shape = None
+
+    def _repr_parts(self):
+        parts = super()._repr_parts()
+        if not self.count_include_pad:
+            parts.append("count_include_pad=False")
+        return parts
+
+    def forward(self, x):
+        x = self._checked_input(x)
+        y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
+                         count_include_pad=self.count_include_pad, strict=self.strict)
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x_shape = self._need_forward("_x_shape")
+        if not need_dx:
+            return None
+        return F.avg_pool2d_backward(dy, x_shape, self.kernel_size, self.stride,
+                                     self.padding, count_include_pad=self.count_include_pad,
+                                     strict=self.strict)
+
+
+class ReLU(Module):
+    """max(0, x) elementwise; the gradient at 0 is 0."""
+
+    def __init__(self):
+        super().__init__()
+        self._x = None
+
+    def __repr__(self):
+        return "ReLU()"
+
+    def output_shape(self, input_shape):
+        return self._sample_shape(input_shape, None, "")
+
+    def forward(self, x):
+        x = _real_array(x, repr(self))
+        y = F.relu(x)
+        self._x = x
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x = self._need_forward("_x")
+        return F.relu_backward(dy, x) if need_dx else None
+
+
+class Flatten(Module):
+    """(N, d1, ..., dk) -> (N, d1*...*dk), the bridge from CONV/POOL to FC."""
+
+    def __init__(self):
+        super().__init__()
+        self._x_shape = None
+
+    def __repr__(self):
+        return "Flatten()"
+
+    def output_shape(self, input_shape):
+        shape = self._sample_shape(input_shape, None, "")
+        return (math.prod(shape),)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim < 1:
+            raise ValueError(f"{self!r}: expected input of shape (N, ...), got a "
+                             f"0-d array")
+        self._x_shape = x.shape
+        # An explicit size (not -1) so that an empty batch reshapes too.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+    def backward(self, dy, need_dx=True):
+        x_shape = self._need_forward("_x_shape")
+        if not need_dx:
+            return None
+        dy = np.asarray(dy)
+        expect = (x_shape[0], math.prod(x_shape[1:]))
+        if dy.shape != expect:
+            raise ValueError(f"{self!r}: dy must have shape {expect}, got {dy.shape}")
+        return dy.reshape(x_shape)
+
+
+# --------------------------------------------------------------------------
+# Sequential and its summary
+
+class Summary:
+    """The table returned by :meth:`Sequential.summary`.
+
+    ``rows`` holds one ``(index, layer repr, output shape, params, mult_adds)``
+    tuple per layer; output shapes are per sample (no batch axis).
+    ``str(summary)`` is the printed table.
+    """
+
+    def __init__(self, input_shape, rows):
+        self.input_shape = tuple(input_shape)
+        self.rows = rows
+        self.total_params = sum(r[3] for r in rows)
+        self.total_mult_adds = sum(r[4] for r in rows)
+        self.output_shape = rows[-1][2] if rows else self.input_shape
+
+    def __str__(self):
+        head = ("#", "layer", "output shape", "params", "mult-adds")
+        body = [("", "input", _fmt_shape(self.input_shape), "", "")]
+        body += [(str(i), name, _fmt_shape(shape), f"{p:,}", f"{m:,}")
+                 for i, name, shape, p, m in self.rows]
+        total = ("", "total", "", f"{self.total_params:,}",
+                 f"{self.total_mult_adds:,}")
+        widths = [max(len(r[c]) for r in [head, total] + body) for c in range(5)]
+
+        def line(r):
+            return (f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
+                    f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}").rstrip()
+
+        rule = "-" * (sum(widths) + 8)
+        return "\n".join([line(head), rule] + [line(r) for r in body]
+                         + [rule, line(total)])
+
+    def __repr__(self):
+        return str(self)
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse.
+
+    ``params`` / ``grads`` gather every layer's arrays under ``"<index>.<name>"``
+    (e.g. ``"0.weight"``); the arrays are the layers' own, so updating them in
+    place updates the layers.
+    """
+
+    def __init__(self, *layers):
+        # No Module.__init__: params and grads are gathered from the layers.
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            raise TypeError("Sequential: pass the layers as separate arguments, "
+                            "Sequential(*layers), not a list")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: argument {i} is {layer!r} "
+                                f"({type(layer).__name__}), not a fastconv layer")
+        self.layers = list(layers)
+
+    def __repr__(self):
+        if not self.layers:
+            return "Sequential()"
+        inner = "\n".join(f"  ({i}): " + repr(layer).replace("\n", "\n  ")
+                          for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    @property
+    def params(self):
+        return {f"{i}.{name}": p for i, layer in enumerate(self.layers)
+                for name, p in layer.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{i}.{name}": g for i, layer in enumerate(self.layers)
+                for name, g in layer.grads.items()}
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def _run(self, i, method, *args, **kwargs):
+        try:
+            return getattr(self.layers[i], method)(*args, **kwargs)
+        except (ValueError, TypeError) as e:
+            if type(e) not in (ShapeError, ValueError, TypeError):
+                raise
+            # The layer's own message starts with its repr; adding the index
+            # says which of several identical layers failed.
+            raise type(e)(f"Sequential[{i}] {e}") from None
+
+    def forward(self, x):
+        for i in range(len(self.layers)):
+            x = self._run(i, "forward", x)
+        return x
+
+    def backward(self, dy, need_dx=True):
+        """Back-propagate dy; with ``need_dx=False`` the layers before the
+        first one with parameters are skipped and None is returned."""
+        stop = 0
+        if not need_dx:
+            with_params = [i for i, layer in enumerate(self.layers) if layer.params]
+            if not with_params:
+                return None
+            stop = with_params[0]
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            dy = self._run(i, "backward", dy,
+                           need_dx=need_dx or i > stop)
+        return dy
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for i in range(len(self.layers)):
+            shape = self._run(i, "output_shape", shape)
+        return shape
+
+    def mult_adds(self, input_shape):
+        return self.summary(input_shape, file=False).total_mult_adds
+
+    def summary(self, input_shape, *, file=None):
+        """Walk the output-size formula layer by layer, without running anything.
+
+        ``input_shape`` is the shape of one sample: (C, H, W) for images, (D,)
+        for feature vectors.  Returns a :class:`Summary` (layer, output shape,
+        parameter count and multiply-adds per sample, and totals) and prints it
+        to ``file`` (stdout by default; ``file=False`` prints nothing).  The
+        first layer whose formula does not give a positive integer raises
+        :class:`ShapeError` naming it.
+        """
+        try:
+            shape = tuple(int(s) for s in input_shape)
+        except TypeError:
+            raise TypeError(f"Sequential.summary: input_shape must be a tuple of "
+                            f"ints such as (3, 32, 32), got {input_shape!r}") from None
+        rows = []
+        for i, layer in enumerate(self.layers):
+            out = self._run(i, "output_shape", shape)
+            macs = self._run(i, "mult_adds", shape)
+            rows.append((i, repr(layer).replace("\n", " "), out, layer.num_params, macs))
+            shape = out
+        table = Summary(input_shape, rows)
+        if file is not False:
+            print(table, file=sys.stdout if file is None else file)
+        return table

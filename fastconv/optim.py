@@ -1,0 +1,157 @@
+"""Optimisers that update a model's ``params`` in place from its ``grads``.
+
+``params_owner`` is anything with ``params`` and ``grads`` dicts of the same
+names: a :class:`~fastconv.Sequential` or a single layer.  The dicts are read
+again at every ``step()``, so parameters replaced through a layer's setter are
+picked up.  The update rules are those of ``torch.optim.SGD`` and
+``torch.optim.Adam`` (L2 weight decay added to the gradient, no AMSGrad).
+State is kept per parameter name in the parameter's dtype.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["SGD", "Adam"]
+
+
+def _real(value, what, where, *, low=0.0, high=None, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {what} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < low:
+        raise ValueError(f"{where}: {what} must be a finite number >= {low:g}, "
+                         f"got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        bound = f"< {high:g}" if high_open else f"<= {high:g}"
+        raise ValueError(f"{where}: {what} must be {bound}, got {value!r}")
+    return value
+
+
+class _Optimizer:
+    _name = "Optimizer"
+
+    def __init__(self, params_owner):
+        if not (hasattr(params_owner, "params") and hasattr(params_owner, "grads")):
+            raise TypeError(f"{self._name}: expected a model with params and grads "
+                            f"(e.g. a Sequential), got {type(params_owner).__name__}")
+        self.owner = params_owner
+        self.state = {}
+        self.steps = 0
+
+    def _pairs(self):
+        params = self.owner.params
+        grads = self.owner.grads
+        for name, p in params.items():
+            g = grads.get(name)
+            if g is None:
+                raise RuntimeError(f"{self._name}: no gradient for {name!r}; run "
+                                   f"backward before step()")
+            if g.shape != p.shape:
+                raise ValueError(f"{self._name}: gradient {name!r} has shape "
+                                 f"{g.shape}, parameter has {p.shape}")
+            if not p.flags.writeable:
+                raise ValueError(f"{self._name}: parameter {name!r} is read-only")
+            yield name, p, np.asarray(g, dtype=p.dtype)
+
+    def zero_grad(self):
+        self.owner.zero_grad()
+
+    def step(self):
+        self.steps += 1
+        for name, p, g in self._pairs():
+            self._update(name, p, g)
+
+    def _update(self, name, p, g):  # pragma: no cover - subclasses override
+        raise NotImplementedError
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with optional momentum and weight decay.
+
+    As torch.optim.SGD (dampening 0)::
+
+        g = grad + weight_decay * p
+        v = g                        (first step)
+        v = momentum * v + g         (later steps)
+        g = g + momentum * v if nesterov else v
+        p -= lr * g
+    """
+
+    _name = "SGD"
+
+    def __init__(self, params_owner, lr, momentum=0.0, weight_decay=0.0, *,
+                 nesterov=False):
+        super().__init__(params_owner)
+        self.lr = _real(lr, "lr", "SGD")
+        self.momentum = _real(momentum, "momentum", "SGD")
+        self.weight_decay = _real(weight_decay, "weight_decay", "SGD")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+
+    def __repr__(self):
+        return (f"SGD(lr={self.lr:g}, momentum={self.momentum:g}, "
+                f"weight_decay={self.weight_decay:g}"
+                f"{', nesterov=True' if self.nesterov else ''})")
+
+    def _update(self, name, p, g):
+        if self.weight_decay:
+            g = g + p.dtype.type(self.weight_decay) * p
+        if self.momentum:
+            buf = self.state.get(name)
+            if buf is None:
+                buf = self.state[name] = g.copy()
+            else:
+                buf *= p.dtype.type(self.momentum)
+                buf += g
+            g = g + p.dtype.type(self.momentum) * buf if self.nesterov else buf
+        p -= p.dtype.type(self.lr) * g
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as torch.optim.Adam::
+
+        g = grad + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p -= lr / (1 - b1**t) * m / (sqrt(v) / sqrt(1 - b2**t) + eps)
+    """
+
+    _name = "Adam"
+
+    def __init__(self, params_owner, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0):
+        super().__init__(params_owner)
+        self.lr = _real(lr, "lr", "Adam")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got "
+                             f"{betas!r}")
+        self.betas = (_real(betas[0], "betas[0]", "Adam", high=1.0, high_open=True),
+                      _real(betas[1], "betas[1]", "Adam", high=1.0, high_open=True))
+        self.eps = _real(eps, "eps", "Adam")
+        self.weight_decay = _real(weight_decay, "weight_decay", "Adam")
+
+    def __repr__(self):
+        return (f"Adam(lr={self.lr:g}, betas=({self.betas[0]:g}, {self.betas[1]:g}), "
+                f"eps={self.eps:g}, weight_decay={self.weight_decay:g})")
+
+    def _update(self, name, p, g):
+        b1, b2 = self.betas
+        t = self.steps
+        st = self.state.get(name)
+        if st is None:
+            st = self.state[name] = {"m": np.zeros_like(p), "v": np.zeros_like(p)}
+        if self.weight_decay:
+            g = g + p.dtype.type(self.weight_decay) * p
+        m, v = st["m"], st["v"]
+        m *= p.dtype.type(b1)
+        m += p.dtype.type(1 - b1) * g
+        v *= p.dtype.type(b2)
+        v += p.dtype.type(1 - b2) * (g * g)
+        step_size = self.lr / (1 - b1 ** t)
+        denom = np.sqrt(v)
+        denom /= p.dtype.type(math.sqrt(1 - b2 ** t))
+        denom += p.dtype.type(self.eps)
+        p -= p.dtype.type(step_size) * (m / denom)

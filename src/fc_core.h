@@ -1,0 +1,72 @@
+/* fastconv C core: the public entry points called by the Cython binding.
+ *
+ * Pure C on raw pointers.  Every tensor is dense and C-contiguous:
+ * activations NCHW, conv weights (K, C, FH, FW), linear weights (O, D).
+ * The caller (the Python layer) has validated every shape and allocated every
+ * output; the core writes each output completely (gradients are zeroed here,
+ * not by the caller).  Functions return 0 on success or FC_ENOMEM when
+ * workspace could not be allocated, in which case no output has been touched.
+ * Suffix _s is float32, _d is float64.
+ */
+#ifndef FC_CORE_H
+#define FC_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef int64_t fc_int;
+
+#define FC_OK 0
+#define FC_ENOMEM (-1)
+
+typedef struct {
+    fc_int N, C, H, W;     /* input  */
+    fc_int K, FH, FW;      /* filters */
+    fc_int SH, SW, PH, PW; /* stride and zero padding per axis */
+    fc_int H2, W2;         /* output, from the output-size formula */
+} fc_conv_geom;
+
+typedef struct {
+    fc_int N, C, H, W;     /* input */
+    fc_int KH, KW;         /* window */
+    fc_int SH, SW, PH, PW; /* stride and padding per axis */
+    fc_int H2, W2;         /* output */
+} fc_pool_geom;
+
+#define FC_DECLARE_OPS(T, S)                                                        \
+    int fc_conv2d_fwd_##S(const fc_conv_geom *g, const T *x, const T *w,            \
+                          const T *b, T *y, int relu, int nthreads);                \
+    int fc_conv2d_bwd_data_##S(const fc_conv_geom *g, const T *dy, const T *w,      \
+                               T *dx, int nthreads);                                \
+    int fc_conv2d_bwd_weight_##S(const fc_conv_geom *g, const T *dy, const T *x,    \
+                                 T *dw, T *db, int nthreads);                       \
+    int fc_linear_fwd_##S(fc_int N, fc_int D, fc_int O, const T *x, const T *w,     \
+                          const T *b, T *y, int relu, int nthreads);                \
+    int fc_linear_bwd_##S(fc_int N, fc_int D, fc_int O, const T *dy, const T *x,    \
+                          const T *w, T *dx, T *dw, T *db, int nthreads);           \
+    int fc_maxpool2d_fwd_##S(const fc_pool_geom *g, const T *x, T *y, int nthreads); \
+    int fc_maxpool2d_bwd_##S(const fc_pool_geom *g, const T *dy, const T *x, T *dx, \
+                             int nthreads);                                         \
+    int fc_avgpool2d_fwd_##S(const fc_pool_geom *g, const T *x, T *y,               \
+                             int count_include_pad, int nthreads);                  \
+    int fc_avgpool2d_bwd_##S(const fc_pool_geom *g, const T *dy, T *dx,             \
+                             int count_include_pad, int nthreads);
+
+FC_DECLARE_OPS(float, s)
+FC_DECLARE_OPS(double, d)
+
+/* Instruction-set dispatch (fc_dispatch.c). */
+int fc_isa_supported(const char *name);   /* 1 if this build and CPU can run it */
+int fc_set_isa(const char *name);         /* 0 ok, -1 unknown name, -2 unsupported */
+const char *fc_isa(void);                 /* the active instruction set */
+const char *fc_isa_best(void);            /* what detection chose */
+const char *fc_kernel_name_s(void);       /* e.g. "sgemm_avx512_14x32" */
+const char *fc_kernel_name_d(void);
+int fc_openmp_enabled(void);
+int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without OpenMP */
+
+/* Peak FMA throughput of one core, GFLOP/s, measured for `seconds`
+ * with the active instruction set (fc_peak.c). dsize is 4 or 8. */
+double fc_fma_peak_gflops(int dsize, double seconds);
+
+#endif

@@ -1,0 +1,94 @@
+/* Run-time choice of the instruction set: the one place that knows which
+ * kernel table each CPU uses.  Detection runs once, at import; FASTCONV_ISA
+ * (handled by the Python layer through fc_set_isa) can force any path this
+ * CPU can execute. */
+#include <string.h>
+#include "fc_core.h"
+#include "fc_kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const fc_kernel_set *active = 0;
+
+static const fc_kernel_set *lookup(const char *name)
+{
+    if (!strcmp(name, "generic"))
+        return &fc_kernels_generic;
+#ifdef FC_HAVE_X86_KERNELS
+    if (!strcmp(name, "avx2"))
+        return &fc_kernels_avx2;
+    if (!strcmp(name, "avx512"))
+        return &fc_kernels_avx512;
+#endif
+    return 0;
+}
+
+int fc_isa_supported(const char *name)
+{
+    const fc_kernel_set *k = lookup(name);
+    if (!k)
+        return 0;
+#ifdef FC_HAVE_X86_KERNELS
+    __builtin_cpu_init();
+    if (k == &fc_kernels_avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (k == &fc_kernels_avx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+#endif
+    return 1;
+}
+
+static int known_name(const char *name)
+{
+    return !strcmp(name, "generic") || !strcmp(name, "avx2") || !strcmp(name, "avx512");
+}
+
+const char *fc_isa_best(void)
+{
+    if (fc_isa_supported("avx512"))
+        return "avx512";
+    if (fc_isa_supported("avx2"))
+        return "avx2";
+    return "generic";
+}
+
+int fc_set_isa(const char *name)
+{
+    if (!known_name(name))
+        return -1;
+    if (!fc_isa_supported(name))
+        return -2;
+    active = lookup(name);
+    return 0;
+}
+
+const fc_kernel_set *fc_active_kernels(void)
+{
+    if (!active)
+        active = lookup(fc_isa_best());
+    return active;
+}
+
+const char *fc_isa(void) { return fc_active_kernels()->isa; }
+const char *fc_kernel_name_s(void) { return fc_active_kernels()->s.name; }
+const char *fc_kernel_name_d(void) { return fc_active_kernels()->d.name; }
+
+int fc_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int fc_omp_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

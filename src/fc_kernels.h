@@ -1,0 +1,72 @@
+/* The GEMM microkernel contract and the per-ISA kernel table.
+ *
+ * A microkernel computes one MR x NR tile of C = A * B over a depth kc:
+ *
+ *   A  packed micro-panel, kc x MR, k-major:  A[k*MR + i]   (rows = output channels)
+ *   B  packed micro-panel, kc x NR, k-major:  B[k*NR + j]   (cols = output pixels)
+ *   C  row-major tile, row stride ldc elements, column stride 1
+ *
+ * Only the top-left m x n corner (1 <= m <= MR, 1 <= n <= NR) of C is read or
+ * written; packed panels are always full (zero-filled past m / n), so kernels
+ * may read the whole panel.  B panels start 64-byte aligned (NR * sizeof(T)
+ * must be a multiple of 64 or divide it); A panels are only element-aligned,
+ * which broadcasts do not mind.  kc >= 1.
+ *
+ *   flags & FC_UK_ACC   C += A*B          otherwise C = A*B (C is not read)
+ *   bias != NULL        then adds bias[i] to row i (bias has m valid entries)
+ *   flags & FC_UK_RELU  finally C = max(C, 0), NaN stays NaN
+ *
+ * The engine passes the bias on the first kc block only and RELU on the last.
+ * Microkernels know nothing of threads, convolution or Python.
+ */
+#ifndef FC_KERNELS_H
+#define FC_KERNELS_H
+
+#include <stdint.h>
+
+#define FC_UK_ACC  1u
+#define FC_UK_RELU 2u
+
+typedef void (*fc_ukr_s_t)(int64_t kc, const float *A, const float *B, float *C,
+                           int64_t ldc, int m, int n, const float *bias, unsigned flags);
+typedef void (*fc_ukr_d_t)(int64_t kc, const double *A, const double *B, double *C,
+                           int64_t ldc, int m, int n, const double *bias, unsigned flags);
+
+typedef struct {
+    const char *name;   /* operation_isa_MRxNR */
+    int mr, nr;
+    int kc, mc, nc;     /* default cache blocking, in elements */
+    fc_ukr_s_t fn;
+} fc_ukr_s_info;
+
+typedef struct {
+    const char *name;
+    int mr, nr;
+    int kc, mc, nc;
+    fc_ukr_d_t fn;
+} fc_ukr_d_info;
+
+typedef struct {
+    const char *isa;    /* "generic", "avx2", "avx512" */
+    fc_ukr_s_info s;
+    fc_ukr_d_info d;
+} fc_kernel_set;
+
+/* The portable reference microkernels (fc_ukr_generic.c). */
+void fc_sgemm_generic_4x16(int64_t kc, const float *A, const float *B, float *C,
+                           int64_t ldc, int m, int n, const float *bias, unsigned flags);
+void fc_dgemm_generic_4x8(int64_t kc, const double *A, const double *B, double *C,
+                          int64_t ldc, int m, int n, const double *bias, unsigned flags);
+
+/* One table entry per instruction set, defined next to its kernels. */
+extern const fc_kernel_set fc_kernels_generic;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FC_HAVE_X86_KERNELS 1
+extern const fc_kernel_set fc_kernels_avx2;
+extern const fc_kernel_set fc_kernels_avx512;
+#endif
+
+/* The active set, chosen once at import (fc_dispatch.c). */
+const fc_kernel_set *fc_active_kernels(void);
+
+#endif

@@ -1,0 +1,140 @@
+"""max_pool2d / avg_pool2d and their backward against the NumPy oracle."""
+
+import numpy as np
+import pytest
+
+import fastconv
+import reference as ref
+from conftest import (PoolCase, assert_close, assert_exact, assert_fresh_output, case_ids,
+                      memo, random_pool_case)
+
+EDGE_CASES = [
+    PoolCase(2, 3, 8, 8, 2, 2),                      # 2x2, default stride: tiles exactly
+    PoolCase(2, 3, 9, 11, 3, 3, 2, 2, 1, 1),         # overlapping 3x3 s2 p1 (ResNet)
+    PoolCase(1, 1, 7, 6, 3, 2, 1, 2, 1, 1),          # rectangular, per-axis stride/padding
+    PoolCase(2, 2, 5, 6, 1, 1, 1, 1),                # 1x1 stride 1: identity
+    PoolCase(2, 2, 7, 9, 1, 1, 2, 2),                # 1x1 stride 2: subsampling
+    PoolCase(3, 4, 7, 7, 7, 7),                      # global pooling
+    PoolCase(2, 3, 5, 4, 5, 6, 1, 1, 0, 1),          # kernel equal to the padded input
+    PoolCase(2, 3, 6, 9, 1, 5, 1, 1, 0, 2),          # 1x5 with padding only along the width
+    PoolCase(1, 2, 4, 4, 4, 4, 1, 1, 2, 2),          # padding of kernel//2 on a small input
+    PoolCase(1, 2, 13, 13, 3, 3, 3, 3),              # non-overlapping 3x3
+    # Wide rows and many planes: vector tails and thread splits.
+    PoolCase(2, 10, 65, 67, 3, 3, 2, 2, 1, 1),       # H2*W2 = 33*34
+    PoolCase(3, 5, 32, 70, 2, 2),                    # CS231n-like 2x2 s2, wide
+    PoolCase(1, 3, 40, 41, 2, 3, 1, 1, 1, 1),        # stride 1: heavy overlap, odd width
+]
+
+_rng = np.random.default_rng(777)
+RANDOM_EXACT = [random_pool_case(_rng, exact=True) for _ in range(20)]
+RANDOM_FLOORED = [c for c in (random_pool_case(_rng, exact=False) for _ in range(40))
+                  if not c.exact][:8]
+CASES = EDGE_CASES + RANDOM_EXACT + RANDOM_FLOORED
+
+
+def pool_kwargs(case):
+    return {} if case.exact else {"strict": False}
+
+
+def oracle(op, case, dtype, **kw):
+    def compute():
+        x, dy = case.inputs(dtype)
+        if op == "max":
+            return (ref.max_pool2d(x, case.kernel, case.stride, case.padding),
+                    ref.max_pool2d_backward(dy, x, case.kernel, case.stride, case.padding),
+                    ref.max_pool2d_backward(np.abs(dy), x, case.kernel, case.stride, case.padding))
+        cip = kw["count_include_pad"]
+        return (ref.avg_pool2d(x, case.kernel, case.stride, case.padding, cip),
+                ref.avg_pool2d(np.abs(x), case.kernel, case.stride, case.padding, cip),
+                ref.avg_pool2d_backward(dy, x.shape, case.kernel, case.stride, case.padding, cip),
+                ref.avg_pool2d_backward(np.abs(dy), x.shape, case.kernel, case.stride,
+                                        case.padding, cip))
+    return memo((op, case, np.dtype(dtype).name, tuple(sorted(kw.items()))), compute)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
+def test_max_pool2d(case, dtype, isa, threads):
+    x, dy = case.inputs(dtype)
+    y = fastconv.max_pool2d(x, case.kernel, case.stride, case.padding, **pool_kwargs(case))
+    dx = fastconv.max_pool2d_backward(dy, x, case.kernel, case.stride, case.padding,
+                                      **pool_kwargs(case))
+    ry, rdx, sdx = oracle("max", case, dtype)
+    # Selecting a maximum does no arithmetic: the result is exact.
+    assert_exact(y, ry, dtype, f"max_pool2d y [{isa}]")
+    assert_close(dx, rdx, sdx, dtype, case.overlap, f"max_pool2d dx [{isa}]")
+    assert_fresh_output(y, x)
+    assert_fresh_output(dx, x, dy)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False], ids=["incl_pad", "excl_pad"])
+@pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
+def test_avg_pool2d(case, dtype, isa, threads, count_include_pad):
+    x, dy = case.inputs(dtype)
+    kw = dict(pool_kwargs(case), count_include_pad=count_include_pad)
+    y = fastconv.avg_pool2d(x, case.kernel, case.stride, case.padding, **kw)
+    dx = fastconv.avg_pool2d_backward(dy, x.shape, case.kernel, case.stride, case.padding, **kw)
+    ry, sy, rdx, sdx = oracle("avg", case, dtype, count_include_pad=count_include_pad)
+    # +1 for the division by the window size.
+    assert_close(y, ry, sy, dtype, case.KH * case.KW + 1, f"avg_pool2d y [{isa}]")
+    assert_close(dx, rdx, sdx, dtype, case.overlap + 1, f"avg_pool2d dx [{isa}]")
+    assert_fresh_output(y, x)
+    assert_fresh_output(dx, dy)
+
+
+def test_avg_pool2d_count_include_pad_divisors(isa, dtype):
+    # All-ones input, 3x3 window, padding 1: with the padding counted a corner
+    # window averages 4 ones over 9 cells; without, over 4 cells.
+    x = np.ones((1, 1, 4, 4), dtype)
+    incl = fastconv.avg_pool2d(x, 3, 1, 1, count_include_pad=True)
+    excl = fastconv.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    np.testing.assert_allclose(incl[0, 0, 0, 0], 4 / 9, rtol=4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(incl[0, 0, 0, 1], 6 / 9, rtol=4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(incl[0, 0, 1, 1], 1.0, rtol=4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(excl, np.ones_like(excl), rtol=4 * np.finfo(dtype).eps)
+    # count_include_pad defaults to True
+    np.testing.assert_array_equal(fastconv.avg_pool2d(x, 3, 1, 1), incl)
+
+
+def test_max_pool2d_first_maximum_gets_gradient(isa, dtype, threads):
+    # Integer data from {0, 1, 2} puts ties in almost every window; overlapping
+    # 3x3 s2 windows and padding make the row-major "first" position matter.
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, size=(2, 3, 11, 11)).astype(dtype)
+    dy = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    dx = fastconv.max_pool2d_backward(dy, x, 3, 2, 1)
+    want = ref.max_pool2d_backward(dy, x, 3, 2, 1)
+    scale = ref.max_pool2d_backward(np.abs(dy), x, 3, 2, 1)
+    assert_close(dx, want, scale, dtype, 4, "max_pool2d dx with ties")
+    # Constant input: every window's gradient lands on its top-left real cell.
+    x = np.zeros((1, 1, 4, 4), dtype)
+    dx = fastconv.max_pool2d_backward(np.ones((1, 1, 2, 2), dtype), x, 2)
+    want = np.zeros((4, 4))
+    want[::2, ::2] = 1
+    np.testing.assert_array_equal(dx[0, 0], want)
+
+
+def test_max_pool2d_pads_with_minus_infinity(isa, dtype):
+    # With zero padding the result would be 0 at the borders.
+    x = -1.0 - np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
+    y = fastconv.max_pool2d(x, 3, 1, 1)
+    assert (y < 0).all()
+    assert_exact(y, ref.max_pool2d(x, 3, 1, 1), dtype, "max_pool2d with padding")
+    dy = np.ones_like(y)
+    dx = fastconv.max_pool2d_backward(dy, x, 3, 1, 1)
+    # Every gradient unit lands on a real input cell: none is lost in the padding.
+    assert dx.sum() == dy.sum()
+    np.testing.assert_array_equal(dx, ref.max_pool2d_backward(dy, x, 3, 1, 1))
+
+
+def test_max_pool2d_nan_window_gives_nan(isa, dtype):
+    x = np.arange(2 * 6 * 6, dtype=dtype).reshape(1, 2, 6, 6)
+    x[0, 0, 1, 1] = np.nan   # only in the first window of plane 0
+    x[0, 1, 5, 5] = np.nan   # the last position of the last window of plane 1
+    y = fastconv.max_pool2d(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isnan(y[0, 1, 2, 2])
+    assert np.isnan(y).sum() == 2
+    assert_exact(y, ref.max_pool2d(x, 2), dtype, "max_pool2d with NaN")
+    # Overlapping windows: a NaN spreads to every window that holds it.
+    y = fastconv.max_pool2d(x, 3, 1, 1)
+    assert_exact(y, ref.max_pool2d(x, 3, 1, 1), dtype, "overlapping max_pool2d with NaN")
+    assert np.isnan(y[0, 0, :3, :3]).all() and np.isnan(y[0, 1, 4:, 4:]).all()
