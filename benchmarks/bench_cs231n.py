@@ -33,7 +33,11 @@ try:  # run as a script from any directory: benchmarks/ is sys.path[0]
 except ImportError:  # run as `python -m benchmarks.bench_cs231n`
     from benchmarks import im2col_numpy as baseline
 
-import fastconv
+try:
+    import fastconv
+except ImportError:  # not installed: use the source tree this script sits in
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import fastconv
 from fastconv.compat import cs231n
 
 try:

@@ -37,6 +37,7 @@ def make_plot(results, path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         return "plot skipped: matplotlib is not installed (pip install matplotlib)"
 
@@ -50,7 +51,8 @@ def make_plot(results, path):
     heights = []
     for op in ops:
         heights.append(max(1, len(_layer_order([r for r in records if r["op"] == op]))))
-    fig_h = 1.2 + 0.22 * sum(heights) + 0.6 * len(ops)
+    fig_h = 1.4 + 0.22 * sum(heights) + 0.6 * len(ops)
+    legend = ([], [])
     ncols = 2 if has_torch else 1
     fig, axes = plt.subplots(len(ops), ncols, figsize=(8 * ncols, fig_h), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
@@ -81,21 +83,32 @@ def make_plot(results, path):
             ax.grid(axis="x", alpha=0.3, zorder=0)
             ax.grid(axis="y", alpha=0.1, zorder=0)
             if key == "ratio_torch":
+                vals = [r[key] for r in recs if r.get(key)]
                 ax.set_xscale("log")
+                if vals:
+                    ax.set_xlim(min(0.5, min(vals) / 1.25), max(2.0, max(vals) * 1.25))
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.axvline(1.0, color="black", lw=0.8, zorder=2)
             else:
                 ax.set_xlim(0, max(1.0, ax.get_xlim()[1]))
                 ax.axvline(1.0, color="grey", lw=0.6, ls="--", zorder=2)
             ax.set_title(f"{op}: {title}", fontsize=9)
             ax.tick_params(axis="x", labelsize=7)
-            if row == 0 and col == ncols - 1:
-                ax.legend(fontsize=7, loc="lower right")
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                if label not in legend[1]:
+                    legend[0].append(handle)
+                    legend[1].append(label)
     m = results.get("machine", {})
     v = results.get("versions", {})
     fig.suptitle(f"fastconv {v.get('fastconv')} vs torch {v.get('torch')} - "
                  f"{m.get('cpu', '')} ({results.get('suite')} suite, {results.get('date', '')})",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig_h))
+    if legend[0]:
+        fig.legend(*legend, loc="upper center", ncol=4, fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, 1 - 0.35 / fig_h))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig_h))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -30,7 +30,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+# OpenBLAS worker threads busy-wait for a long while (~0.1 s) after each call
+# unless told otherwise; interleaved with fastconv and PyTorch that would
+# steal a core from whoever runs next. This only takes effect when set before
+# NumPy loads OpenBLAS, i.e. when this file is the program.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -333,7 +339,7 @@ def _time(fn, number):
     return (time.perf_counter() - t0) / number
 
 
-def measure(fns, repeat, budget, min_sample=0.005):
+def measure(fns, repeat, budget, min_sample=0.005, gap=0.0, drop_above=None):
     """Median time per call of each callable in ``fns`` (dict name -> fn),
     the contenders interleaved round by round in a rotating order.
 
@@ -341,15 +347,27 @@ def measure(fns, repeat, budget, min_sample=0.005):
     thread pools); the second call sets how many calls make one sample
     (enough to fill ``min_sample`` seconds). The number of rounds is
     ``repeat``, fewer (but at least 3) when the rounds would take more than
-    ``budget`` seconds. Returns ({name: result of the first call},
-    {name: {"median_s", "samples_s", "number"}})."""
+    ``budget`` seconds. With ``gap`` > 0 the process sleeps that long before
+    each sample, untimed, so that the previous contender's OpenMP workers,
+    which spin for some milliseconds after a parallel region, have gone to
+    sleep and do not compete for the cores. Returns ({name: result of the
+    first call}, {name: {"median_s", "samples_s", "number"}}, {name: seconds
+    of one call} for the contenders of ``drop_above`` (name -> seconds) whose
+    warm-up call took longer than that: they are left out of the rounds)."""
     names = list(fns)
     first = {}
     number = {}
+    dropped = {}
     cost = 0.0
-    for name in names:
+    for name in list(names):
+        if gap:
+            time.sleep(gap)
         first[name] = fns[name]()
         t = _time(fns[name], 1)
+        if drop_above and name in drop_above and t > drop_above[name]:
+            dropped[name] = t
+            names.remove(name)
+            continue
         number[name] = max(1, int(min_sample / max(t, 1e-9)))
         cost += t * number[name]
     rounds = max(3, min(repeat, int(budget / max(cost, 1e-9))))
@@ -360,6 +378,8 @@ def measure(fns, repeat, budget, min_sample=0.005):
         for r in range(rounds):
             for i in range(len(names)):
                 name = names[(i + r) % len(names)]
+                if gap:
+                    time.sleep(gap)
                 samples[name].append(_time(fns[name], number[name]))
     finally:
         if gc_was_enabled:
@@ -367,7 +387,7 @@ def measure(fns, repeat, budget, min_sample=0.005):
     stats = {name: {"median_s": statistics.median(samples[name]),
                     "samples_s": samples[name], "number": number[name]}
              for name in names}
-    return first, stats
+    return first, stats, dropped
 
 
 class Progress:
@@ -534,6 +554,7 @@ def run(args):
     records = []
     progress = Progress(len(tasks) * len(threads))
     done = 0
+    prev_threads = 1
     for ti, task in enumerate(tasks):
         layer = task.layer
         data = contenders.make_data(task, args.seed + ti)
@@ -567,12 +588,22 @@ def run(args):
                                  "unavailable or disabled")
             limits = tpc.limit(limits=nt, user_api="blas") if tpc else None
             try:
-                first, stats = measure(entry_fns, args.repeat, args.budget)
+                # Single-threaded calls leave no spinning workers behind, so
+                # they need one pause only, after a multi-threaded phase.
+                if nt == 1 and prev_threads > 1:
+                    time.sleep(args.gap)
+                prev_threads = nt
+                first, stats, dropped = measure(
+                    entry_fns, args.repeat, args.budget, gap=args.gap if nt > 1 else 0.0,
+                    drop_above={"numpy": args.numpy_limit})
             finally:
                 if limits is not None:
                     limits.restore_original_limits()
             if "numpy" in stats:
                 budget_np.record(np_key, work, stats["numpy"]["median_s"])
+            elif "numpy" in dropped:
+                budget_np.record(np_key, work, dropped["numpy"])
+                np_skip_reason = f"numpy skipped: one call took {dropped['numpy']:.1f} s"
             # Everyone must have computed the same thing.
             ref_name = "torch" if "torch" in first else ("numpy" if "numpy" in first else None)
             check = None
@@ -821,6 +852,10 @@ def build_parser():
     p.add_argument("--no-save", action="store_true", help="write neither JSON nor plot")
     p.add_argument("--peak-seconds", type=float, default=0.3,
                    help="duration of each FMA-peak measurement (default 0.3)")
+    p.add_argument("--gap", type=float, default=0.01,
+                   help="untimed pause (s) between samples at more than one thread, "
+                        "for the previous contender's spinning workers to sleep "
+                        "(default 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--list", action="store_true", help="list the entries and exit")
     return p

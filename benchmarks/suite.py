@@ -96,10 +96,15 @@ class Pool:
     kernel: Tuple[int, int]
     stride: Tuple[int, int]
     padding: Tuple[int, int] = (0, 0)
-    strict: bool = True   # False: floor the output size, as PyTorch does
     count_include_pad: bool = True
     batch64: Optional[int] = None
     kind: str = field(default="pool", init=False)
+
+    @property
+    def strict(self):
+        """False (floor the output size, as PyTorch does) where the formula
+        does not divide exactly, e.g. ResNet's stem pool: (112-3+2)/2+1 = 56.5."""
+        return _exact((self.H, self.W), self.kernel, self.stride, self.padding)
 
     def batch(self, dtype):
         return self.batch64 if (dtype == "float64" and self.batch64) else self.N
@@ -133,12 +138,21 @@ def _sq(v):
     return (v, v)
 
 
-def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None, strict=True):
-    """HW input size, F kernel, s stride, p padding: ints, or (h, w) pairs."""
+def _exact(sizes, kernel, stride, padding):
+    return all((n + 2 * p - f) % s == 0
+               for n, f, s, p in zip(sizes, kernel, stride, padding))
+
+
+def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None):
+    """HW input size, F kernel, s stride, p padding: ints, or (h, w) pairs.
+    Where the output-size formula does not divide exactly (ResNet's stem and
+    downsampling layers, AlexNet's conv1) the layer runs with strict=False,
+    i.e. floored, as the networks define it."""
     h, w = (HW, HW) if isinstance(HW, int) else HW
     fh, fw = (F, F) if isinstance(F, int) else F
     st = _sq(s) if isinstance(s, int) else tuple(s)
     pd = _sq(p) if isinstance(p, int) else tuple(p)
+    strict = _exact((h, w), (fh, fw), st, pd)
     return Conv(net, desc, N, C, h, w, K, fh, fw, st, pd, batch64, strict)
 
 
@@ -171,10 +185,8 @@ CONV_LAYERS = (
         conv("vgg16", "3x3 512->512 p1 @28", 2, 512, 28, 512, 3, 1, 1, 1),
         conv("vgg16", "3x3 512->512 p1 @14", 2, 512, 14, 512, 3, 1, 1, 1),
 
-        # (224 - 11 + 2*2)/4 + 1 = 55.25: floored to 55 as in torchvision's
-        # AlexNet (strict=False).
-        conv("alexnet", "conv1 3->64 11x11 s4 p2 @224", 16, 3, 224, 64, 11, 4, 2, 8,
-             strict=False),
+        # (224 - 11 + 2*2)/4 + 1 = 55.25: floored to 55 as in torchvision's AlexNet.
+        conv("alexnet", "conv1 3->64 11x11 s4 p2 @224", 16, 3, 224, 64, 11, 4, 2, 8),
         conv("alexnet", "conv2 64->192 5x5 p2 @27", 16, 64, 27, 192, 5, 1, 2, 8),
         conv("alexnet", "conv3 192->384 3x3 p1 @13", 16, 192, 13, 384, 3, 1, 1, 8),
         conv("alexnet", "conv4 384->256 3x3 p1 @13", 16, 384, 13, 256, 3, 1, 1, 8),
@@ -200,9 +212,9 @@ CONV_LAYERS = (
 
 POOL_LAYERS = [
     # ResNet's stem pool: (112 - 3 + 2)/2 + 1 = 56.5, floored to 56 as in
-    # every framework (strict=False).
+    # every framework.
     Pool("resnet50", "max 3x3 s2 p1 64@112", "max", 32, 64, 112, 112, (3, 3), (2, 2),
-         (1, 1), strict=False, batch64=16),
+         (1, 1), batch64=16),
     Pool("vgg16", "max 2x2 s2 64@224", "max", 8, 64, 224, 224, (2, 2), (2, 2), batch64=4),
     Pool("vgg16", "max 2x2 s2 128@112", "max", 8, 128, 112, 112, (2, 2), (2, 2), batch64=4),
     Pool("cs231n", "max 2x2 s2 3@32", "max", 100, 3, 32, 32, (2, 2), (2, 2)),

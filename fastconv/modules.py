@@ -22,8 +22,9 @@ dtypes: ``Conv2d`` and ``Linear`` compute in the dtype of their parameters
 (float16/32/64, integer) is converted to that dtype first, so a float64 array
 fed to a float32 layer is rounded to float32 and the output, and the input
 gradient returned by ``backward``, are float32.  Complex, bool, object and
-string inputs raise TypeError.  Pooling, ReLU and Flatten keep the dtype of
-their input (integers are promoted to float64, as in the functional API).
+string inputs raise TypeError.  Pooling and ReLU have no parameters and follow
+the functional API (float32 and float64 kept, integers promoted to float64);
+Flatten only reshapes, so it keeps any dtype.
 """
 
 import math

@@ -1,5 +1,9 @@
 /* The GEMM engine (packing, blocking, threads) and the convolution and
- * linear operations on top of it, compiled once per dtype from fc_gemm.inc. */
+ * linear operations on top of it, compiled from fc_gemm.inc once per dtype
+ * and, with GCC on x86-64, once per instruction set as well: the packing
+ * (im2col gather, transposes, col2im) then runs on the same vector width as
+ * the microkernels.  The public entry points pick the copy that matches the
+ * active kernel table. */
 #include "fc_core.h"
 #include "fc_kernels.h"
 #include "fc_util.h"
@@ -8,21 +12,126 @@
 #define FC_CAT(a, b) FC_CAT_(a, b)
 
 #define T float
-#define FN(name) FC_CAT(name, s)
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
+#define FN(name) FC_CAT(name, s_generic)
 #include "fc_gemm.inc"
-#undef T
 #undef FN
+#undef T
 #undef KI
 #undef KSEL
 
 #define T double
-#define FN(name) FC_CAT(name, d)
 #define KI fc_ukr_d_info
 #define KSEL(set) ((set)->d)
+#define FN(name) FC_CAT(name, d_generic)
 #include "fc_gemm.inc"
-#undef T
 #undef FN
+#undef T
 #undef KI
 #undef KSEL
+
+#if defined(FC_HAVE_X86_KERNELS) && defined(__GNUC__) && !defined(__clang__)
+#define FC_ENGINE_PER_ISA 1
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define T float
+#define KI fc_ukr_s_info
+#define KSEL(set) ((set)->s)
+#define FN(name) FC_CAT(name, s_avx2)
+#include "fc_gemm.inc"
+#undef FN
+#undef T
+#undef KI
+#undef KSEL
+#define T double
+#define KI fc_ukr_d_info
+#define KSEL(set) ((set)->d)
+#define FN(name) FC_CAT(name, d_avx2)
+#include "fc_gemm.inc"
+#undef FN
+#undef T
+#undef KI
+#undef KSEL
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+#define T float
+#define KI fc_ukr_s_info
+#define KSEL(set) ((set)->s)
+#define FN(name) FC_CAT(name, s_avx512)
+#include "fc_gemm.inc"
+#undef FN
+#undef T
+#undef KI
+#undef KSEL
+#define T double
+#define KI fc_ukr_d_info
+#define KSEL(set) ((set)->d)
+#define FN(name) FC_CAT(name, d_avx512)
+#include "fc_gemm.inc"
+#undef FN
+#undef T
+#undef KI
+#undef KSEL
+#pragma GCC pop_options
+#endif
+
+/* 0 generic, 1 avx2, 2 avx512: which compiled copy of the engine to run */
+static int engine(void)
+{
+#ifdef FC_ENGINE_PER_ISA
+    const fc_kernel_set *k = fc_active_kernels();
+    if (k == &fc_kernels_avx512)
+        return 2;
+    if (k == &fc_kernels_avx2)
+        return 1;
+#endif
+    return 0;
+}
+
+#ifdef FC_ENGINE_PER_ISA
+#define FC_DISPATCH(name, S, args)                                                   \
+    switch (engine()) {                                                              \
+    case 2:                                                                          \
+        return name##_##S##_avx512 args;                                             \
+    case 1:                                                                          \
+        return name##_##S##_avx2 args;                                               \
+    default:                                                                         \
+        return name##_##S##_generic args;                                            \
+    }
+#else
+#define FC_DISPATCH(name, S, args) return name##_##S##_generic args;
+#endif
+
+#define FC_ENTRY_POINTS(T, S)                                                        \
+    int fc_conv2d_fwd_##S(const fc_conv_geom *g, const T *x, const T *w, const T *b, \
+                          T *y, int relu, int nt)                                    \
+    {                                                                                \
+        FC_DISPATCH(fc_conv2d_fwd, S, (g, x, w, b, y, relu, nt))                     \
+    }                                                                                \
+    int fc_conv2d_bwd_data_##S(const fc_conv_geom *g, const T *dy, const T *w, T *dx, \
+                               int nt)                                               \
+    {                                                                                \
+        FC_DISPATCH(fc_conv2d_bwd_data, S, (g, dy, w, dx, nt))                       \
+    }                                                                                \
+    int fc_conv2d_bwd_weight_##S(const fc_conv_geom *g, const T *dy, const T *x,     \
+                                 T *dw, T *db, int nt)                               \
+    {                                                                                \
+        FC_DISPATCH(fc_conv2d_bwd_weight, S, (g, dy, x, dw, db, nt))                 \
+    }                                                                                \
+    int fc_linear_fwd_##S(fc_int N, fc_int D, fc_int O, const T *x, const T *w,      \
+                          const T *b, T *y, int relu, int nt)                        \
+    {                                                                                \
+        FC_DISPATCH(fc_linear_fwd, S, (N, D, O, x, w, b, y, relu, nt))               \
+    }                                                                                \
+    int fc_linear_bwd_##S(fc_int N, fc_int D, fc_int O, const T *dy, const T *x,     \
+                          const T *w, T *dx, T *dw, T *db, int nt)                   \
+    {                                                                                \
+        FC_DISPATCH(fc_linear_bwd, S, (N, D, O, dy, x, w, dx, dw, db, nt))           \
+    }
+
+FC_ENTRY_POINTS(float, s)
+FC_ENTRY_POINTS(double, d)

@@ -236,10 +236,11 @@ double fc_fma_peak_gflops(int dsize, double seconds)
 
     fc_peak_loop loop = fc_peak_pick(dsize);
 
-    /* Grow the iteration count until one run is long enough for the clock
-     * (and for the core to leave any low-power state) to stop mattering. */
-    const double chunk = seconds / 8.0 < 0.005 ? 0.005 : seconds / 8.0;
-    long iters = 1024;
+    /* Runs of about a millisecond: long against the clock's resolution,
+     * short against a scheduler time slice, so that on a busy machine most
+     * runs still execute without being preempted. */
+    const double chunk = seconds / 16.0 < 0.001 ? seconds / 16.0 : 0.001;
+    long iters = 256;
     double t0, dt;
     for (;;) {
         t0 = fc_peak_now();
@@ -253,7 +254,8 @@ double fc_fma_peak_gflops(int dsize, double seconds)
             iters = (long)((double)iters * (1.1 * chunk / dt)) + 1;
     }
 
-    /* Best of several equal runs: interruptions only ever make a run slower. */
+    /* Best of many equal runs: interruptions and frequency changes only
+     * ever make a run slower. */
     double best = 0.0;
     const double start = fc_peak_now();
     int runs = 0;
@@ -264,6 +266,6 @@ double fc_fma_peak_gflops(int dsize, double seconds)
         if (dt > 0.0 && flops / dt > best)
             best = flops / dt;
         ++runs;
-    } while (runs < 3 || fc_peak_now() - start < seconds);
+    } while (runs < 8 || fc_peak_now() - start < seconds);
     return best * 1e-9;
 }

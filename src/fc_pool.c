@@ -42,7 +42,8 @@ typedef struct {
     void (*fwd)(const fc_pool_geom *, const float *, float *, fc_int, fc_int,
                 float *, const float *, int);
     void (*max_bwd)(const fc_pool_geom *, const float *, const float *, float *,
-                    fc_int, fc_int, float *, int32_t *, int);
+                    fc_int, fc_int, float *, float *, float *, int32_t *,
+                    int32_t *, int32_t *, int);
     void (*avg_bwd)(const fc_pool_geom *, const float *, float *, fc_int, fc_int,
                     float *, float *, const float *);
 } fc_pool_tab_s;
@@ -51,7 +52,8 @@ typedef struct {
     void (*fwd)(const fc_pool_geom *, const double *, double *, fc_int, fc_int,
                 double *, const double *, int);
     void (*max_bwd)(const fc_pool_geom *, const double *, const double *, double *,
-                    fc_int, fc_int, double *, int32_t *, int);
+                    fc_int, fc_int, double *, double *, double *, int32_t *,
+                    int32_t *, int32_t *, int);
     void (*avg_bwd)(const fc_pool_geom *, const double *, double *, fc_int, fc_int,
                     double *, double *, const double *);
 } fc_pool_tab_d;

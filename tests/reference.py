@@ -153,7 +153,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     y = np.empty((n, c, h2, w2))
     for i in range(h2):
         for j in range(w2):
-            y[:, :, i, j] = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].sum(axis=(2, 3)) / cnt[i, j]
+            win = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+            y[:, :, i, j] = win.sum(axis=(2, 3)) / cnt[i, j]
     return y
 
 
@@ -166,7 +167,8 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_
     dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
     for i in range(h2):
         for j in range(w2):
-            dxp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += (dy[:, :, i, j] / cnt[i, j])[:, :, None, None]
+            share = dy[:, :, i, j] / cnt[i, j]
+            dxp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += share[:, :, None, None]
     return dxp[:, :, ph:ph + h, pw:pw + w]
 
 
@@ -194,6 +196,7 @@ def linear_backward(dy, x, w):
 
 
 def relu(x):
+    """max(x, 0); NaN stays NaN."""
     return np.maximum(_f64(x), 0.0)
 
 

@@ -71,6 +71,12 @@ def test_loss_dtypes_and_inputs_untouched():
         np.testing.assert_array_equal(s32, before)
 
 
+def test_losses_are_exported_at_top_level():
+    import fastconv
+    assert fastconv.softmax_cross_entropy is softmax_cross_entropy
+    assert fastconv.multiclass_hinge is multiclass_hinge
+
+
 # ---------------------------------------------------------------- hinge
 
 CS231N_SCORES = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])

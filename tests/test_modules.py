@@ -498,3 +498,9 @@ def test_num_params_formula():
     assert nn.Conv2d(3, 16, (5, 3), bias=False).num_params == 5 * 3 * 3 * 16
     assert nn.MaxPool2d(2).num_params == 0
     assert nn.ReLU().params == {} and nn.Flatten().grads == {}
+
+
+def test_modules_are_exported_at_top_level():
+    for name in ("Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten",
+                 "Sequential"):
+        assert getattr(fc, name) is getattr(nn, name)

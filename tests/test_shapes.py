@@ -107,7 +107,8 @@ def test_conv2d_message_matches_the_documented_example():
 def test_conv2d_message_names_the_height_axis():
     x = np.zeros((1, 1, 10, 9))
     w = np.zeros((1, 1, 3, 3))
-    with pytest.raises(ShapeError, match=re.escape("height (W - F + 2P)/S + 1 = (10 - 3 + 2*1)/2 + 1 = 5.5")):
+    want = "height (W - F + 2P)/S + 1 = (10 - 3 + 2*1)/2 + 1 = 5.5"
+    with pytest.raises(ShapeError, match=re.escape(want)):
         fastconv.conv2d(x, w, stride=2, padding=1)
 
 
@@ -115,7 +116,8 @@ def test_conv2d_message_names_the_height_axis():
     (lambda x: fastconv.max_pool2d(x, 2), "max_pool2d"),
     (lambda x: fastconv.avg_pool2d(x, 2), "avg_pool2d"),
     (lambda x: fastconv.max_pool2d_backward(np.zeros((1, 1, 3, 3)), x, 2), "max_pool2d_backward"),
-    (lambda x: fastconv.avg_pool2d_backward(np.zeros((1, 1, 3, 3)), x.shape, 2), "avg_pool2d_backward"),
+    (lambda x: fastconv.avg_pool2d_backward(np.zeros((1, 1, 3, 3)), x.shape, 2),
+     "avg_pool2d_backward"),
 ])
 def test_pool_message(call, name):
     x = np.zeros((1, 1, 7, 7))

@@ -87,7 +87,8 @@ def test_oracle_pool_matches_torch(case):
 
 def test_oracle_linear_relu_match_torch():
     rng = np.random.default_rng(8)
-    x, w, b = rng.standard_normal((6, 2, 3, 2)), rng.standard_normal((5, 12)), rng.standard_normal(5)
+    x = rng.standard_normal((6, 2, 3, 2))
+    w, b = rng.standard_normal((5, 12)), rng.standard_normal(5)
     dy = rng.standard_normal((6, 5))
     xt, wt, bt = tt(x, True), tt(w, True), tt(b, True)
     y = TF.linear(xt.reshape(6, -1), wt, bt)

@@ -311,67 +311,78 @@ def cmd_check(args):
 
 # ---------------------------------------------------------------- the bench
 
-def _median_time(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
-
-
 def cmd_bench(args):
     lib = build()
-    kern = Kernels(lib)
     if args.isa:
         os.environ["FASTCONV_ISA"] = args.isa
-    print("instruction set:", lib.fc_standalone_isa().decode(), "threads:", args.threads)
+    nt = args.threads
+    print("instruction set:", lib.fc_standalone_isa().decode(), "threads:", nt)
     rng = np.random.default_rng(0)
     shape = tuple(args.shape)
-    rows = []
+    entries = []  # (dtype, name, fn, bytes moved); timed interleaved
+    keep = []
     for dtype in (np.float32, np.float64):
+        s = "s" if dtype == np.float32 else "d"
+        fwd_max, bwd_max = getattr(lib, "fc_maxpool2d_fwd_" + s), getattr(lib, "fc_maxpool2d_bwd_" + s)
+        fwd_avg, bwd_avg = getattr(lib, "fc_avgpool2d_fwd_" + s), getattr(lib, "fc_avgpool2d_bwd_" + s)
         x = rng.standard_normal(shape).astype(dtype)
-        nbytes = x.nbytes
         dst = np.empty_like(x)
-        t = _median_time(lambda: lib.fc_copy(_p(dst), _p(x), nbytes, args.threads), args.repeat)
-        copy_bw = 2 * nbytes / t
-        rows.append((np.dtype(dtype).name, "memcpy", t, copy_bw, 1.0))
-        for k, s, p in (((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)),
-                        ((3, 3), (1, 1), (1, 1))):
-            g = geom(shape, k, s, p)
+        dx = np.empty_like(x)
+        keep += [x, dst, dx]
+        entries.append((dtype, "memcpy", lambda x=x, dst=dst: lib.fc_copy(_p(dst), _p(x), x.nbytes, nt),
+                        2 * x.nbytes))
+        for k, st, p in (((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)),
+                         ((3, 3), (1, 1), (1, 1))):
+            g = geom(shape, k, st, p)
             y = np.empty((g.N, g.C, g.H2, g.W2), dtype)
             dy = rng.standard_normal(y.shape).astype(dtype)
-            dx = np.empty_like(x)
-            f = lib.fc_maxpool2d_fwd_s if dtype == np.float32 else lib.fc_maxpool2d_fwd_d
-            fb = lib.fc_maxpool2d_bwd_s if dtype == np.float32 else lib.fc_maxpool2d_bwd_d
-            fa = lib.fc_avgpool2d_fwd_s if dtype == np.float32 else lib.fc_avgpool2d_fwd_d
-            fab = lib.fc_avgpool2d_bwd_s if dtype == np.float32 else lib.fc_avgpool2d_bwd_d
-            name = f"{k[0]}x{k[1]} s{s[0]} p{p[0]}"
+            keep += [g, y, dy]
             gp = ctypes.byref(g)
-            for op, fn, moved in (
-                    ("max fwd", lambda: f(gp, _p(x), _p(y), args.threads), x.nbytes + y.nbytes),
-                    ("max bwd", lambda: fb(gp, _p(dy), _p(x), _p(dx), args.threads),
-                     dy.nbytes + 2 * x.nbytes),
-                    ("avg fwd", lambda: fa(gp, _p(x), _p(y), 1, args.threads), x.nbytes + y.nbytes),
-                    ("avg bwd", lambda: fab(gp, _p(dy), _p(dx), 1, args.threads),
-                     dy.nbytes + x.nbytes)):
-                t = _median_time(fn, args.repeat)
-                rows.append((np.dtype(dtype).name, f"{op} {name}", t, moved / t, moved / t / copy_bw))
+            name = f"{k[0]}x{k[1]} s{st[0]} p{p[0]}"
+            entries += [
+                (dtype, "max fwd " + name,
+                 lambda gp=gp, x=x, y=y: fwd_max(gp, _p(x), _p(y), nt), x.nbytes + y.nbytes),
+                (dtype, "max bwd " + name,
+                 lambda gp=gp, x=x, dy=dy: bwd_max(gp, _p(dy), _p(x), _p(dx), nt),
+                 dy.nbytes + 2 * x.nbytes),
+                (dtype, "avg fwd " + name,
+                 lambda gp=gp, x=x, y=y: fwd_avg(gp, _p(x), _p(y), 1, nt), x.nbytes + y.nbytes),
+                (dtype, "avg bwd " + name,
+                 lambda gp=gp, dy=dy: bwd_avg(gp, _p(dy), _p(dx), 1, nt), dy.nbytes + x.nbytes),
+            ]
         # global average pooling, ResNet-50's last stage
         gx = rng.standard_normal((32, 2048, 7, 7)).astype(dtype)
         g = geom(gx.shape, (7, 7), (1, 1), (0, 0))
         gy = np.empty((32, 2048, 1, 1), dtype)
-        fa = lib.fc_avgpool2d_fwd_s if dtype == np.float32 else lib.fc_avgpool2d_fwd_d
+        gdx = np.empty_like(gx)
+        keep += [gx, g, gy, gdx]
         gp = ctypes.byref(g)
-        t = _median_time(lambda: fa(gp, _p(gx), _p(gy), 1, args.threads), args.repeat)
-        moved = gx.nbytes + gy.nbytes
-        rows.append((np.dtype(dtype).name, "avg fwd global 2048@7 (32)", t, moved / t,
-                     moved / t / copy_bw))
-    print(f"input {shape}; GB/s = bytes moved per second (1e9)")
+        entries += [
+            (dtype, "avg fwd global 2048@7 b32",
+             lambda gp=gp, gx=gx, gy=gy: fwd_avg(gp, _p(gx), _p(gy), 1, nt), gx.nbytes + gy.nbytes),
+            (dtype, "avg bwd global 2048@7 b32",
+             lambda gp=gp, gy=gy, gdx=gdx: bwd_avg(gp, _p(gy), _p(gdx), 1, nt), gx.nbytes + gy.nbytes),
+        ]
+    times = [[] for _ in entries]
+    for e in entries:  # first touch of every output
+        print(e[1], flush=True)
+        e[2]()
+    for _ in range(args.repeat):
+        for i, e in enumerate(entries):
+            t = time.perf_counter()
+            e[2]()
+            times[i].append(time.perf_counter() - t)
+    print(f"input {shape}; GB/s = bytes moved per second (1e9), median of {args.repeat} "
+          "interleaved runs")
     print(f"{'dtype':8} {'op':28} {'ms':>8} {'GB/s':>7} {'/memcpy':>8}")
-    for d, op, t, bw, frac in rows:
-        print(f"{d:8} {op:28} {t * 1e3:8.2f} {bw / 1e9:7.2f} {frac:8.2f}")
+    copy_bw = {}
+    for (dtype, name, _, moved), ts in zip(entries, times):
+        t = float(np.median(ts))
+        bw = moved / t
+        if name == "memcpy":
+            copy_bw[dtype] = bw
+        print(f"{np.dtype(dtype).name:8} {name:28} {t * 1e3:8.2f} {bw / 1e9:7.2f} "
+              f"{bw / copy_bw[dtype]:8.2f}")
 
 
 def main():
