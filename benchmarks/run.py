@@ -18,6 +18,7 @@ is installed); see benchmarks/README.md.
 """
 
 import argparse
+import ctypes
 import datetime
 import gc
 import json
@@ -64,13 +65,21 @@ def _has_inplace_build():
 def import_fastconv():
     """The fastconv to measure: the source tree's in-place build when there is
     one (the code being worked on), else the installed package."""
-    if _has_inplace_build() and ROOT not in sys.path:
+    saved = list(sys.path)
+    if _has_inplace_build():
         sys.path.insert(0, ROOT)
+    else:
+        # An unbuilt source tree on the path (python -m from the checkout)
+        # would hide the installed package.
+        sys.path[:] = [p for p in sys.path
+                       if os.path.abspath(p or os.curdir) != ROOT]
     try:
         import fastconv
         return fastconv, None
     except ImportError as exc:
         return None, str(exc).splitlines()[0]
+    finally:
+        sys.path[:] = saved
 
 
 def import_torch():
@@ -171,6 +180,30 @@ def measure_copy_bandwidth(nthreads, mib=64, rounds=5):
             dt = time.perf_counter() - t0
             best = max(best, 2 * 8 * n * nthreads / dt / 1e9)
     return best
+
+
+def retain_freed_memory():
+    """Ask glibc's malloc to keep freed memory instead of returning it to the
+    kernel, so that buffers of up to 32 MiB reallocated on every call are not
+    page-faulted in again each time. Page faults cost every contender
+    (fastconv's and PyTorch's outputs and workspaces, NumPy's columns) but
+    unevenly, and on some virtual machines a fault costs microseconds: left
+    alone they can dominate a layer's time and the comparison stops being one
+    of the kernels. Returns a description of what was done."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return "allocator left as is (not glibc)"
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return "allocator left as is (libc not found)"
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = (libc.mallopt(m_mmap_threshold, 32 << 20)      # glibc's upper limit
+          and libc.mallopt(m_trim_threshold, 1 << 30)
+          and libc.mallopt(m_top_pad, 64 << 20))
+    if not ok:
+        return "allocator left as is (mallopt refused)"
+    return ("glibc malloc keeps freed memory (mmap threshold 32 MiB, trim threshold "
+            "1 GiB; --malloc default to leave it alone)")
 
 
 # --------------------------------------------------------------- the ops
@@ -343,9 +376,10 @@ def measure(fns, repeat, budget, min_sample=0.005, gap=0.0, drop_above=None):
     """Median time per call of each callable in ``fns`` (dict name -> fn),
     the contenders interleaved round by round in a rotating order.
 
-    Each contender is called twice first (warm-up: page faults, caches,
-    thread pools); the second call sets how many calls make one sample
-    (enough to fill ``min_sample`` seconds). The number of rounds is
+    Each contender is called once first (warm-up: page faults, caches,
+    thread pools), twice when that call is short; the last of these calls
+    sets how many calls make one sample (enough to fill ``min_sample``
+    seconds). The number of rounds is
     ``repeat``, fewer (but at least 3) when the rounds would take more than
     ``budget`` seconds. With ``gap`` > 0 the process sleeps that long before
     each sample, untimed, so that the previous contender's OpenMP workers,
@@ -362,8 +396,13 @@ def measure(fns, repeat, budget, min_sample=0.005, gap=0.0, drop_above=None):
     for name in list(names):
         if gap:
             time.sleep(gap)
+        t0 = time.perf_counter()
         first[name] = fns[name]()
-        t = _time(fns[name], 1)
+        t = time.perf_counter() - t0
+        if t < 0.05:
+            # A short first call is dominated by one-off costs (page faults
+            # on fresh buffers, thread start-up): time a second one.
+            t = _time(fns[name], 1)
         if drop_above and name in drop_above and t > drop_above[name]:
             dropped[name] = t
             names.remove(name)
@@ -385,6 +424,7 @@ def measure(fns, repeat, budget, min_sample=0.005, gap=0.0, drop_above=None):
         if gc_was_enabled:
             gc.enable()
     stats = {name: {"median_s": statistics.median(samples[name]),
+                    "min_s": min(samples[name]),
                     "samples_s": samples[name], "number": number[name]}
              for name in names}
     return first, stats, dropped
@@ -492,6 +532,8 @@ def geomean(values):
 
 
 def run(args):
+    malloc_note = (retain_freed_memory() if args.malloc == "retain"
+                   else "glibc malloc defaults (--malloc default)")
     fastconv, fc_err = ((None, "disabled with --no-fastconv") if args.no_fastconv
                         else import_fastconv())
     torch, torch_err = (None, "disabled with --no-torch") if args.no_torch else import_torch()
@@ -533,6 +575,7 @@ def run(args):
     print(f"  numpy {np.__version__}"
           f"{'' if tpc else ' (threadpoolctl missing: its BLAS keeps its own thread count)'}",
           file=out)
+    print(f"  memory: {malloc_note}", file=out)
 
     # Ceilings: FMA peak of one core per dtype; copy bandwidth per thread count.
     peaks = {}
@@ -674,7 +717,8 @@ def run(args):
         "copy_bandwidth_gbps": {str(k): v for k, v in copy_bw.items()},
         "settings": {"threads": threads, "dtypes": list(dtypes), "ops": list(ops or []),
                      "filter": args.filter, "repeat": args.repeat, "budget_s": args.budget,
-                     "numpy_limit_s": args.numpy_limit, "seed": args.seed},
+                     "numpy_limit_s": args.numpy_limit, "seed": args.seed,
+                     "gap_s": args.gap, "malloc": malloc_note},
         "records": records,
     }
     results["summary"] = summarise(records)
@@ -856,6 +900,10 @@ def build_parser():
                    help="untimed pause (s) between samples at more than one thread, "
                         "for the previous contender's spinning workers to sleep "
                         "(default 0.01)")
+    p.add_argument("--malloc", choices=("retain", "default"), default="retain",
+                   help="retain (default): make glibc keep freed memory so that "
+                        "per-call buffers are not page-faulted in on every call; "
+                        "default: leave malloc as it is")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--list", action="store_true", help="list the entries and exit")
     return p

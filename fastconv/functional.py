@@ -30,6 +30,8 @@ __all__ = [
 
 def _array(a, name, where):
     """``a`` as an ndarray of a real numeric dtype (lists are converted)."""
+    if a is None:
+        raise TypeError(f"{where}: {name} must be an array, got None")
     if not isinstance(a, np.ndarray):
         try:
             a = np.asarray(a)
@@ -43,9 +45,9 @@ def _array(a, name, where):
             raise TypeError(f"{where}: {name} has dtype {a.dtype}, which fastconv does not "
                             f"compute in; cast it to float64")
         return a
-    what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(
-        kind, str(a.dtype))
-    raise TypeError(f"{where}: {name} has dtype {a.dtype} ({what}); fastconv computes in "
+    what = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind)
+    shown = f"{a.dtype} ({what})" if what else str(a.dtype)
+    raise TypeError(f"{where}: {name} has dtype {shown}; fastconv computes in "
                     f"float32 or float64 and accepts real numeric arrays only")
 
 
@@ -65,12 +67,33 @@ def _dtype(*arrays):
 
 
 def _flat(a, dtype):
-    """A flat, C-contiguous, native-order view or copy of ``a`` in ``dtype``."""
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+    """A flat, C-contiguous, native-order, aligned view or copy of ``a`` in ``dtype``."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    # A buffer at an odd address (np.frombuffer with an offset, a packed
+    # record field) is C-contiguous but not aligned; the kernels assume
+    # elements sit at multiples of their size.
+    if not a.flags.aligned:
+        a = a.copy()
+    return a.reshape(-1)
 
 
 def _empty_flat(dtype):
     return np.empty(0, dtype=dtype)
+
+
+def _alloc(shape, dtype, what, where):
+    """A new uninitialised array; MemoryError naming the op when it cannot exist.
+
+    NumPy reports a shape whose byte count overflows as a ValueError; here
+    that is the same condition as running out of memory."""
+    nbytes = np.dtype(dtype).itemsize
+    for s in shape:
+        nbytes *= int(s)
+    try:
+        return np.empty(shape, dtype)
+    except (MemoryError, ValueError):
+        raise MemoryError(f"{where}: cannot allocate {what} of shape {tuple(shape)} "
+                          f"and dtype {np.dtype(dtype).name} ({nbytes / 2**30:.3g} GiB)") from None
 
 
 def _check_ndim(a, ndim, name, layout, where):
@@ -130,9 +153,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
         raise ValueError(f"{where}: b must have shape ({K},) to match w's {K} filters, "
                          f"got {b.shape}")
     dtype = _dtype(x, w, b)
-    if N == 0 or K == 0:
-        return np.zeros((N, K, H2, W2), dtype)
-    y = np.empty((N, K, H2, W2), dtype)
+    y = _alloc((N, K, H2, W2), dtype, "the output", where)
+    if y.size == 0:
+        return y
     if C == 0:
         y[...] = 0 if b is None else np.asarray(b, dtype).reshape(1, K, 1, 1)
         return np.maximum(y, 0) if relu else y
@@ -168,9 +191,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
         raise ValueError(f"{where}: dy must have the shape of conv2d's output "
                          f"{(N, K, H2, W2)}, got {dy.shape}")
     dtype = _dtype(dy, x, w)
-    dx = np.empty(x.shape, dtype) if need_dx else None
-    dw = np.empty(w.shape, dtype)
-    db = np.empty((K,), dtype)
+    dx = _alloc(x.shape, dtype, "dx", where) if need_dx else None
+    dw = _alloc(w.shape, dtype, "dw", where)
+    db = _alloc((K,), dtype, "db", where)
     if N == 0 or K == 0 or C == 0:
         dw[...] = 0
         db[...] = np.asarray(dy, dtype).sum(axis=(0, 2, 3))
@@ -181,7 +204,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
     dyf = _flat(dy, dtype)
     wf = _flat(w, dtype)
     _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt)
-    if dx is not None:
+    # An input of height or width 0 (the output then comes from padding
+    # alone) has an empty gradient, and nothing to compute.
+    if dx is not None and dx.size:
         _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt)
     return dx, dw, db
 
@@ -202,6 +227,9 @@ def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
                              f"size {kernel} (a window must hold at least one input value); "
                              f"{axis} padding {p} > {k}//2")
     N, C, H, W = x_shape
+    if H == 0 or W == 0:
+        raise ValueError(f"{where}: x has height {H} and width {W}; pooling needs H >= 1 and "
+                         f"W >= 1 (a window must hold at least one input value)")
     H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
     return (N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
             H2, W2)
@@ -223,7 +251,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True):
     _check_ndim(x, 4, "x", "(N, C, H, W)", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     dtype = _dtype(x)
-    y = np.empty(x.shape[:2] + geom[-2:], dtype)
+    y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
     if y.size:
         _core.maxpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), _config.get_num_threads())
     return y
@@ -250,7 +278,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
         raise ValueError(f"{where}: dy must have the shape of max_pool2d's output "
                          f"{out_shape}, got {dy.shape}")
     dtype = _dtype(dy, x)
-    dx = np.empty(x.shape, dtype)
+    dx = _alloc(x.shape, dtype, "dx", where)
     if dx.size:
         _core.maxpool2d_bwd(geom, _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
                             _config.get_num_threads())
@@ -275,7 +303,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     _check_ndim(x, 4, "x", "(N, C, H, W)", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     dtype = _dtype(x)
-    y = np.empty(x.shape[:2] + geom[-2:], dtype)
+    y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
     if y.size:
         _core.avgpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), bool(count_include_pad),
                             _config.get_num_threads())
@@ -292,8 +320,10 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
     """
     where = "avg_pool2d_backward"
     dy = _array(dy, "dy", where)
+    if isinstance(x_shape, np.ndarray) and x_shape.ndim == 1:
+        x_shape = x_shape.tolist()
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
                        and s >= 0 for s in x_shape)):
         raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
                          f"got {x_shape!r}")
@@ -304,7 +334,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
         raise ValueError(f"{where}: dy must have the shape of avg_pool2d's output "
                          f"{out_shape}, got {dy.shape}")
     dtype = _dtype(dy)
-    dx = np.empty(x_shape, dtype)
+    dx = _alloc(x_shape, dtype, "dx", where)
     if dx.size:
         _core.avgpool2d_bwd(geom, _flat(dy, dtype), dx.reshape(-1), bool(count_include_pad),
                             _config.get_num_threads())
@@ -347,7 +377,7 @@ def linear(x, w, b=None, *, activation=None):
         raise ValueError(f"{where}: b must have shape ({O},) to match w's {O} outputs, "
                          f"got {b.shape}")
     dtype = _dtype(x, w, b)
-    y = np.empty((N, O), dtype)
+    y = _alloc((N, O), dtype, "the output", where)
     if y.size == 0:
         return y
     if D == 0:
@@ -376,9 +406,9 @@ def linear_backward(dy, x, w):
         raise ValueError(f"{where}: dy must have the shape of linear's output {(N, O)}, "
                          f"got {dy.shape}")
     dtype = _dtype(dy, x, w)
-    dx = np.empty((N, D), dtype)
-    dw = np.empty((O, D), dtype)
-    db = np.empty((O,), dtype)
+    dx = _alloc((N, D), dtype, "dx", where)
+    dw = _alloc((O, D), dtype, "dw", where)
+    db = _alloc((O,), dtype, "db", where)
     if N == 0 or D == 0 or O == 0:
         dx[...] = 0
         dw[...] = 0

@@ -11,6 +11,7 @@
 
 #define FC_ALIGN 64
 
+
 /* Workspace aligned to a cache line (and to the widest vector); the
  * original pointer is stored just below the returned block. */
 static inline void *fc_malloc(size_t bytes)

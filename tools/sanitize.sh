@@ -54,6 +54,12 @@ echo "== building with: $FASTCONV_EXTRA_CFLAGS"
     exit 2
 }
 
+so=$(ls "$work"/fastconv/_core*.so)
+if ! ldd "$so" | grep -q libasan; then
+    echo "sanitize.sh: $so is not linked against libasan; the flags did not reach the build" >&2
+    exit 2
+fi
+
 export LD_PRELOAD="$libasan${LD_PRELOAD:+:$LD_PRELOAD}"
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=0:halt_on_error=1:print_summary=1:log_path=$logs/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:print_summary=1:log_path=$logs/ubsan"

@@ -282,9 +282,11 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
     return best;
 }
 
-/* GFLOP/s of repeated full-tile calls on the same (L1-resident) panels. */
+/* GFLOP/s of repeated m x n tile calls on the same (L1-resident) panels,
+ * counting only the 2*m*n*kc useful flops. */
 #define DEFINE_TIME_TILE(T, S, FIELD)                                                  \
-    static double time_tile_##S(const fc_kernel_set *ks, int64_t kc, unsigned flags)   \
+    static double time_tile_##S(const fc_kernel_set *ks, int m, int n, int64_t kc,    \
+                                 unsigned flags)                                       \
     {                                                                                  \
         const int MR = ks->FIELD.mr, NR = ks->FIELD.nr;                                \
         T *A = xalloc(sizeof(T) * (size_t)(kc * MR));                                  \
@@ -299,7 +301,7 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
         for (;;) { /* calibrate to ~20 ms per sample */                                \
             const double t0 = now();                                                   \
             for (long r = 0; r < reps; r++)                                            \
-                ks->FIELD.fn(kc, A, B, C, NR, MR, NR, NULL, flags);                    \
+                ks->FIELD.fn(kc, A, B, C, NR, m, n, NULL, flags);                      \
             if (now() - t0 > 0.02)                                                     \
                 break;                                                                 \
             reps *= 2;                                                                 \
@@ -308,7 +310,7 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
         for (int s = 0; s < NSAMPLES; s++) {                                           \
             const double t0 = now();                                                   \
             for (long r = 0; r < reps; r++)                                            \
-                ks->FIELD.fn(kc, A, B, C, NR, MR, NR, NULL, flags);                    \
+                ks->FIELD.fn(kc, A, B, C, NR, m, n, NULL, flags);                      \
             const double dt = now() - t0;                                              \
             if (dt < best)                                                             \
                 best = dt;                                                             \
@@ -316,7 +318,7 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
         free(A);                                                                       \
         free(B);                                                                       \
         free(C);                                                                       \
-        return 2.0 * MR * NR * kc * reps / best * 1e-9;                                \
+        return 2.0 * m * n * kc * reps / best * 1e-9;                                  \
     }
 
 DEFINE_TIME_TILE(float, s, s)
@@ -374,17 +376,29 @@ static void run_bench(const fc_kernel_set *ks)
     static const int64_t kcs[] = {64, 128, 256, 384};
     for (int dt = 0; dt < 2; dt++) {
         const char *name = dt ? ks->d.name : ks->s.name;
+        const int MR = dt ? ks->d.mr : ks->s.mr, NR = dt ? ks->d.nr : ks->s.nr;
         const double peak = measured_peak(ks, dt ? 8 : 4), nominal = nominal_peak(dt ? 8 : 4);
         if (peak > 0)
             printf("%-20s FMA peak of one core at this vector width: %.1f GFLOP/s\n", name,
                    peak);
         for (size_t q = 0; q < sizeof kcs / sizeof kcs[0]; q++)
             for (unsigned flags = 0; flags < 2; flags++) {
-                const double g = dt ? time_tile_d(ks, kcs[q], flags)
-                                    : time_tile_s(ks, kcs[q], flags);
-                printf("%-20s kc=%-4lld %-4s", name, (long long)kcs[q], flags ? "acc" : "set");
+                const double g = dt ? time_tile_d(ks, MR, NR, kcs[q], flags)
+                                    : time_tile_s(ks, MR, NR, kcs[q], flags);
+                printf("%-20s %2dx%-2d kc=%-4lld %-4s", name, MR, NR, (long long)kcs[q],
+                       flags ? "acc" : "set");
                 print_rate(g, peak, nominal);
             }
+        /* edge tiles, useful flops only */
+        const int shapes[][2] = {{MR / 2 + 1, NR}, {MR - 1, NR}, {MR, NR - 1},
+                                 {MR, NR / 2 + 1}, {MR, NR / 2}, {1, NR}, {MR, 1}};
+        for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
+            const int m = shapes[q][0], n = shapes[q][1];
+            const double g = dt ? time_tile_d(ks, m, n, 256, FC_UK_ACC)
+                                : time_tile_s(ks, m, n, 256, FC_UK_ACC);
+            printf("%-20s %2dx%-2d kc=256  acc ", name, m, n);
+            print_rate(g, peak, nominal);
+        }
     }
 }
 

@@ -56,14 +56,43 @@
  * vectors per row), MASKED (last vector partial); the microkernel arguments;
  * and the type macros T, VEC, VL, VSET1, VLOADA, VLOADU, VSTOREU, VMLOAD,
  * VMSTORE, VFMA, VADD, VMAX, VZERO, MASK_T, MAKE_MASK. */
-#define ACC_DECL(i, u) VEC acc##i##_0 = VZERO(), acc##i##_1 = VZERO();
+/* Accumulators: acc<row>_<2*set + vector>.  A tile with fewer than 8 FMA
+ * chains (MRE * NV) cannot hide the FMA latency of two pipes, so small edge
+ * tiles spread consecutive k over SPLIT = 2 or 4 sets of accumulators and add
+ * the sets at the end; full tiles use one set. */
+#define ACC_DECL(i, u)                                                             \
+    VEC acc##i##_0 = VZERO(), acc##i##_1 = VZERO(), acc##i##_2 = VZERO(),          \
+        acc##i##_3 = VZERO(), acc##i##_4 = VZERO(), acc##i##_5 = VZERO(),          \
+        acc##i##_6 = VZERO(), acc##i##_7 = VZERO();
 
+#define FMA_SET(i, s0, s1)                                                         \
+    do {                                                                           \
+        acc##i##_##s0 = VFMA(ai, b0, acc##i##_##s0);                               \
+        if (NV > 1)                                                                \
+            acc##i##_##s1 = VFMA(ai, b1, acc##i##_##s1);                           \
+    } while (0)
+
+/* step u of the unrolled loop goes to set u mod SPLIT (constants fold) */
 #define FMA_ROW(i, u)                                                              \
     if (MRE > i) {                                                                 \
         const VEC ai = VSET1(a[(u) * UK_MR + i]);                                  \
-        acc##i##_0 = VFMA(ai, b0, acc##i##_0);                                     \
-        if (NV > 1)                                                                \
-            acc##i##_1 = VFMA(ai, b1, acc##i##_1);                                 \
+        switch ((u) & (SPLIT - 1)) {                                               \
+        case 0: FMA_SET(i, 0, 1); break;                                           \
+        case 1: FMA_SET(i, 2, 3); break;                                           \
+        case 2: FMA_SET(i, 4, 5); break;                                           \
+        default: FMA_SET(i, 6, 7); break;                                          \
+        }                                                                          \
+    }
+
+#define FOLD_ROW(i, u)                                                             \
+    if (MRE > i) {                                                                 \
+        if (SPLIT == 4) {                                                          \
+            acc##i##_0 = VADD(VADD(acc##i##_0, acc##i##_2), VADD(acc##i##_4, acc##i##_6)); \
+            acc##i##_1 = VADD(VADD(acc##i##_1, acc##i##_3), VADD(acc##i##_5, acc##i##_7)); \
+        } else if (SPLIT == 2) {                                                   \
+            acc##i##_0 = VADD(acc##i##_0, acc##i##_2);                             \
+            acc##i##_1 = VADD(acc##i##_1, acc##i##_3);                             \
+        }                                                                          \
     }
 
 #define KSTEP(u)                                                                   \
@@ -129,9 +158,12 @@
         }                                                                          \
     }
 
-#define UNUSED_ROW(i, u) (void)acc##i##_0; (void)acc##i##_1;
+#define UNUSED_ROW(i, u)                                                           \
+    (void)acc##i##_0; (void)acc##i##_1; (void)acc##i##_2; (void)acc##i##_3;        \
+    (void)acc##i##_4; (void)acc##i##_5; (void)acc##i##_6; (void)acc##i##_7;
 
 #define TILE_BODY                                                                  \
+    const int SPLIT = MRE * NV >= 8 ? 1 : MRE * NV >= 4 ? 2 : 4;                   \
     const MASK_T mk = MAKE_MASK(n - (NV - 1) * VL);                                \
     VEC b0, b1 = VZERO();                                                          \
     ROWS(ACC_DECL, 0)                                                              \
@@ -144,6 +176,7 @@
     for (; k > 0; k--, a += UK_MR, b += 2 * VL) {                                  \
         KSTEP(0)                                                                   \
     }                                                                              \
+    ROWS(FOLD_ROW, 0)                                                              \
     if (flags & FC_UK_ACC) {                                                       \
         ROWS(ADD_C_ROW, 0)                                                         \
     }                                                                              \
