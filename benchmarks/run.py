@@ -524,6 +524,34 @@ def parse_dtypes(spec):
     return tuple(out)
 
 
+def parse_size(text):
+    """'1024K' -> 1048576; '' -> None."""
+    text = text.strip().upper()
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        if text and text[-1] in mult:
+            return int(float(text[:-1]) * mult[text[-1]])
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def layer_tags(layer, dtype, l2_bytes):
+    """Subsets the summary reports on their own (the kinds of layer the
+    performance targets single out)."""
+    tags = []
+    if layer.kind == "conv":
+        if layer.pointwise:
+            tags.append("1x1")
+        if (layer.FH, layer.FW) == (3, 3) and layer.C >= 64 and layer.K >= 64:
+            tags.append("3x3 C,K>=64")
+    else:
+        x_bytes = layer.batch(dtype) * layer.C * layer.H * layer.W * np.dtype(dtype).itemsize
+        if l2_bytes and x_bytes > l2_bytes:
+            tags.append("x > L2")
+    return tags
+
+
 def geomean(values):
     values = [v for v in values if v and v > 0 and math.isfinite(v)]
     if not values:
@@ -592,6 +620,7 @@ def run(args):
                                                for n, v in copy_bw.items()), file=out)
     out.flush()
 
+    l2_bytes = parse_size(cpu_caches().get("L2", ""))
     contenders = Contenders(fastconv, torch)
     budget_np = NumpyBudget(args.numpy_limit)
     records = []
@@ -660,6 +689,7 @@ def run(args):
                 "kind": layer.kind, "op": task.op, "dtype": task.dtype, "threads": nt,
                 "batch": layer.batch(task.dtype),
                 "pointwise": bool(getattr(layer, "pointwise", False)),
+                "tags": layer_tags(layer, task.dtype, l2_bytes),
                 "work": work, "unit": unit,
                 "times": stats, "check": check, "notes": [],
             }
@@ -722,6 +752,7 @@ def run(args):
         "records": records,
     }
     results["summary"] = summarise(records)
+    results["thread_scaling"] = thread_scaling(records)
     return results
 
 
@@ -740,7 +771,7 @@ def _combined(records, ops, label):
             continue
         rs = list(parts.values())
         merged = {"layer": layer, "dtype": dtype, "threads": nt, "op": label,
-                  "pointwise": rs[0]["pointwise"], "kind": rs[0]["kind"],
+                  "tags": rs[0].get("tags", []), "kind": rs[0]["kind"],
                   "work": sum(r["work"] for r in rs), "unit": rs[0]["unit"]}
         for name in CONTENDERS:
             if all(name in r["times"] for r in rs):
@@ -758,28 +789,38 @@ def _combined(records, ops, label):
     return out
 
 
+BASE_ORDER = ["fwd", "bwd_data", "bwd_weight", "bwd (data+weight)",
+              "pool_fwd", "pool_bwd", "pool (fwd+bwd)"]
+TAGGED_OPS = ("fwd", "bwd (data+weight)", "pool_fwd", "pool (fwd+bwd)")
+
+
 def summarise(records):
-    """Geometric means per (op, dtype, threads) with the worst layer, plus
-    backward (data + weights), pooling (forward + backward) and the 1x1
-    layers on their own."""
+    """Geometric means per (op, dtype, threads) with the worst layer; also for
+    backward (data + weights, times added per layer), pooling (forward +
+    backward), and the tagged subsets (1x1 layers, large 3x3 layers, pooling
+    inputs larger than L2)."""
     flat = []
     for r in records:
-        row = {k: r.get(k) for k in ("layer", "dtype", "threads", "op", "pointwise",
+        row = {k: r.get(k) for k in ("layer", "dtype", "threads", "op", "tags",
                                      "kind", "work", "unit", "ratio_torch",
                                      "ratio_numpy", "frac_peak", "frac_copy_bw")}
         flat.append(row)
     flat += _combined(records, ("bwd_data", "bwd_weight"), "bwd (data+weight)")
     flat += _combined(records, ("pool_fwd", "pool_bwd"), "pool (fwd+bwd)")
-    flat += [dict(r, op=f"{r['op']} [1x1 only]") for r in flat
-             if r.get("pointwise") and r["op"] in ("fwd", "bwd (data+weight)")]
-    order = ["fwd", "bwd_data", "bwd_weight", "bwd (data+weight)", "fwd [1x1 only]",
-             "bwd (data+weight) [1x1 only]", "pool_fwd", "pool_bwd", "pool (fwd+bwd)"]
+    flat += [dict(r, op=f"{r['op']} [{tag}]") for r in list(flat)
+             if r["op"] in TAGGED_OPS for tag in (r.get("tags") or [])]
+
+    def order(key):
+        op = key[0]
+        base = op.split(" [")[0]
+        return (BASE_ORDER.index(base) if base in BASE_ORDER else 99, op != base, op,
+                key[1], key[2])
+
     groups = {}
     for r in flat:
         groups.setdefault((r["op"], r["dtype"], r["threads"]), []).append(r)
     summary = []
-    for key in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99,
-                                             k[1], k[2])):
+    for key in sorted(groups, key=order):
         rows = groups[key]
         item = {"op": key[0], "dtype": key[1], "threads": key[2], "entries": len(rows)}
         for other in ("torch", "numpy"):
@@ -797,6 +838,35 @@ def summarise(records):
         item["geomean_frac_copy_bw"] = geomean(fb)
         summary.append(item)
     return summary
+
+
+def thread_scaling(records, min_work=1e9):
+    """Speed-up from 1 thread to the largest thread count, per (op, dtype),
+    over the conv layers of at least ``min_work`` flops: geometric mean and
+    the weakest layer, for fastconv and for PyTorch."""
+    by = {}
+    for r in records:
+        if r["kind"] != "conv" or r["work"] < min_work:
+            continue
+        by.setdefault((r["layer"], r["op"], r["dtype"]), {})[r["threads"]] = r
+    out = {}
+    for (layer, op, dtype), per in by.items():
+        if 1 not in per or len(per) < 2:
+            continue
+        nmax = max(per)
+        for name in ("fastconv", "torch"):
+            t1 = per[1]["times"].get(name, {}).get("median_s")
+            tn = per[nmax]["times"].get(name, {}).get("median_s")
+            if t1 and tn:
+                out.setdefault((op, dtype, nmax, name), []).append((t1 / tn, layer))
+    result = []
+    for (op, dtype, nmax, name), vals in sorted(
+            out.items(), key=lambda kv: (BASE_ORDER.index(kv[0][0]), kv[0][1], kv[0][3])):
+        worst = min(vals)
+        result.append({"op": op, "dtype": dtype, "threads": nmax, "contender": name,
+                       "layers": len(vals), "geomean_speedup": geomean([v for v, _ in vals]),
+                       "worst": {"layer": worst[1], "speedup": worst[0]}})
+    return result
 
 
 # ------------------------------------------------------------ the printing
@@ -842,7 +912,7 @@ def print_summary(results, stream=sys.stdout):
         return
     print("\nGeometric means (ratio = other's time / fastconv's time; worst = lowest "
           "ratio vs torch)", file=stream)
-    head = (f"{'op':<30} {'dtype':<7} {'thr':>3} {'n':>3}  {'x torch':>7}  "
+    head = (f"{'op':<34} {'dtype':<7} {'thr':>3} {'n':>3}  {'x torch':>7}  "
             f"{'x numpy':>7}  {'%peak':>6}  worst vs torch")
     print(head, file=stream)
     print("-" * (len(head) + 30), file=stream)
@@ -852,10 +922,21 @@ def print_summary(results, stream=sys.stdout):
                                        ("" if s.get("geomean_frac_peak") else "b"))
         worst = s.get("worst_torch")
         worst_s = f"{worst['ratio']:.2f} {worst['layer']}" if worst else "-"
-        print(f"{s['op']:<30} {s['dtype']:<7} {s['threads']:>3} {s['entries']:>3}  "
+        print(f"{s['op']:<34} {s['dtype']:<7} {s['threads']:>3} {s['entries']:>3}  "
               f"{_f(s.get('geomean_ratio_torch'), '7.2f'):>7}  "
               f"{_f(s.get('geomean_ratio_numpy'), '7.2f'):>7}  {frac_s:>6}  {worst_s}",
               file=stream)
+    scaling = results.get("thread_scaling") or []
+    if scaling:
+        print(f"\nThread scaling on conv layers of at least 1 GFLOP "
+              f"(time at 1 thread / time at {scaling[0]['threads']})", file=stream)
+        head = f"{'op':<12} {'dtype':<7} {'contender':<9} {'n':>3}  {'speed-up':>8}  weakest"
+        print(head, file=stream)
+        print("-" * (len(head) + 30), file=stream)
+        for s in scaling:
+            print(f"{s['op']:<12} {s['dtype']:<7} {s['contender']:<9} {s['layers']:>3}  "
+                  f"{s['geomean_speedup']:8.2f}  {s['worst']['speedup']:.2f} "
+                  f"{s['worst']['layer']}", file=stream)
     bad = [r for r in results["records"] if r.get("check") and not r["check"]["ok"]]
     if bad:
         print(f"\nWARNING: {len(bad)} entr{'y' if len(bad) == 1 else 'ies'} where fastconv's "

@@ -429,7 +429,9 @@ def relu(x):
     [0.0, 0.5]
     """
     x = _array(x, "x", "relu")
-    return np.maximum(np.asarray(x, _dtype(x)), 0, order="C")
+    dtype = _dtype(x)
+    # out= keeps a 0-d input a 0-d array (a bare ufunc call returns a scalar).
+    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", "relu"))
 
 
 def relu_backward(dy, x):
@@ -445,7 +447,10 @@ def relu_backward(dy, x):
     if dy.shape != x.shape:
         raise ValueError(f"{where}: dy must have x's shape {x.shape}, got {dy.shape}")
     dtype = _dtype(dy, x)
-    return np.ascontiguousarray(np.where(x > 0, dy, 0).astype(dtype, copy=False))
+    dx = _alloc(x.shape, dtype, "dx", where)
+    # (np.ascontiguousarray would turn a 0-d result into shape (1,).)
+    dx[...] = np.where(x > 0, dy, 0)
+    return dx
 
 
 def output_size(size, kernel, stride=1, padding=0, *, strict=True):

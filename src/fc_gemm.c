@@ -11,6 +11,14 @@
 #define FC_CAT_(a, b) a##_##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
 
+/* Direct stride-1 path: needs GNU C vector extensions.  Tile rows per
+ * instruction set: enough accumulators to hide FMA latency, few enough to
+ * stay in registers (2 vectors per row). */
+#if defined(__GNUC__)
+#define FC_VEC_BYTES 16
+#define FC_DMR 4
+#endif
+
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
@@ -34,6 +42,10 @@
 #if defined(FC_HAVE_X86_KERNELS) && defined(__GNUC__) && !defined(__clang__)
 #define FC_ENGINE_PER_ISA 1
 
+#undef FC_VEC_BYTES
+#undef FC_DMR
+#define FC_VEC_BYTES 32
+#define FC_DMR 6
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define T float
@@ -56,6 +68,10 @@
 #undef KSEL
 #pragma GCC pop_options
 
+#undef FC_VEC_BYTES
+#undef FC_DMR
+#define FC_VEC_BYTES 64
+#define FC_DMR 14
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
 #define T float

@@ -4,20 +4,20 @@
  * scatter-adds never race and the result does not depend on the thread count.
  * Within a plane the work goes one output row at a time:
  *
- *   forward   a column pass folds the window's rows into one padded row
- *             buffer (contiguous, vectorised), then a row pass reduces each
- *             window across that buffer (contiguous for stride 1,
- *             de-interleaving loads for stride 2).  The buffer's pad value
- *             (-inf or 0) makes border windows the same as interior ones.
- *   max bwd   the argmax of every interior window is found with vector loops
- *             over the window's taps, then dy is added in scalar order;
- *             border windows use a clipped scalar scan.
- *   avg bwd   the scaled dy row is spread across a padded row buffer, which
- *             is then added to every input row the window covers.
+ *   forward   column passes fold the window's input rows into one padded row
+ *             buffer, then a row pass reduces each window across it.  The
+ *             buffer's pad value (-inf or 0) makes border windows the same as
+ *             interior ones, so no loop branches on the border.
+ *   max bwd   the same two stages find each window's first maximum (value
+ *             and row per column, then the best column per window); dy is
+ *             spread into a row buffer, then written into the dx rows.
+ *   avg bwd   the scaled dy row is spread across a row buffer, which is then
+ *             written or added into every input row the window covers.
  *
+ * Kernel over the whole plane (global pooling) is one reduction per plane.
  * The loops are compiled once per instruction set (generic, and on x86 also
  * AVX2 and AVX-512F through target attributes); the set named by
- * fc_active_kernels() is used.
+ * fc_active_kernels() is used, so FASTCONV_ISA moves pooling too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,170 +36,43 @@
 #define FC_POOL_X86 1
 #endif
 
-/* ------------------------------------------------------------ kernel tables */
-
-typedef struct {
-    void (*fwd)(const fc_pool_geom *, const float *, float *, fc_int, fc_int,
-                float *, const float *, int);
-    void (*max_bwd)(const fc_pool_geom *, const float *, const float *, float *,
-                    fc_int, fc_int, float *, float *, float *, int32_t *,
-                    int32_t *, int32_t *, int);
-    void (*avg_bwd)(const fc_pool_geom *, const float *, float *, fc_int, fc_int,
-                    float *, float *, const float *);
-} fc_pool_tab_s;
-
-typedef struct {
-    void (*fwd)(const fc_pool_geom *, const double *, double *, fc_int, fc_int,
-                double *, const double *, int);
-    void (*max_bwd)(const fc_pool_geom *, const double *, const double *, double *,
-                    fc_int, fc_int, double *, double *, double *, int32_t *,
-                    int32_t *, int32_t *, int);
-    void (*avg_bwd)(const fc_pool_geom *, const double *, double *, fc_int, fc_int,
-                    double *, double *, const double *);
-} fc_pool_tab_d;
-
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_POOL_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define FC_POOL_ALWAYS_INLINE inline
 #endif
 
-#define FC_POOL_KERNELS
-
-/* generic: whatever the baseline of the compiler's target is */
-#define FC_TGT
-#define T float
-#define T_NEG_INF (-HUGE_VALF)
-#define T_UINT uint32_t
-#define FCP(name) fc_pool_##name##_s_generic
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#define T double
-#define T_NEG_INF (-HUGE_VAL)
-#define T_UINT uint64_t
-#define FCP(name) fc_pool_##name##_d_generic
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#undef FC_TGT
-
-#ifdef FC_POOL_X86
-/* AVX2 without FMA: nothing here multiplies and adds, and leaving FMA out
- * keeps every variant's rounding identical. */
-#define FC_TGT __attribute__((target("avx2")))
-#define T float
-#define T_NEG_INF (-HUGE_VALF)
-#define T_UINT uint32_t
-#define FCP(name) fc_pool_##name##_s_avx2
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#define T double
-#define T_NEG_INF (-HUGE_VAL)
-#define T_UINT uint64_t
-#define FCP(name) fc_pool_##name##_d_avx2
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#undef FC_TGT
-
-#define FC_TGT __attribute__((target("avx512f")))
-#define T float
-#define T_NEG_INF (-HUGE_VALF)
-#define T_UINT uint32_t
-#define FCP(name) fc_pool_##name##_s_avx512
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#define T double
-#define T_NEG_INF (-HUGE_VAL)
-#define T_UINT uint64_t
-#define FCP(name) fc_pool_##name##_d_avx512
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#undef FC_TGT
-#endif
-
-#undef FC_POOL_KERNELS
-
-#define FC_POOL_TABLES(S)                                                      \
-    static const fc_pool_tab_##S fc_pool_tab_##S##_generic = {                 \
-        fc_pool_fwd_##S##_generic, fc_pool_max_bwd_##S##_generic,              \
-        fc_pool_avg_bwd_##S##_generic};
-FC_POOL_TABLES(s)
-FC_POOL_TABLES(d)
-#undef FC_POOL_TABLES
-
-#ifdef FC_POOL_X86
-#define FC_POOL_TABLES(S, ISA)                                                 \
-    static const fc_pool_tab_##S fc_pool_tab_##S##_##ISA = {                   \
-        fc_pool_fwd_##S##_##ISA, fc_pool_max_bwd_##S##_##ISA,                  \
-        fc_pool_avg_bwd_##S##_##ISA};
-FC_POOL_TABLES(s, avx2)
-FC_POOL_TABLES(d, avx2)
-FC_POOL_TABLES(s, avx512)
-FC_POOL_TABLES(d, avx512)
-#undef FC_POOL_TABLES
-#endif
-
-/* 0 generic, 1 AVX2, 2 AVX-512F: follows the GEMM dispatch, so that
- * FASTCONV_ISA moves pooling too. */
-static int fc_pool_level(void)
-{
-#ifdef FC_POOL_X86
-    const fc_kernel_set *k = fc_active_kernels();
-    if (k && k->isa) {
-        if (strcmp(k->isa, "avx512") == 0)
-            return 2;
-        if (strcmp(k->isa, "avx2") == 0)
-            return 1;
-    }
-#endif
-    return 0;
-}
-
-static const fc_pool_tab_s *fc_pool_get_s(void)
-{
-#ifdef FC_POOL_X86
-    switch (fc_pool_level()) {
-    case 2: return &fc_pool_tab_s_avx512;
-    case 1: return &fc_pool_tab_s_avx2;
-    default: break;
-    }
-#endif
-    return &fc_pool_tab_s_generic;
-}
-
-static const fc_pool_tab_d *fc_pool_get_d(void)
-{
-#ifdef FC_POOL_X86
-    switch (fc_pool_level()) {
-    case 2: return &fc_pool_tab_d_avx512;
-    case 1: return &fc_pool_tab_d_avx2;
-    default: break;
-    }
-#endif
-    return &fc_pool_tab_d_generic;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
-/* Below this many elements (input plus output) a second thread costs more
- * than it saves. */
+/* Entries per phase of a row buffer (see fc_pool.inc): the padded row plus
+ * one window's overhang, split into SW phases, with slack. */
+static fc_int fc_pool_phase_len(const fc_pool_geom *g)
+{
+    const fc_int wb = g->W + 2 * g->PW + g->KW;
+    return (wb + g->SW - 1) / g->SW + 2;
+}
+
+static fc_int fc_pool_round16(fc_int n)
+{
+    return (n + 15) & ~(fc_int)15;
+}
+
+/* Backward spreads a row of W2 window values over the phases of a row
+ * buffer by reading them at offsets down to -((KW-1)/SW): the rows of
+ * window values get that many entries in front and run to the phase length
+ * (fc_pool.inc, spread). */
+static fc_int fc_pool_spread_pad(const fc_pool_geom *g)
+{
+    return (g->KW - 1) / g->SW;
+}
+
+static fc_int fc_pool_spread_len(const fc_pool_geom *g)
+{
+    return fc_pool_round16(fc_pool_spread_pad(g) + fc_pool_phase_len(g));
+}
+
+/* Below this many elements (input plus output) per thread a second thread
+ * costs more than it saves. */
 #define FC_POOL_MIN_WORK_PER_THREAD ((fc_int)1 << 15)
 
 static int fc_pool_threads(const fc_pool_geom *g, int nthreads)
@@ -276,6 +149,148 @@ static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
     if (a < 0) a = 0;
     if (b > n) b = n;
     return b - a;
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+#define FC_POOL_KERNELS
+
+/* generic: the compiler's baseline for the target (SSE2 on x86-64) */
+#define FC_TGT
+#define T float
+#define T_NEG_INF (-HUGE_VALF)
+#define T_UINT uint32_t
+#define FCP(name) fc_pool_##name##_s_generic
+#include "fc_pool.inc"
+#undef T
+#undef T_NEG_INF
+#undef T_UINT
+#undef FCP
+#define T double
+#define T_NEG_INF (-HUGE_VAL)
+#define T_UINT uint64_t
+#define FCP(name) fc_pool_##name##_d_generic
+#include "fc_pool.inc"
+#undef T
+#undef T_NEG_INF
+#undef T_UINT
+#undef FCP
+#undef FC_TGT
+
+#ifdef FC_POOL_X86
+/* AVX2 without FMA: nothing here multiplies and adds, and leaving FMA out
+ * keeps every variant's rounding identical. */
+#define FC_TGT __attribute__((target("avx2")))
+#define T float
+#define T_NEG_INF (-HUGE_VALF)
+#define T_UINT uint32_t
+#define FCP(name) fc_pool_##name##_s_avx2
+#include "fc_pool.inc"
+#undef T
+#undef T_NEG_INF
+#undef T_UINT
+#undef FCP
+#define T double
+#define T_NEG_INF (-HUGE_VAL)
+#define T_UINT uint64_t
+#define FCP(name) fc_pool_##name##_d_avx2
+#include "fc_pool.inc"
+#undef T
+#undef T_NEG_INF
+#undef T_UINT
+#undef FCP
+#undef FC_TGT
+
+#define FC_TGT __attribute__((target("avx512f")))
+#define T float
+#define T_NEG_INF (-HUGE_VALF)
+#define T_UINT uint32_t
+#define FCP(name) fc_pool_##name##_s_avx512
+#include "fc_pool.inc"
+#undef T
+#undef T_NEG_INF
+#undef T_UINT
+#undef FCP
+#define T double
+#define T_NEG_INF (-HUGE_VAL)
+#define T_UINT uint64_t
+#define FCP(name) fc_pool_##name##_d_avx512
+#include "fc_pool.inc"
+#undef T
+#undef T_NEG_INF
+#undef T_UINT
+#undef FCP
+#undef FC_TGT
+#endif
+
+#undef FC_POOL_KERNELS
+
+/* ----------------------------------------------------------- kernel tables */
+
+#define FC_POOL_TAB_TYPE(T, S)                                                 \
+    typedef struct {                                                           \
+        void (*fwd)(const fc_pool_geom *, const T *, T *, fc_int, fc_int, T *, \
+                    const T *, int);                                           \
+        void (*max_bwd)(const fc_pool_geom *, const T *, const T *, T *,       \
+                        fc_int, fc_int, T *, int32_t *, int);                  \
+        void (*avg_bwd)(const fc_pool_geom *, const T *, T *, fc_int, fc_int,  \
+                        T *, const T *);                                       \
+    } fc_pool_tab_##S;
+FC_POOL_TAB_TYPE(float, s)
+FC_POOL_TAB_TYPE(double, d)
+#undef FC_POOL_TAB_TYPE
+
+#define FC_POOL_TABLE(S, ISA)                                                  \
+    static const fc_pool_tab_##S fc_pool_tab_##S##_##ISA = {                   \
+        fc_pool_fwd_##S##_##ISA, fc_pool_max_bwd_##S##_##ISA,                  \
+        fc_pool_avg_bwd_##S##_##ISA};
+FC_POOL_TABLE(s, generic)
+FC_POOL_TABLE(d, generic)
+#ifdef FC_POOL_X86
+FC_POOL_TABLE(s, avx2)
+FC_POOL_TABLE(d, avx2)
+FC_POOL_TABLE(s, avx512)
+FC_POOL_TABLE(d, avx512)
+#endif
+#undef FC_POOL_TABLE
+
+/* 0 generic, 1 AVX2, 2 AVX-512F: follows the GEMM dispatch. */
+static int fc_pool_level(void)
+{
+#ifdef FC_POOL_X86
+    const fc_kernel_set *k = fc_active_kernels();
+    if (k && k->isa) {
+        if (strcmp(k->isa, "avx512") == 0)
+            return 2;
+        if (strcmp(k->isa, "avx2") == 0)
+            return 1;
+    }
+#endif
+    return 0;
+}
+
+static const fc_pool_tab_s *fc_pool_get_s(void)
+{
+#ifdef FC_POOL_X86
+    switch (fc_pool_level()) {
+    case 2: return &fc_pool_tab_s_avx512;
+    case 1: return &fc_pool_tab_s_avx2;
+    default: break;
+    }
+#endif
+    return &fc_pool_tab_s_generic;
+}
+
+static const fc_pool_tab_d *fc_pool_get_d(void)
+{
+#ifdef FC_POOL_X86
+    switch (fc_pool_level()) {
+    case 2: return &fc_pool_tab_d_avx512;
+    case 1: return &fc_pool_tab_d_avx2;
+    default: break;
+    }
+#endif
+    return &fc_pool_tab_d_generic;
 }
 
 /* ---------------------------------------------------------- entry points */

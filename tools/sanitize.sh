@@ -23,7 +23,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${FASTCONV_SANITIZE_DIR:-$root/build/sanitize}
 cc=${CC:-gcc}
-python=${PYTHON:-python3}
+# The interpreter itself, not a wrapper script (pyenv shims are shell scripts).
+python=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
 
 libasan=$("$cc" -print-file-name=libasan.so)
 if [ ! -e "$libasan" ]; then
@@ -34,9 +35,10 @@ fi
 echo "== copying the tree to $work"
 rm -rf "$work"
 mkdir -p "$work"
-( cd "$root" && cp -r setup.py pyproject.toml fastconv src tests "$work"/ )
-find "$work" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
-rm -f "$work/src/_core.c"
+# Everything the tests may look at (examples, benchmarks), minus build products.
+( cd "$root" && tar -cf - --exclude=./build --exclude=./.git --exclude='*.so' \
+      --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
+      --exclude=./src/_core.c --exclude='./.venv*' . ) | ( cd "$work" && tar -xf - )
 logs="$work/sanitizer-logs"
 mkdir -p "$logs"
 

@@ -2,10 +2,10 @@
  *
  * Register budget (16 ymm): a 6 x 2-vector tile keeps 12 accumulators live,
  * plus the two B vectors of the current k and one broadcast of A.  12
- * independent FMA chains cover the FMA latency of two 256-bit pipes (4-5
- * cycles on Haswell through Zen), and each k step issues 12 FMAs against 2
- * vector loads and 6 broadcasts, within the two or three loads per cycle these
- * cores sustain.
+ * independent FMA chains exceed latency x ports of two 256-bit FMA pipes (4-5
+ * cycles on Haswell through Zen: 8-10 chains), and each k step issues 12 FMAs
+ * against 2 vector loads and 6 broadcasts, within the two or three loads per
+ * cycle these cores sustain.
  *
  * Edge tiles: every (m, nv) pair, nv being the number of B vectors the tile
  * needs, is its own specialisation, so a short tile only does the FMAs it
@@ -26,23 +26,24 @@
 
 #define UK_MR 6
 
-/* Default cache blocking (BLIS order: the kc x NR micro-panel of B stays in
- * L1 while the micro-panels of an mc x kc block of A stream from L2, and the
- * kc x nc block of B lives in L2/L3).  AVX2-only CPUs have L1d 32 KiB and L2
- * anywhere from 256 KiB (Haswell..Skylake client) to 1 MiB, so:
- *   KC 256: the B micro-panel is 16 KiB (both types), half of L1, leaving the
- *           rest for the streaming A micro-panel and the C tile; the C update
- *           (12 loads + 12 stores) is then ~1% of the 6*kc FMA cycles.
- *   MC: the A block mc*kc*size is 96 KiB (float32) / 144 KiB (float64), so
- *       it stays in even a 256 KiB L2 next to the B micro-panels.
+/* Default cache blocking, in BLIS terms: the kc x NR micro-panel of B is
+ * reused from L1 by every micro-panel of an mc x kc block of A, which stays in
+ * L2, while the kc x nc block of B sits in L2/L3.  AVX2-only CPUs have L1d
+ * 32 KiB and L2 from 256 KiB (Haswell..Skylake client) to 1 MiB, so:
+ *   KC 256: the B micro-panel is 16 KiB in both types, half of L1, leaving
+ *       room for the streaming A micro-panel (6 / 12 KiB) and the C tile; the
+ *       C-tile update (12 loads and stores) is ~1% of the 6*kc FMA cycles.
+ *   MC: the A block mc*kc*size is 132 KiB (132 rows float32, 66 rows
+ *       float64), half of even a 256 KiB L2; multiples of MR, and 132 rows
+ *       hold a 128-channel layer in one block.
  *   NC: the B block kc*nc*size is 4 MiB, a per-core share of a typical L3
- *       that also keeps the forward convolution's workspace small.
+ *       that keeps a forward convolution's workspace small.
  */
 #define S_KC 256
-#define S_MC 96
+#define S_MC 132
 #define S_NC 4096
 #define D_KC 256
-#define D_MC 72
+#define D_MC 66
 #define D_NC 2048
 
 #define TGT __attribute__((target("avx2,fma")))
@@ -55,11 +56,14 @@
  * enclosing function: compile-time constants MRE (rows computed), NV (1 or 2
  * vectors per row), MASKED (last vector partial); the microkernel arguments;
  * and the type macros T, VEC, VL, VSET1, VLOADA, VLOADU, VSTOREU, VMLOAD,
- * VMSTORE, VFMA, VADD, VMAX, VZERO, MASK_T, MAKE_MASK. */
-/* Accumulators: acc<row>_<2*set + vector>.  A tile with fewer than 8 FMA
- * chains (MRE * NV) cannot hide the FMA latency of two pipes, so small edge
- * tiles spread consecutive k over SPLIT = 2 or 4 sets of accumulators and add
- * the sets at the end; full tiles use one set. */
+ * VMSTORE, VFMA, VADD, VMAX, VZERO, MASK_T, MAKE_MASK.
+ *
+ * Accumulators are acc<row>_<2*set + vector>.  A tile with few FMA chains
+ * (MRE * NV < 6) is bound by FMA latency rather than throughput, so such edge
+ * tiles spread consecutive k over SPLIT = 2 or 4 sets of accumulators, added
+ * together at the end (the threshold stays low because more live accumulators
+ * make the compiler spill in the 16-register AVX2 version); full tiles use one
+ * set. */
 #define ACC_DECL(i, u)                                                             \
     VEC acc##i##_0 = VZERO(), acc##i##_1 = VZERO(), acc##i##_2 = VZERO(),          \
         acc##i##_3 = VZERO(), acc##i##_4 = VZERO(), acc##i##_5 = VZERO(),          \
@@ -163,7 +167,7 @@
     (void)acc##i##_4; (void)acc##i##_5; (void)acc##i##_6; (void)acc##i##_7;
 
 #define TILE_BODY                                                                  \
-    const int SPLIT = MRE * NV >= 8 ? 1 : MRE * NV >= 4 ? 2 : 4;                   \
+    const int SPLIT = MRE * NV >= 6 ? 1 : MRE * NV >= 3 ? 2 : 4;                   \
     const MASK_T mk = MAKE_MASK(n - (NV - 1) * VL);                                \
     VEC b0, b1 = VZERO();                                                          \
     ROWS(ACC_DECL, 0)                                                              \

@@ -2,11 +2,11 @@
  *
  * Register budget (32 zmm): a 14 x 2-vector tile keeps 28 accumulators live,
  * leaving room for the two B vectors of the current k and one broadcast of A.
- * 28 independent FMA chains cover the 4-cycle FMA latency of two 512-bit pipes
- * several times over, and each k step issues 28 FMAs against 2 vector loads and
- * 14 scalar broadcasts, so the loop is bound by the FMA ports, not by loads.
- * Two vectors of pixels (32 floats, 16 doubles) also waste less of a small
- * feature map (7x7, 14x14) in edge tiles than a three-vector tile would.
+ * 28 independent FMA chains are more than latency x FMA ports on any current
+ * core (4 x 2 at most), and each k step issues 28 FMAs against 2 vector loads
+ * and 14 scalar broadcasts, so the loop is bound by the FMA ports, not by
+ * loads.  Two vectors of pixels (32 floats, 16 doubles) also waste less of a
+ * small feature map (7x7, 14x14) in edge tiles than a three-vector tile would.
  *
  * Edge tiles: every (m, nv) pair, nv being the number of B vectors the tile
  * needs, is its own specialisation, so a short tile only does the FMAs it
@@ -25,23 +25,28 @@
 
 #define UK_MR 14
 
-/* Default cache blocking (BLIS order: the kc x NR micro-panel of B stays in
- * L1 while the micro-panels of an mc x kc block of A stream from L2, and the
- * kc x nc block of B lives in L2/L3).  Sized for the smallest caches this path
- * is likely to meet (L1d 32 KiB, L2 1 MiB per core, L3 shared):
- *   KC: the B micro-panel takes kc*NR*size = 32 KiB at kc=256 (float32) ...
- *       see the per-type values below; kc near 256 keeps the C-tile update
- *       (28 loads + 28 stores) under 1% of the 14*kc FMA cycles.
- *   MC: the A block mc*kc*size stays within about half of L2.
- *   NC: the B block kc*nc*size is a few MiB, a fair per-core share of L3 that
- *       also keeps the forward convolution's workspace small.
+/* Default cache blocking, in BLIS terms: the kc x NR micro-panel of B is
+ * reused from L1 by every micro-panel of an mc x kc block of A, which stays in
+ * L2, while the kc x nc block of B sits in L2/L3.  Sizes assume L1d 32-48 KiB,
+ * L2 1 MiB per core, a shared L3 (Skylake-SP, Ice Lake, Zen 4, Zen 5).
+ *   KC 256: each k step reads 2 B vectors per 14 FMA cycles, so even the part
+ *       of the 32 KiB B micro-panel that falls out of a 32 KiB L1 streams from
+ *       L2 without stalls (kc = 128..512 measured within 3% of each other);
+ *       256 halves the passes over C against 128 for convolution depths
+ *       C*FH*FW of 576..4608, and keeps the C-tile update (28 loads and
+ *       stores) under 1% of the 14*kc FMA cycles.
+ *   MC: the A block mc*kc*size is about half of L2: 518 rows (518 KiB) in
+ *       float32, so layers with up to 512 output channels need one block;
+ *       266 rows (532 KiB) in float64.  Multiples of MR.
+ *   NC: the B block kc*nc*size is 4 MiB, a per-core share of L3 that keeps
+ *       a forward convolution's workspace well under 16 MiB at two threads.
  */
 #define S_KC 256
-#define S_MC 252  /* 18 x 14 rows: 252 KiB of A at kc=256 */
-#define S_NC 4096 /* 4 MiB of B at kc=256 */
+#define S_MC 518
+#define S_NC 4096
 #define D_KC 256
-#define D_MC 252  /* 504 KiB of A at kc=256 */
-#define D_NC 2048 /* 4 MiB of B at kc=256 */
+#define D_MC 266
+#define D_NC 2048
 
 #define TGT __attribute__((target("avx512f")))
 #define INLINE_TGT static inline __attribute__((always_inline, target("avx512f")))
@@ -54,12 +59,15 @@
 /* The tile body, written once for both element types.  It expects, from the
  * enclosing function: compile-time constants MRE (rows computed), NV (1 or 2
  * vectors per row), MASKED (last vector partial); the microkernel arguments;
- * and the type macros VEC, VL, VSET1, VLOADA, VLOADU, VSTOREU, VMLOAD,
- * VMSTORE, VFMA, VADD, VMAX, VZERO, MASK_T, MAKE_MASK. */
-/* Accumulators: acc<row>_<2*set + vector>.  A tile with fewer than 8 FMA
- * chains (MRE * NV) cannot hide the FMA latency of two pipes, so small edge
- * tiles spread consecutive k over SPLIT = 2 or 4 sets of accumulators and add
- * the sets at the end; full tiles use one set. */
+ * and the type macros T, VEC, VL, VSET1, VLOADA, VLOADU, VSTOREU, VMLOAD,
+ * VMSTORE, VFMA, VADD, VMAX, VZERO, MASK_T, MAKE_MASK.
+ *
+ * Accumulators are acc<row>_<2*set + vector>.  A tile with few FMA chains
+ * (MRE * NV < 6) is bound by FMA latency rather than throughput, so such edge
+ * tiles spread consecutive k over SPLIT = 2 or 4 sets of accumulators, added
+ * together at the end (the threshold stays low because more live accumulators
+ * make the compiler spill in the 16-register AVX2 version); full tiles use one
+ * set. */
 #define ACC_DECL(i, u)                                                             \
     VEC acc##i##_0 = VZERO(), acc##i##_1 = VZERO(), acc##i##_2 = VZERO(),          \
         acc##i##_3 = VZERO(), acc##i##_4 = VZERO(), acc##i##_5 = VZERO(),          \
@@ -163,7 +171,7 @@
     (void)acc##i##_4; (void)acc##i##_5; (void)acc##i##_6; (void)acc##i##_7;
 
 #define TILE_BODY                                                                  \
-    const int SPLIT = MRE * NV >= 8 ? 1 : MRE * NV >= 4 ? 2 : 4;                   \
+    const int SPLIT = MRE * NV >= 6 ? 1 : MRE * NV >= 3 ? 2 : 4;                   \
     const MASK_T mk = MAKE_MASK(n - (NV - 1) * VL);                                \
     VEC b0, b1 = VZERO();                                                          \
     ROWS(ACC_DECL, 0)                                                              \
