@@ -4,8 +4,9 @@ copy bandwidth for pooling).
 
     python benchmarks/plot.py benchmarks/results/full.json [out.png]
 
-One row of panels per op; in each panel a layer per line and a marker per
-(dtype, thread count). matplotlib is optional: without it, ``make_plot`` says
+One row of panels per op; in each panel a layer per line (named as in
+float32: a float64 entry run at a smaller batch shares its layer's line) and a
+marker per (dtype, thread count). matplotlib is optional: without it, ``make_plot`` says
 so and draws nothing.
 """
 
@@ -22,12 +23,16 @@ STYLE = {  # (dtype, is single-thread) -> marker, colour
 }
 
 
+def _row(r):
+    # float64 entries that run at a smaller batch share their layer's row
+    return r.get("row", r["layer"])
+
+
 def _layer_order(records):
     order = []
     for r in records:
-        base = r["layer"]
-        if base not in order:
-            order.append(base)
+        if _row(r) not in order:
+            order.append(_row(r))
     return order
 
 
@@ -51,7 +56,7 @@ def make_plot(results, path):
     heights = []
     for op in ops:
         heights.append(max(1, len(_layer_order([r for r in records if r["op"] == op]))))
-    fig_h = 1.4 + 0.22 * sum(heights) + 0.6 * len(ops)
+    fig_h = 1.4 + 0.2 * sum(heights) + 0.6 * len(ops)
     legend = ([], [])
     ncols = 2 if has_torch else 1
     fig, axes = plt.subplots(len(ops), ncols, figsize=(8 * ncols, fig_h), squeeze=False,
@@ -69,7 +74,7 @@ def make_plot(results, path):
         for col, (key, title) in enumerate(panels):
             ax = axes[row][col]
             for (dtype, single), (marker, colour) in STYLE.items():
-                pts = [(r[key], ypos[r["layer"]]) for r in recs
+                pts = [(r[key], ypos[_row(r)]) for r in recs
                        if r["dtype"] == dtype and (r["threads"] == 1) == single
                        and r.get(key)]
                 if not pts:
@@ -104,11 +109,11 @@ def make_plot(results, path):
     v = results.get("versions", {})
     fig.suptitle(f"fastconv {v.get('fastconv')} vs torch {v.get('torch')} - "
                  f"{m.get('cpu', '')} ({results.get('suite')} suite, {results.get('date', '')})",
-                 fontsize=10)
+                 fontsize=10, y=1 - 0.12 / fig_h, va="top")
     if legend[0]:
         fig.legend(*legend, loc="upper center", ncol=4, fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.5, 1 - 0.35 / fig_h))
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig_h))
+                   bbox_to_anchor=(0.5, 1 - 0.4 / fig_h))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig_h))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -686,6 +686,9 @@ def run(args):
             del first
             rec = {
                 "layer": task.name, "net": layer.net, "desc": layer.desc,
+                # the float32 name, shared by the float64 entry of the layer
+                # even when that one runs at a smaller batch
+                "row": layer.name("float32"),
                 "kind": layer.kind, "op": task.op, "dtype": task.dtype, "threads": nt,
                 "batch": layer.batch(task.dtype),
                 "pointwise": bool(getattr(layer, "pointwise", False)),
