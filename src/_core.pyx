@@ -44,6 +44,8 @@ cdef extern from "fc_core.h" nogil:
     int fc_openmp_enabled()
     int fc_omp_max_threads()
     double fc_fma_peak_gflops(int dsize, double seconds)
+    size_t fc_last_workspace_bytes()
+    void fc_reset_workspace_bytes()
 
 
 cdef inline const floating *cptr(const floating[::1] a) noexcept nogil:
@@ -73,6 +75,7 @@ def conv2d_fwd(tuple geom, const floating[::1] x, const floating[::1] w,
     cdef fc_conv_geom g = conv_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_conv2d_fwd_s(&g, &x[0], &w[0], cptr(b), &y[0], relu, nt)
         else:
@@ -85,6 +88,7 @@ def conv2d_bwd_data(tuple geom, const floating[::1] dy, const floating[::1] w,
     cdef fc_conv_geom g = conv_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_conv2d_bwd_data_s(&g, &dy[0], &w[0], &dx[0], nt)
         else:
@@ -97,6 +101,7 @@ def conv2d_bwd_weight(tuple geom, const floating[::1] dy, const floating[::1] x,
     cdef fc_conv_geom g = conv_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_conv2d_bwd_weight_s(&g, &dy[0], &x[0], &dw[0], ptr(db), nt)
         else:
@@ -108,6 +113,7 @@ def linear_fwd(fc_int N, fc_int D, fc_int O, const floating[::1] x, const floati
                const floating[::1] b, floating[::1] y, bint relu, int nt):
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_linear_fwd_s(N, D, O, &x[0], &w[0], cptr(b), &y[0], relu, nt)
         else:
@@ -120,6 +126,7 @@ def linear_bwd(fc_int N, fc_int D, fc_int O, const floating[::1] dy, const float
                int nt):
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_linear_bwd_s(N, D, O, &dy[0], &x[0], &w[0], ptr(dx), &dw[0], ptr(db), nt)
         else:
@@ -131,6 +138,7 @@ def maxpool2d_fwd(tuple geom, const floating[::1] x, floating[::1] y, int nt):
     cdef fc_pool_geom g = pool_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_maxpool2d_fwd_s(&g, &x[0], &y[0], nt)
         else:
@@ -143,6 +151,7 @@ def maxpool2d_bwd(tuple geom, const floating[::1] dy, const floating[::1] x,
     cdef fc_pool_geom g = pool_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_maxpool2d_bwd_s(&g, &dy[0], &x[0], &dx[0], nt)
         else:
@@ -154,6 +163,7 @@ def avgpool2d_fwd(tuple geom, const floating[::1] x, floating[::1] y, bint cip, 
     cdef fc_pool_geom g = pool_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_avgpool2d_fwd_s(&g, &x[0], &y[0], cip, nt)
         else:
@@ -165,6 +175,7 @@ def avgpool2d_bwd(tuple geom, const floating[::1] dy, floating[::1] dx, bint cip
     cdef fc_pool_geom g = pool_geom(geom)
     cdef int rc
     with nogil:
+        fc_reset_workspace_bytes()
         if floating is float:
             rc = fc_avgpool2d_bwd_s(&g, &dy[0], &dx[0], cip, nt)
         else:
@@ -199,3 +210,7 @@ def fma_peak_gflops(int dsize, double seconds):
     with nogil:
         r = fc_fma_peak_gflops(dsize, seconds)
     return r
+
+def last_workspace_bytes():
+    """Workspace bytes the last kernel call on this thread allocated."""
+    return fc_last_workspace_bytes()

@@ -65,6 +65,15 @@ const char *fc_kernel_name_d(void);
 int fc_openmp_enabled(void);
 int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without OpenMP */
 
+/* Workspace bytes allocated by this thread since the last reset: the
+ * binding resets before each call, so this is what one call used. */
+size_t fc_last_workspace_bytes(void);
+void fc_reset_workspace_bytes(void);
+
+/* A forward convolution keeps its workspace within this many bytes or 10% of
+ * its input plus output, whichever is larger. */
+#define FC_FWD_WORKSPACE_MIN ((size_t)16 << 20)
+
 /* Peak FMA throughput of one core, GFLOP/s, measured for `seconds`
  * with the active instruction set (fc_peak.c). dsize is 4 or 8. */
 double fc_fma_peak_gflops(int dsize, double seconds);

@@ -5,11 +5,17 @@
 #include <string.h>
 #include "fc_core.h"
 #include "fc_kernels.h"
+#include "fc_util.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 static const fc_kernel_set *active = 0;
+
+FC_THREAD_LOCAL size_t fc_ws_bytes = 0;
+
+size_t fc_last_workspace_bytes(void) { return fc_ws_bytes; }
+void fc_reset_workspace_bytes(void) { fc_ws_bytes = 0; }
 
 static const fc_kernel_set *lookup(const char *name)
 {

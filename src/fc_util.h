@@ -12,6 +12,16 @@
 #define FC_ALIGN 64
 
 
+#if defined(_MSC_VER)
+#define FC_THREAD_LOCAL __declspec(thread)
+#else
+#define FC_THREAD_LOCAL _Thread_local
+#endif
+
+/* Bytes of workspace the current call on this thread has allocated
+ * (fc_dispatch.c); read back through fc_last_workspace_bytes(). */
+extern FC_THREAD_LOCAL size_t fc_ws_bytes;
+
 /* Workspace aligned to a cache line (and to the widest vector); the
  * original pointer is stored just below the returned block. */
 static inline void *fc_malloc(size_t bytes)
@@ -23,6 +33,7 @@ static inline void *fc_malloc(size_t bytes)
         return NULL;
     uintptr_t p = ((uintptr_t)(raw + sizeof(void *)) + FC_ALIGN - 1) & ~(uintptr_t)(FC_ALIGN - 1);
     ((void **)p)[-1] = raw;
+    fc_ws_bytes += bytes;
     return (void *)p;
 }
 
