@@ -11,9 +11,10 @@
 #define FC_CAT_(a, b) a##_##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
 
-/* Direct stride-1 path: needs GNU C vector extensions.  Tile rows per
+/* Direct stride-1 path: needs GNU C vector extensions.  Tile per
  * instruction set: enough accumulators to hide FMA latency, few enough to
- * stay in registers (2 vectors per row). */
+ * stay in registers (FC_DMR rows of FC_DNV vectors, 2 unless set).  Rows
+ * come in multiples of 8 because channel counts usually do. */
 #if defined(__GNUC__)
 #define FC_VEC_BYTES 16
 #define FC_DMR 4
@@ -71,7 +72,8 @@
 #undef FC_VEC_BYTES
 #undef FC_DMR
 #define FC_VEC_BYTES 64
-#define FC_DMR 14
+#define FC_DMR 8
+#define FC_DNV 3
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
 #define T float
