@@ -111,7 +111,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
     """Each window's gradient goes to its first maximum in row-major order.
 
     (np.argmax returns the first occurrence of the maximum; in a window holding
-    NaN it picks the first NaN, as PyTorch does.)
+    NaN it picks the first NaN in row-major order; PyTorch picks the last.)
     """
     dy, x = _f64(dy), _f64(x)
     kh, kw, sh, sw, ph, pw, h2, w2 = _pool_geom(x.shape, kernel_size, stride, padding)

@@ -8,7 +8,13 @@ core) into a shared library, calls it through ctypes, and
         shapes, both dtypes, every instruction set the CPU runs;
     python benchmarks/pool/harness.py bench [--threads T] [--repeat R]
         times pooling on tensors larger than L2 and reports bytes moved per
-        second next to a plain memcpy measured the same way.
+        second next to a plain memcpy measured the same way;
+    python benchmarks/pool/harness.py big
+        runs each kernel on a tensor of more than 2**31 elements.
+
+FCPOOL_CFLAGS adds compiler flags (e.g. -fsanitize=address,undefined with
+LD_PRELOAD=$(gcc -print-file-name=libasan.so), -DFC_POOL_SCALAR_BWD for the
+scalar max-backward path, -DFC_POOL_GENERIC_ONLY for a non-x86 build).
 
 Bytes moved: forward reads x and writes y; max backward reads dy and x and
 writes dx; average backward reads dy and writes dx; a copy reads and writes
@@ -73,8 +79,8 @@ def _p(a):
 
 
 class Kernels:
-    """NumPy-facing wrappers; outputs are fresh arrays filled with garbage
-    first, so a kernel that forgets an element is caught."""
+    """NumPy-facing wrappers.  Outputs start filled with a sentinel, so a
+    kernel that leaves an element unwritten is caught."""
 
     def __init__(self, lib):
         self.lib = lib
@@ -291,10 +297,16 @@ def cmd_check(args):
                 for kind in ("normal", "ties", "nan", "neginf"):
                     check_one(kern, rng, case, dtype, kind, 1, log)
             check_one(kern, rng, case, np.float32, "normal", 2, log)
-        # every path gives the same bits, at any thread count
+        # the same bits at any thread count
         x = rng.standard_normal((4, 6, 33, 47)).astype(np.float32)
-        ref = kern.max_fwd(x, (3, 3), (2, 2), (1, 1), 1)
-        assert np.array_equal(ref, kern.max_fwd(x, (3, 3), (2, 2), (1, 1), 2))
+        dy = rng.standard_normal((4, 6, 17, 24)).astype(np.float32)
+        geo = ((3, 3), (2, 2), (1, 1))
+        for nt in (2, 3):
+            assert np.array_equal(kern.max_fwd(x, *geo, 1), kern.max_fwd(x, *geo, nt))
+            assert np.array_equal(kern.max_bwd(dy, x, *geo, 1), kern.max_bwd(dy, x, *geo, nt))
+            assert np.array_equal(kern.avg_fwd(x, *geo, False, 1), kern.avg_fwd(x, *geo, False, nt))
+            assert np.array_equal(kern.avg_bwd(dy, x.shape, *geo, False, 1),
+                                  kern.avg_bwd(dy, x.shape, *geo, False, nt))
         print(f"{isa}: {len(log)} checks passed")
         total += len(log)
     # all instruction sets agree bit for bit (no reassociated sums)
@@ -395,6 +407,48 @@ def cmd_bench(args):
               f"{bc / copy_bw[dtype][1]:8.2f}")
 
 
+def cmd_big(args):
+    """One plane of 2**31 + 2**16 float32 elements, so every index past 2**31
+    is exercised.  x is np.zeros: its pages stay on the kernel's shared zero
+    page except the few set here, so it costs little memory; the forward
+    outputs take 2 GiB and each backward output 8 GiB (one at a time)."""
+    lib = build()
+    Hh, W = 65538, 32768
+    x = np.zeros((1, 1, Hh, W), np.float32)
+    assert x.size > 2**31
+    x[0, 0, Hh - 1, W - 5] = 7.0     # past element 2**31
+    x[0, 0, Hh - 2, 2] = 9.0
+    x[0, 0, 10, 11] = 3.0
+    g = geom(x.shape, (2, 2), (2, 2), (0, 0))
+    gp = ctypes.byref(g)
+    nt = args.threads
+    y = np.empty((1, 1, g.H2, g.W2), np.float32)
+    assert lib.fc_maxpool2d_fwd_s(gp, _p(x), _p(y), nt) == 0
+    assert y[0, 0, -1, (W - 5) // 2] == 7.0 and y[0, 0, -1, 1] == 9.0 and y[0, 0, 5, 5] == 3.0
+    assert np.count_nonzero(y) == 3
+    assert lib.fc_avgpool2d_fwd_s(gp, _p(x), _p(y), 1, nt) == 0
+    assert y[0, 0, -1, (W - 5) // 2] == 1.75 and y[0, 0, -1, 1] == 2.25
+    assert np.count_nonzero(y) == 3
+    del y
+    print("forward past 2**31 elements: ok")
+    dy = np.zeros((1, 1, g.H2, g.W2), np.float32)
+    dy[0, 0, -1, (W - 5) // 2] = 1.5
+    dy[0, 0, -1, 1] = 2.5
+    dy[0, 0, -1, 0] = 4.0      # an all-zero window: its first element gets it
+    dx = np.empty_like(x)
+    assert lib.fc_maxpool2d_bwd_s(gp, _p(dy), _p(x), _p(dx), nt) == 0
+    tail = dx[0, 0, -2:, :]
+    assert tail[1, W - 5] == 1.5 and tail[0, 2] == 2.5 and tail[0, 0] == 4.0
+    assert np.count_nonzero(tail) == 3 and not dx[0, 0, :-2].any()
+    del dx, tail
+    dx = np.empty_like(x)
+    assert lib.fc_avgpool2d_bwd_s(gp, _p(dy), _p(dx), 1, nt) == 0
+    tail = dx[0, 0, -2:, :]
+    assert (tail[:, W - 6:W - 4] == 0.375).all() and (tail[:, 0:2] == 1.0).all()
+    assert np.count_nonzero(tail) == 12 and not dx[0, 0, :-2].any()
+    print("backward past 2**31 elements: ok")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -407,8 +461,10 @@ def main():
     b.add_argument("--repeat", type=int, default=7)
     b.add_argument("--isa", default=None)
     b.add_argument("--shape", type=int, nargs=4, default=[32, 64, 112, 112])
+    b = sub.add_parser("big", help="indices past 2**31 (needs about 11 GB of free memory)")
+    b.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    {"check": cmd_check, "bench": cmd_bench}[args.cmd](args)
+    {"check": cmd_check, "bench": cmd_bench, "big": cmd_big}[args.cmd](args)
 
 
 if __name__ == "__main__":
