@@ -400,3 +400,20 @@ def random_pool_case(rng, exact=True, max_hw=12):
 
 def case_ids(cases):
     return [str(c) for c in cases]
+
+
+def run_python(code, timeout=300, **env_vars):
+    """Run ``code`` in a fresh interpreter that imports this same fastconv.
+
+    The child starts in the directory that holds the imported package, so an
+    unbuilt source tree in the current directory cannot shadow an installed
+    fastconv (and an in-place build is found when that is what runs)."""
+    import subprocess
+
+    home = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTCONV_ISA", "FASTCONV_NUM_THREADS")}
+    env["PYTHONPATH"] = home + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_vars)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=home)

@@ -13,15 +13,13 @@ instruction-set path.
 import ctypes
 import mmap
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import fastconv
 import reference as ref
-from conftest import assert_close, assert_exact, randn
+from conftest import assert_close, assert_exact, randn, run_python
 from fastconv import ShapeError, _config
 
 F = fastconv
@@ -238,13 +236,6 @@ def test_shape_error_is_a_value_error():
 
 
 # A typo in an environment variable is reported, not ignored.
-
-def run_python(code, **env):
-    import os
-    full = dict(os.environ, **env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full, timeout=120)
-
 
 def test_bad_fastconv_isa_variable():
     r = run_python("import fastconv", FASTCONV_ISA="sse9")

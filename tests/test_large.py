@@ -11,7 +11,6 @@ all raise MemoryError, leave the inputs alone, and the process carries on.
 """
 
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -20,7 +19,7 @@ import pytest
 
 import fastconv
 import reference as ref
-from conftest import assert_close, assert_exact
+from conftest import assert_close, assert_exact, run_python
 
 F = fastconv
 
@@ -155,8 +154,7 @@ def test_workspace_allocation_failure_raises_memory_error():
         # The process is still usable.
         print("after:", fastconv.max_pool2d(np.arange(4.0).reshape(1, 1, 2, 2), 2).item())
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300)
+    r = run_python(code)
     assert r.returncode == 0, r.stderr
     assert "MemoryError: fastconv: could not allocate the kernel workspace" in r.stdout, \
         r.stdout
