@@ -46,7 +46,7 @@ def _array(a, name, where):
                             f"compute in; cast it to float64")
         return a
     what = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind)
-    shown = f"{a.dtype} ({what})" if what else str(a.dtype)
+    shown = f"{a.dtype} ({what})" if what and what != str(a.dtype) else str(a.dtype)
     raise TypeError(f"{where}: {name} has dtype {shown}; fastconv computes in "
                     f"float32 or float64 and accepts real numeric arrays only")
 
@@ -68,7 +68,13 @@ def _dtype(*arrays):
 
 def _flat(a, dtype):
     """A flat, C-contiguous, native-order, aligned view or copy of ``a`` in ``dtype``."""
-    a = np.ascontiguousarray(a, dtype=dtype)
+    try:
+        a = np.ascontiguousarray(a, dtype=dtype)
+    except MemoryError:
+        nbytes = a.size * np.dtype(dtype).itemsize
+        raise MemoryError(f"fastconv: cannot make the contiguous {np.dtype(dtype).name} copy "
+                          f"of an input of shape {a.shape} that the kernels read "
+                          f"({nbytes / 2**30:.3g} GiB)") from None
     # A buffer at an odd address (np.frombuffer with an offset, a packed
     # record field) is C-contiguous but not aligned; the kernels assume
     # elements sit at multiples of their size.

@@ -10,7 +10,17 @@
 #include <omp.h>
 #endif
 
+/* Read by every call, written by fc_set_isa, possibly from another thread:
+ * accessed atomically so a call sees one whole table or the other. */
 static const fc_kernel_set *active = 0;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FC_LOAD(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define FC_STORE(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#else
+#define FC_LOAD(p) (p)
+#define FC_STORE(p, v) ((p) = (v))
+#endif
 
 FC_THREAD_LOCAL size_t fc_ws_bytes = 0;
 
@@ -66,15 +76,18 @@ int fc_set_isa(const char *name)
         return -1;
     if (!fc_isa_supported(name))
         return -2;
-    active = lookup(name);
+    FC_STORE(active, lookup(name));
     return 0;
 }
 
 const fc_kernel_set *fc_active_kernels(void)
 {
-    if (!active)
-        active = lookup(fc_isa_best());
-    return active;
+    const fc_kernel_set *k = FC_LOAD(active);
+    if (!k) {
+        k = lookup(fc_isa_best());
+        FC_STORE(active, k);
+    }
+    return k;
 }
 
 const char *fc_isa(void) { return fc_active_kernels()->isa; }

@@ -30,24 +30,26 @@ def make_ops(dtype, absolute=False):
         a = _randn(shape, dtype, *key)
         return np.abs(a) if absolute else a
 
-    x = randn((4, 16, 20, 20), dtype, "det x")
-    w = randn((24, 16, 3, 3), dtype, "det w")
-    b = randn((24,), dtype, "det b")
-    dy1 = randn((4, 24, 20, 20), dtype, "det dy1")      # stride 1, padding 1
-    dy2 = randn((4, 24, 10, 10), dtype, "det dy2")      # stride 2, padding 1, floored
+    # About 2e7 flops per GEMM op, twice the core's threshold for threads.
+    x = randn((4, 16, 24, 24), dtype, "det x")
+    x2 = randn((4, 16, 47, 47), dtype, "det x2")
+    w = randn((32, 16, 3, 3), dtype, "det w")
+    b = randn((32,), dtype, "det b")
+    dy1 = randn((4, 32, 24, 24), dtype, "det dy1")      # stride 1, padding 1
+    dy2 = randn((4, 32, 24, 24), dtype, "det dy2")      # x2, stride 2, padding 1
     xp = randn((4, 16, 33, 31), dtype, "det xp")
     dyp = randn((4, 16, 17, 16), dtype, "det dyp")      # 3x3, stride 2, padding 1
-    xl = randn((48, 200), dtype, "det xl")
-    wl = randn((150, 200), dtype, "det wl")
-    bl = randn((150,), dtype, "det bl")
-    dyl = randn((48, 150), dtype, "det dyl")
+    xl = randn((96, 400), dtype, "det xl")
+    wl = randn((300, 400), dtype, "det wl")
+    bl = randn((300,), dtype, "det bl")
+    dyl = randn((96, 300), dtype, "det dyl")
     return {
         "conv2d": (lambda: [F.conv2d(x, w, b, 1, 1, activation="relu")], 145, False),
-        "conv2d stride 2": (lambda: [F.conv2d(x, w, b, 2, 1, strict=False)], 145, False),
-        "conv2d_backward dx": (lambda: [F.conv2d_backward(dy1, x, w, 1, 1)[0]], 216, False),
-        "conv2d_backward dw": (lambda: list(F.conv2d_backward(dy1, x, w, 1, 1)[1:]), 1600,
+        "conv2d stride 2": (lambda: [F.conv2d(x2, w, b, 2, 1)], 145, False),
+        "conv2d_backward dx": (lambda: [F.conv2d_backward(dy1, x, w, 1, 1)[0]], 288, False),
+        "conv2d_backward dw": (lambda: list(F.conv2d_backward(dy1, x, w, 1, 1)[1:]), 2304,
                                True),
-        "conv2d_backward stride 2": (lambda: [F.conv2d_backward(dy2, x, w, 2, 1)[0]], 216,
+        "conv2d_backward stride 2": (lambda: [F.conv2d_backward(dy2, x2, w, 2, 1)[0]], 128,
                                      False),
         "max_pool2d": (lambda: [F.max_pool2d(xp, 3, 2, 1, strict=False)], 9, False),
         "max_pool2d_backward": (lambda: [F.max_pool2d_backward(dyp, xp, 3, 2, 1,
@@ -56,8 +58,8 @@ def make_ops(dtype, absolute=False):
                                              strict=False)], 9, False),
         "avg_pool2d_backward": (lambda: [F.avg_pool2d_backward(dyp, xp.shape, 3, 2, 1,
                                                                strict=False)], 4, False),
-        "linear": (lambda: [F.linear(xl, wl, bl, activation="relu")], 201, False),
-        "linear_backward": (lambda: list(F.linear_backward(dyl, xl, wl)), 150, False),
+        "linear": (lambda: [F.linear(xl, wl, bl, activation="relu")], 401, False),
+        "linear_backward": (lambda: list(F.linear_backward(dyl, xl, wl)), 300, False),
     }
 
 
@@ -131,6 +133,11 @@ def test_thread_count_changes_only_the_weight_gradient(op, dtype, isa, restore_t
     for n in THREAD_COUNTS:
         fastconv.set_num_threads(n)
         results[n] = call()
+    if varies:
+        # Premise: the shapes reach the threaded path, where the split of the
+        # reduction shows in the bits (else this test could not fail).
+        assert any(not np.array_equal(a, b) for a, b in zip(results[2], results[1])), \
+            f"{op}: 1 and 2 threads give the same bits; enlarge the shapes of make_ops"
     scale = make_ops(dtype, absolute=True)[op][0]()
     for n in THREAD_COUNTS[1:]:
         if not varies:

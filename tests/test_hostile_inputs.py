@@ -19,7 +19,7 @@ import pytest
 
 import fastconv
 import reference as ref
-from conftest import assert_close, assert_exact, randn, run_python
+from conftest import assert_close, assert_exact, randn, run_python, seed_of
 from fastconv import ShapeError, _config
 
 F = fastconv
@@ -187,7 +187,7 @@ ERROR_ROWS = {
     "complex array": (lambda: F.conv2d(X, W.astype(np.complex64)), TypeError,
                       r"conv2d: w has dtype complex64 \(complex\)"),
     "object array": (lambda: F.max_pool2d(X.astype(object), 2), TypeError,
-                     r"max_pool2d: x has dtype object \(object\)"),
+                     r"^max_pool2d: x has dtype object; fastconv computes in float32"),
     "string array": (lambda: F.linear(XL.astype(str), WL), TypeError,
                      r"linear: x has dtype <U\d+ \(string\)"),
     "bytes array": (lambda: F.avg_pool2d(X.astype("S8"), 2), TypeError,
@@ -200,7 +200,8 @@ ERROR_ROWS = {
     "string list": (lambda: F.relu(["1", "2"]), TypeError, r"relu: x has dtype <U1 \(string\)"),
     "ragged list": (lambda: F.conv2d([[[[1.0]]], [[[1.0, 2.0]]]], W), TypeError,
                     r"conv2d: x could not be converted to an array"),
-    "None array": (lambda: F.conv2d(None, W), TypeError, r"^conv2d: x must be an array, got None$"),
+    "None array": (lambda: F.conv2d(None, W), TypeError,
+                   r"^conv2d: x must be an array, got None$"),
     "None weights": (lambda: F.linear(XL, None), TypeError, r"linear: w must be an array"),
     # other arguments
     "activation": (lambda: F.conv2d(X, W, activation="tanh"), ValueError,
@@ -221,7 +222,9 @@ ERROR_ROWS = {
                      r"\(1, 1, 1099511627776, 1099511627776\)"),
     # a zero-stride view is copied before the kernels see it
     "broadcast copy too large": (lambda: F.max_pool2d(zero_strided((1, 1, 2**25, 2**25)),
-                                                      2**25), MemoryError, r"allocate"),
+                                                      2**25), MemoryError,
+                                 r"fastconv: cannot make the contiguous float64 copy of an "
+                                 r"input of shape \(1, 1, 33554432, 33554432\)"),
 }
 
 
@@ -295,18 +298,20 @@ def test_empty_channels(dtype, isa):
                                   np.array([[3.0, -1.0]] * 4, dtype))
 
 
-def test_empty_spatial_conv_is_all_padding(dtype, isa):
-    # H = 0 with padding: every window sees zero padding only, so y is the
-    # bias; the input gradient is empty and the weight gradient zero.
-    x = np.zeros((2, 3, 0, 5), dtype)
+@pytest.mark.parametrize("x_shape", [(2, 3, 0, 5), (2, 3, 5, 0)], ids=["H0", "W0"])
+def test_empty_spatial_conv_is_all_padding(x_shape, dtype, isa):
+    # H = 0 or W = 0 with padding: every window sees zero padding only, so y
+    # is the bias; the input gradient is empty and the weight gradient zero.
+    x = np.zeros(x_shape, dtype)
     w = randn((4, 3, 2, 3), dtype, "es w")
     b = randn((4,), dtype, "es b")
-    y = F.conv2d(x, w, b, padding=1)
-    assert y.shape == (2, 4, 1, 5)
+    y = F.conv2d(x, w, b, padding=(1, 2))
+    assert y.shape == (2, 4) + ((1, 7) if x_shape[2] == 0 else (6, 2))
     np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None], y.shape))
-    dy = randn(y.shape, dtype, "es dy")
     for stride in (1, 2):   # the stride-1 and the general data-gradient paths
-        dx, dw, db = F.conv2d_backward(dy, x, w, stride=(stride, 1), padding=1)
+        y = F.conv2d(x, w, b, stride, (1, 2), strict=False)
+        dy = randn(y.shape, dtype, "es dy", stride)
+        dx, dw, db = F.conv2d_backward(dy, x, w, stride=stride, padding=(1, 2))
         assert dx.shape == x.shape and dx.dtype == dtype
         np.testing.assert_array_equal(dw, np.zeros_like(w))
         assert_close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)),
@@ -335,7 +340,7 @@ def test_conv_nonfinite_values_propagate(where, stride, padding, dtype, isa):
     # IEEE arithmetic over the zero-padded input, exactly like the oracle:
     # NaN and inf land where the oracle has them (0 * inf in the padding
     # gives NaN there too), and every finite result stays within tolerance.
-    rng = np.random.default_rng(ref_seed(where, stride, padding))
+    rng = np.random.default_rng(seed_of(where, stride, padding))
     x = randn((2, 3, 7, 8), dtype, "nf x")
     w = randn((5, 3, 3, 2), dtype, "nf w")
     b = randn((5,), dtype, "nf b")
@@ -357,20 +362,19 @@ def test_conv_nonfinite_values_propagate(where, stride, padding, dtype, isa):
     got = F.conv2d_backward(dy, x, w, stride, padding)
     assert_close(got[1], want[1], scale[1], dtype, 2 * y_shape[2] * y_shape[3], "dw")
     assert_close(got[2], want[2], scale[2], dtype, 2 * y_shape[2] * y_shape[3], "db")
+    dx = got[0]
     if where == "w" and stride == (1, 1):
         # Known deviation, see docs/robustness.md: on the stride-1 path the
         # data gradient is a forward convolution over zero-padded dy, so a
         # NaN or inf weight also meets padding zeros (0 * inf = NaN) and
-        # spreads to border entries of dx that the oracle leaves finite.
-        bad = ~np.isfinite(got[0]) & np.isfinite(want[0])
-        if bad.any():
-            pytest.xfail("stride-1 data gradient: non-finite weights spread to border dx")
-    assert_close(got[0], want[0], scale[0], dtype, 5 * 3 * 2, "dx")
-
-
-def ref_seed(*key):
-    from conftest import seed_of
-    return seed_of(*key)
+        # spreads to entries of dx where the oracle has no NaN.  Everything
+        # else must still be right.
+        extra = np.isnan(dx) & ~np.isnan(want[0])
+        if extra.any():
+            assert_close(np.where(extra, want[0], dx).astype(dtype), want[0], scale[0], dtype,
+                         5 * 3 * 2, "dx outside the extra NaNs")
+            pytest.xfail("stride-1 data gradient: non-finite weights spread NaN into dx")
+    assert_close(dx, want[0], scale[0], dtype, 5 * 3 * 2, "dx")
 
 
 POOL_GEOMS = [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)), ((7, 8), None, 0)]
@@ -380,7 +384,7 @@ POOL_GEOMS = [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)), ((7, 8), None, 
 def test_pool_nonfinite_values(kernel, stride, padding, dtype, isa):
     # Max pooling: a window holding NaN gives NaN and its gradient goes to the
     # window's first NaN; inf is an ordinary maximum.  Average pooling: IEEE.
-    rng = np.random.default_rng(ref_seed("pool nf", kernel, stride, padding))
+    rng = np.random.default_rng(seed_of("pool nf", kernel, stride, padding))
     x = poison(randn((2, 3, 7, 8), dtype, "pnf x"), rng, count=6)
     x[0, 0, :2, :2] = np.nan        # several NaNs in one window: the first one wins
     x[1, 2, 3, :] = np.inf
@@ -569,13 +573,7 @@ def unaligned(a):
     return u
 
 
-def broadcast(a):
-    # Zero strides along a new leading axis, then that axis indexed away:
-    # same values, read-only, not owning its memory.
-    return np.broadcast_to(a, (2,) + a.shape)[1]
-
-
-TRANSFORMS = [read_only, non_contiguous, negative_strides, big_endian, unaligned, broadcast]
+TRANSFORMS = [read_only, non_contiguous, negative_strides, big_endian, unaligned]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda f: f.__name__)
@@ -584,7 +582,19 @@ def test_views_and_layouts(op, transform, dtype, isa):
     check_same_results(op, dtype, transform)
 
 
-def test_zero_stride_inputs(isa):
+@pytest.mark.parametrize("op", OPS)
+def test_broadcast_inputs(op, dtype, isa):
+    # Every input a zero-stride view along its first axis (one row of memory
+    # seen many times): results equal those on materialised copies.
+    call, arrays = expected_results(dtype)[op]
+    views = [np.broadcast_to(a[:1], a.shape) for a in arrays]
+    assert all(v.strides[0] == 0 and not v.flags.writeable for v in views)
+    got, want = outputs(call(*views)), outputs(call(*[v.copy() for v in views]))
+    for g, e in zip(got, want):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_fully_zero_stride_input(isa):
     # Every element of x is the same memory location.
     x = zero_strided((2, 3, 6, 6), 0.5)
     w = randn((4, 3, 3, 3), np.float64, "zs w")
