@@ -23,11 +23,18 @@ _lock = threading.Lock()
 _num_threads = None
 
 
+# More threads than this is a typo, not a machine: OpenMP runtimes abort on
+# thread creation long before 2**31.
+MAX_THREADS = 1024
+
+
 def _positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, got {value!r}")
     if value < 1:
         raise ValueError(f"{what} must be >= 1, got {value}")
+    if value > MAX_THREADS:
+        raise ValueError(f"{what} must be at most {MAX_THREADS}, got {value}")
     return value
 
 
@@ -54,6 +61,8 @@ def _env_threads():
         n = 0
     if n < 1:
         raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {raw!r}")
+    if n > MAX_THREADS:
+        raise ValueError(f"FASTCONV_NUM_THREADS must be at most {MAX_THREADS}, got {raw!r}")
     return n
 
 

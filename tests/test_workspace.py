@@ -36,3 +36,26 @@ def test_forward_workspace_within_budget(isa, dtype, shape, threads):
     assert 0 < used <= limit, (used, limit)
     # the output is still right: every window sums C*F*F ones, less padding
     assert y[0, 0, H // 4 + 1, H // 4 + 1] == C * F * F
+
+
+def test_thread_count_cap():
+    from conftest import run_python
+
+    with pytest.raises(ValueError, match=r"set_num_threads: n must be at most 1024, got 2147483648"):
+        fastconv.set_num_threads(2**31)
+    r = run_python("import numpy, fastconv; fastconv.max_pool2d(numpy.ones((1, 1, 2, 2)), 2)",
+                   FASTCONV_NUM_THREADS="5000")
+    assert r.returncode != 0
+    assert "FASTCONV_NUM_THREADS must be at most 1024, got '5000'" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_handles_empty_problems(dtype):
+    # The Python layer never sends these, but the core must not divide by
+    # zero or touch memory when a dimension is empty.
+    dx = np.empty(0, dtype)
+    _core.conv2d_bwd_data((1, 1, 0, 4, 2, 2, 1, 1, 1, 1, 0, 1, 4), np.ones(8, dtype),
+                          np.ones(4, dtype), dx, 1)
+    y = np.empty(0, dtype)
+    _core.conv2d_fwd((0, 1, 4, 4, 2, 3, 3, 1, 1, 1, 1, 4, 4), np.ones(16, dtype),
+                     np.ones(18, dtype), np.empty(0, dtype), y, False, 1)
