@@ -417,3 +417,16 @@ def run_python(code, timeout=300, **env_vars):
     env.update(env_vars)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=home)
+
+
+def inputs_never_written(arrays):
+    """An autouse fixture checking that no test modifies any of ``arrays``."""
+
+    @pytest.fixture(autouse=True)
+    def _guard():
+        before = [a.copy() for a in arrays]
+        yield
+        for a, b in zip(arrays, before):
+            np.testing.assert_array_equal(a, b, err_msg="an input array was modified")
+
+    return _guard
