@@ -46,6 +46,8 @@ cdef extern from "fc_core.h" nogil:
     double fc_fma_peak_gflops(int dsize, double seconds)
     size_t fc_last_workspace_bytes()
     void fc_reset_workspace_bytes()
+    const char *fc_last_conv_path()
+    int fc_force_conv_path(const char *name)
 
 
 cdef inline const floating *cptr(const floating[::1] a) noexcept nogil:
@@ -214,3 +216,18 @@ def fma_peak_gflops(int dsize, double seconds):
 def last_workspace_bytes():
     """Workspace bytes the last kernel call on this thread allocated."""
     return fc_last_workspace_bytes()
+
+def last_conv_path():
+    """The algorithm of the last forward convolution on this thread (also run
+    inside a stride-1 data gradient): "gemm", "direct" or "lanes"; "" when
+    the last call ran none."""
+    return fc_last_conv_path().decode()
+
+def force_conv_path(name):
+    """Testing hook: make every forward convolution (and stride-1 data
+    gradient) take algorithm `name` ("gemm", "direct", "lanes" or
+    "lanes:THxTW") wherever it applies; None or "" restores the automatic
+    choice.  Not for use while other threads run convolutions."""
+    cdef bytes b = (name or "").encode()
+    if fc_force_conv_path(b) != 0:
+        raise ValueError(f"conv path name too long: {name!r}")

@@ -25,7 +25,30 @@ static const fc_kernel_set *active = 0;
 FC_THREAD_LOCAL size_t fc_ws_bytes = 0;
 
 size_t fc_last_workspace_bytes(void) { return fc_ws_bytes; }
-void fc_reset_workspace_bytes(void) { fc_ws_bytes = 0; }
+void fc_reset_workspace_bytes(void)
+{
+    fc_ws_bytes = 0;
+    fc_conv_path = "";
+}
+
+FC_THREAD_LOCAL const char *fc_conv_path = "";
+
+/* Testing hook: "" lets each convolution choose its algorithm; "gemm",
+ * "direct" or "lanes" (optionally "lanes:THxTW", the tile) makes it take
+ * that one wherever it applies, whatever it would cost.  Set it only while
+ * no convolution runs. */
+static char fc_forced[32] = "";
+int fc_force_conv_path(const char *name)
+{
+    if (!name)
+        name = "";
+    if (strlen(name) >= sizeof fc_forced)
+        return -1;
+    strcpy(fc_forced, name);
+    return 0;
+}
+const char *fc_forced_conv_path(void) { return fc_forced; }
+const char *fc_last_conv_path(void) { return fc_conv_path; }
 
 static const fc_kernel_set *lookup(const char *name)
 {

@@ -4,6 +4,9 @@
  * (im2col gather, transposes, col2im) then runs on the same vector width as
  * the microkernels.  The public entry points pick the copy that matches the
  * active kernel table. */
+#include <stdio.h>
+#include <string.h>
+
 #include "fc_core.h"
 #include "fc_kernels.h"
 #include "fc_util.h"

@@ -1,0 +1,155 @@
+"""Every forward-convolution algorithm against the NumPy oracle, on every ISA.
+
+A forward convolution (and the stride-1 data gradient, which is one) takes
+one of three algorithms: "gemm" (packed im2col GEMM), "direct" (stride 1, a
+zero-padded slab read in place) or "lanes" (images, or tiles of them, as the
+lanes of the register tile; taps that read only padding are skipped).  Which
+one runs depends on the shape and on the kernel width, so the shape tests
+alone may leave one unexercised on some ISA.  Here each algorithm is forced
+through the testing hook `_core.force_conv_path` on shapes it handles,
+including lane tilings with ragged last tiles, and checked against the
+oracle; the automatic choice is then checked to pick lanes where it should.
+"""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _core
+from conftest import ConvCase, assert_close, memo
+import reference as ref
+
+
+@pytest.fixture
+def force():
+    def set_path(name):
+        _core.force_conv_path(name)
+    yield set_path
+    _core.force_conv_path(None)
+
+
+def _abs(a):
+    return None if a is None else np.abs(a)
+
+
+def _forward_oracle(case, dtype, activation):
+    def compute():
+        x, w, b, _ = case.inputs(dtype)
+        y = ref.conv2d(x, w, b, case.stride, case.padding, activation=activation)
+        scale = ref.conv2d(np.abs(x), np.abs(w), _abs(b), case.stride, case.padding)
+        return y, scale
+    return memo(("paths fwd", case, np.dtype(dtype).name, activation), compute)
+
+
+def _dx_oracle(case, dtype):
+    def compute():
+        x, w, _, dy = case.inputs(dtype)
+        dx = ref.conv2d_backward(dy, x, w, case.stride, case.padding)[0]
+        sdx = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), case.stride,
+                                  case.padding)[0]
+        return dx, sdx
+    return memo(("paths dx", case, np.dtype(dtype).name), compute)
+
+
+def _run_forward(case, dtype, activation=None):
+    x, w, b, _ = case.inputs(dtype)
+    kw = {} if activation is None else {"activation": activation}
+    y = fastconv.conv2d(x, w, b, case.stride, case.padding, strict=case.exact, **kw)
+    return y, _core.last_conv_path()
+
+
+# Shapes on which each algorithm applies (direct: stride 1 and a kernel
+# larger than 1x1).  Small channel counts and odd sizes keep the oracle quick
+# and leave ragged edges everywhere.
+LANE_CASES = [
+    ConvCase(32, 33, 7, 7, 29, 3, 3, 1, 1, 1, 1),              # one tile per image
+    ConvCase(5, 12, 9, 11, 17, 3, 3, 1, 1, 1, 1),              # batch not a lane multiple
+    ConvCase(3, 7, 10, 9, 13, 3, 2, 2, 2, 1, 0),               # stride 2, floored, 3x2
+    ConvCase(2, 5, 8, 8, 9, 5, 5, 1, 1, 2, 2, bias=False),     # 5x5, no bias
+    ConvCase(1, 4, 4, 4, 6, 3, 3, 3, 3, 3, 3),                 # windows wholly in padding
+    ConvCase(3, 6, 6, 7, 5, 1, 1),                             # 1x1
+]
+# (tile rows, tile columns) to force, besides the automatic tiling: ragged
+# last tiles on both axes, single-pixel tiles, one tile per image.
+TILES = [None, (1, 1), (2, 3), (3, 2), (100, 100)]
+
+
+@pytest.mark.parametrize("tile", TILES, ids=lambda t: "auto" if t is None else f"{t[0]}x{t[1]}")
+@pytest.mark.parametrize("case", LANE_CASES, ids=str)
+def test_lanes_forward(case, dtype, isa, threads, force, tile):
+    force("lanes" if tile is None else f"lanes:{tile[0]}x{tile[1]}")
+    for activation in (None, "relu"):
+        y, path = _run_forward(case, dtype, activation)
+        assert path == "lanes", f"expected the lanes path, ran {path!r}"
+        expected, scale = _forward_oracle(case, dtype, activation)
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d lanes [{isa}]")
+
+
+@pytest.mark.parametrize("path", ["gemm", "direct", "lanes"])
+@pytest.mark.parametrize("case", [c for c in LANE_CASES if c.stride == (1, 1)], ids=str)
+def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
+    force(path)
+    y, ran = _run_forward(case, dtype)
+    # direct needs a kernel larger than 1x1; otherwise the GEMM serves
+    want = "gemm" if path == "direct" and case.FH * case.FW == 1 else path
+    assert ran == want
+    expected, scale = _forward_oracle(case, dtype, None)
+    assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d {path} [{isa}]")
+    x, w, _, dy = case.inputs(dtype)
+    dx, _, _ = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
+    rdx, sdx = _dx_oracle(case, dtype)
+    assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx via {path} [{isa}]")
+
+
+def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
+    # 64 images of 7x7: one tile per image fills every lane of every kernel
+    force(None)
+    case = ConvCase(64, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1)
+    y, path = _run_forward(case, np.float32)
+    assert path == "lanes"
+    expected, scale = _forward_oracle(case, np.float32, None)
+    assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
+    # a large map goes elsewhere
+    case = ConvCase(2, 8, 40, 40, 8, 3, 3, 1, 1, 1, 1)
+    _, path = _run_forward(case, np.float32)
+    assert path in ("direct", "gemm")
+
+
+def test_lanes_results_do_not_depend_on_threads(isa, force):
+    force("lanes:2x3")
+    case = ConvCase(7, 40, 11, 10, 30, 3, 3, 1, 1, 1, 1)
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(1)
+        y1, _ = _run_forward(case, np.float32)
+        fastconv.set_num_threads(2)
+        y2, path = _run_forward(case, np.float32)
+    finally:
+        fastconv.set_num_threads(before)
+    assert path == "lanes"
+    np.testing.assert_array_equal(y1, y2)
+
+
+def test_nonfinite_weights_leave_the_lanes_path(isa, force):
+    # Skipping a tap that reads only padding differs from the zero-padded sum
+    # when a weight is infinite (0 * inf = NaN there).  Such weights go to
+    # the other paths, so the result stays the oracle's.
+    force("lanes")
+    x = np.ones((32, 32, 5, 5), np.float32)
+    w = np.zeros((8, 32, 3, 3), np.float32)
+    w[:, :, 1, 1] = 1.0
+    y = fastconv.conv2d(x, w, None, 1, 1)
+    assert _core.last_conv_path() == "lanes"
+    w[:, :, 0, 0] = np.inf
+    with np.errstate(invalid="ignore"):
+        want = ref.conv2d(x, w, None, 1, 1)
+    y = fastconv.conv2d(x, w, None, 1, 1)
+    assert _core.last_conv_path() != "lanes"
+    assert np.all(np.isnan(y[:, :, 0, 0])) and np.all(np.isnan(want[:, :, 0, 0]))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+
+
+def test_force_conv_path_rejects_long_names():
+    with pytest.raises(ValueError):
+        _core.force_conv_path("x" * 100)
