@@ -51,7 +51,7 @@
 #define FC_VEC_BYTES 32
 #define FC_DMR 6
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,tune=haswell")
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)

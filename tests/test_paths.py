@@ -1,9 +1,11 @@
 """Every forward-convolution algorithm against the NumPy oracle, on every ISA.
 
 A forward convolution (and the stride-1 data gradient, which is one) takes
-one of three algorithms: "gemm" (packed im2col GEMM), "direct" (stride 1, a
-zero-padded slab read in place) or "lanes" (images, or tiles of them, as the
-lanes of the register tile; taps that read only padding are skipped).  Which
+one of four algorithms: "gemm" (packed im2col GEMM), "direct" (stride 1, a
+zero-padded slab read in place), "lanes" (images, or tiles of them, as the
+lanes of the register tile; taps that read only padding are skipped) or
+"kvec" (vectors along the output channels, inputs broadcast from a
+phase-split slab; for strided first layers).  Which
 one runs depends on the shape and on the kernel width, so the shape tests
 alone may leave one unexercised on some ISA.  Here each algorithm is forced
 through the testing hook `_core.force_conv_path` on shapes it handles,
@@ -85,7 +87,7 @@ def test_lanes_forward(case, dtype, isa, threads, force, tile):
         assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d lanes [{isa}]")
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct", "lanes"])
+@pytest.mark.parametrize("path", ["gemm", "direct", "lanes", "kvec"])
 @pytest.mark.parametrize("case", [c for c in LANE_CASES if c.stride == (1, 1)], ids=str)
 def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
     force(path)
@@ -99,6 +101,35 @@ def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
     dx, _, _ = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
     rdx, sdx = _dx_oracle(case, dtype)
     assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx via {path} [{isa}]")
+
+
+# Shapes for the output-channel-vector path: strides, odd widths, output
+# channels that fill several vectors or part of one, kernels wider than the
+# stride, 1x1.
+KVEC_CASES = LANE_CASES + [
+    ConvCase(2, 3, 37, 41, 64, 11, 11, 4, 4, 2, 2),            # AlexNet's first layer
+    ConvCase(1, 3, 30, 29, 70, 7, 7, 2, 2, 3, 3),              # K past four vectors
+    ConvCase(2, 1, 40, 23, 5, 9, 4, 2, 3, 0, 1),               # C = 1, tall kernel, stride 3
+]
+
+
+@pytest.mark.parametrize("case", KVEC_CASES, ids=str)
+def test_kvec_forward(case, dtype, isa, threads, force):
+    force("kvec")
+    for activation in (None, "relu"):
+        y, path = _run_forward(case, dtype, activation)
+        assert path == "kvec", f"expected the kvec path, ran {path!r}"
+        expected, scale = _forward_oracle(case, dtype, activation)
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d kvec [{isa}]")
+
+
+def test_kvec_is_chosen_for_strided_first_layers(isa, force):
+    force(None)
+    case = ConvCase(2, 3, 64, 64, 16, 11, 11, 4, 4, 2, 2)
+    y, path = _run_forward(case, np.float32)
+    assert path == "kvec"
+    expected, scale = _forward_oracle(case, np.float32, None)
+    assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
 
 
 def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
