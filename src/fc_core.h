@@ -69,7 +69,7 @@ int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without Op
  * binding resets before each call, so this is what one call used. */
 size_t fc_last_workspace_bytes(void);
 void fc_reset_workspace_bytes(void);
-const char *fc_last_conv_path(void);     /* "gemm", "direct", "lanes" or "" */
+const char *fc_last_conv_path(void);     /* "gemm", "direct", "lanes", "kvec" or "" */
 int fc_force_conv_path(const char *name);  /* testing hook, see fc_dispatch.c */
 const char *fc_forced_conv_path(void);
 

@@ -22,9 +22,9 @@
  * (fc_dispatch.c); read back through fc_last_workspace_bytes(). */
 extern FC_THREAD_LOCAL size_t fc_ws_bytes;
 
-/* The algorithm the last forward convolution on this thread took ("gemm",
- * "direct", "lanes"; "" before any), read back through
- * fc_last_conv_path() so tests can make sure each one is exercised. */
+/* The algorithm the last convolution on this thread took ("gemm", "direct",
+ * "lanes", "kvec"; "" before any), read back through fc_last_conv_path() so
+ * tests can make sure each one is exercised. */
 extern FC_THREAD_LOCAL const char *fc_conv_path;
 
 /* Workspace aligned to a cache line (and to the widest vector); the

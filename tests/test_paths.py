@@ -5,7 +5,8 @@ one of four algorithms: "gemm" (packed im2col GEMM), "direct" (stride 1, a
 zero-padded slab read in place), "lanes" (images, or tiles of them, as the
 lanes of the register tile; taps that read only padding are skipped) or
 "kvec" (vectors along the output channels, inputs broadcast from a
-phase-split slab; for strided first layers).  Which
+phase-split slab; for strided first layers).  The weight gradient has a
+GEMM and a "kvec" variant too; both are forced and checked here.  Which
 one runs depends on the shape and on the kernel width, so the shape tests
 alone may leave one unexercised on some ISA.  Here each algorithm is forced
 through the testing hook `_core.force_conv_path` on shapes it handles,
@@ -123,6 +124,28 @@ def test_kvec_forward(case, dtype, isa, threads, force):
         assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d kvec [{isa}]")
 
 
+def _dw_oracle(case, dtype):
+    def compute():
+        x, w, _, dy = case.inputs(dtype)
+        _, dw, db = ref.conv2d_backward(dy, x, w, case.stride, case.padding)
+        _, sdw, sdb = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), case.stride,
+                                          case.padding)
+        return dw, db, sdw, sdb
+    return memo(("paths dw", case, np.dtype(dtype).name), compute)
+
+
+@pytest.mark.parametrize("path", ["gemm", "kvec"])
+@pytest.mark.parametrize("case", KVEC_CASES, ids=str)
+def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
+    force(path)
+    x, w, _, dy = case.inputs(dtype)
+    _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
+    assert _core.last_conv_path() == path
+    rdw, rdb, sdw, sdb = _dw_oracle(case, dtype)
+    assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw via {path} [{isa}]")
+    assert_close(db, rdb, sdb, dtype, case.len_dw, f"conv2d db via {path} [{isa}]")
+
+
 def test_kvec_is_chosen_for_strided_first_layers(isa, force):
     force(None)
     case = ConvCase(2, 3, 64, 64, 16, 11, 11, 4, 4, 2, 2)
@@ -130,6 +153,10 @@ def test_kvec_is_chosen_for_strided_first_layers(isa, force):
     assert path == "kvec"
     expected, scale = _forward_oracle(case, np.float32, None)
     assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
+    # and its weight gradient
+    x, w, _, dy = case.inputs(np.float32)
+    fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
+    assert _core.last_conv_path() == "kvec"
 
 
 def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
