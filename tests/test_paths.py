@@ -148,7 +148,7 @@ def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
 
 def test_kvec_is_chosen_for_strided_first_layers(isa, force):
     force(None)
-    case = ConvCase(2, 3, 64, 64, 16, 11, 11, 4, 4, 2, 2)
+    case = ConvCase(8, 3, 64, 64, 16, 11, 11, 4, 4, 2, 2)
     y, path = _run_forward(case, np.float32)
     assert path == "kvec"
     expected, scale = _forward_oracle(case, np.float32, None)
