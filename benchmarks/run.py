@@ -720,8 +720,7 @@ def run(args):
                 for other in ("torch", "numpy"):
                     if other in stats:
                         rec[f"ratio_{other}"] = stats[other]["median_s"] / t_fc
-            if (fastconv is not None and "fastconv" in stats and layer.kind == "conv"
-                    and task.op in ("fwd", "bwd_data")):
+            if fastconv is not None and "fastconv" in stats and layer.kind == "conv":
                 # the algorithm of the last fastconv call (a thread-local the
                 # other contenders do not touch)
                 alg = getattr(fastconv._core, "last_conv_path", lambda: "")()
