@@ -177,6 +177,31 @@ def memo(key, compute):
     return _memo[key]
 
 
+def _abs(a):
+    return None if a is None else np.abs(a)
+
+
+def conv_oracle_forward(case, dtype, activation=None):
+    """The oracle's y for a ConvCase, and its scale (the sum of |terms|)."""
+    def compute():
+        x, w, b, _ = case.inputs(dtype)
+        y = ref.conv2d(x, w, b, case.stride, case.padding, activation=activation)
+        # relu does not increase an error, so the bound of the plain sum holds.
+        scale = ref.conv2d(np.abs(x), np.abs(w), _abs(b), case.stride, case.padding)
+        return y, scale
+    return memo(("conv2d", case, np.dtype(dtype).name, activation), compute)
+
+
+def conv_oracle_backward(case, dtype):
+    """The oracle's (dx, dw, db) for a ConvCase, and their scales."""
+    def compute():
+        x, w, _, dy = case.inputs(dtype)
+        exact = ref.conv2d_backward(dy, x, w, case.stride, case.padding)
+        scale = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), case.stride, case.padding)
+        return exact, scale
+    return memo(("conv2d_backward", case, np.dtype(dtype).name), compute)
+
+
 # ----------------------------------------------------------------- cases
 
 @dataclasses.dataclass(frozen=True)

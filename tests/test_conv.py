@@ -5,8 +5,8 @@ import pytest
 
 import fastconv
 import reference as ref
-from conftest import (ConvCase, assert_close, assert_fresh_output, case_ids, memo,
-                      random_conv_case)
+from conftest import (ConvCase, assert_close, assert_fresh_output, case_ids,
+                      conv_oracle_backward, conv_oracle_forward, random_conv_case)
 
 EDGE_CASES = [
     ConvCase(1, 1, 5, 7, 1, 3, 3, 1, 1, 1, 1),        # batch 1, C = 1, K = 1
@@ -39,29 +39,6 @@ RANDOM_FLOORED = [c for c in (random_conv_case(_rng, exact=False) for _ in range
 CASES = EDGE_CASES + BLOCK_CASES + RANDOM_EXACT + RANDOM_FLOORED
 
 
-def _abs(a):
-    return None if a is None else np.abs(a)
-
-
-def oracle_forward(case, dtype, activation=None):
-    def compute():
-        x, w, b, _ = case.inputs(dtype)
-        y = ref.conv2d(x, w, b, case.stride, case.padding, activation=activation)
-        # relu does not increase an error, so the bound of the plain sum holds.
-        scale = ref.conv2d(np.abs(x), np.abs(w), _abs(b), case.stride, case.padding)
-        return y, scale
-    return memo(("conv2d", case, np.dtype(dtype).name, activation), compute)
-
-
-def oracle_backward(case, dtype):
-    def compute():
-        x, w, _, dy = case.inputs(dtype)
-        exact = ref.conv2d_backward(dy, x, w, case.stride, case.padding)
-        scale = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), case.stride, case.padding)
-        return exact, scale
-    return memo(("conv2d_backward", case, np.dtype(dtype).name), compute)
-
-
 def run_conv2d(case, x, w, b, **kw):
     if not case.exact:
         kw["strict"] = False
@@ -74,7 +51,7 @@ def test_conv2d_forward(case, dtype, isa, threads, activation):
     x, w, b, _ = case.inputs(dtype)
     kw = {} if activation is None else {"activation": activation}
     y = run_conv2d(case, x, w, b, **kw)
-    expected, scale = oracle_forward(case, dtype, activation)
+    expected, scale = conv_oracle_forward(case, dtype, activation)
     assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d y [{isa}]")
     assert_fresh_output(y, x, w, b)
     if activation == "relu":
@@ -85,7 +62,7 @@ def test_conv2d_forward(case, dtype, isa, threads, activation):
 def test_conv2d_backward(case, dtype, isa, threads):
     x, w, _, dy = case.inputs(dtype)
     dx, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
-    (rdx, rdw, rdb), (sdx, sdw, sdb) = oracle_backward(case, dtype)
+    (rdx, rdw, rdb), (sdx, sdw, sdb) = conv_oracle_backward(case, dtype)
     assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx [{isa}]")
     assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw [{isa}]")
     assert_close(db, rdb, sdb, dtype, case.len_dw, f"conv2d db [{isa}]")
@@ -98,7 +75,7 @@ def test_conv2d_backward_without_dx(case, dtype, isa):
     x, w, _, dy = case.inputs(dtype)
     dx, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
     assert dx is None
-    (_, rdw, rdb), (_, sdw, sdb) = oracle_backward(case, dtype)
+    (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, dtype)
     assert_close(dw, rdw, sdw, dtype, case.len_dw, "conv2d dw (need_dx=False)")
     assert_close(db, rdb, sdb, dtype, case.len_dw, "conv2d db (need_dx=False)")
 

@@ -19,7 +19,7 @@ import pytest
 
 import fastconv
 from fastconv import _core
-from conftest import ConvCase, assert_close, memo
+from conftest import ConvCase, assert_close, conv_oracle_backward, conv_oracle_forward
 import reference as ref
 
 
@@ -31,34 +31,21 @@ def force():
     _core.force_conv_path(None)
 
 
-def _abs(a):
-    return None if a is None else np.abs(a)
-
-
-def _forward_oracle(case, dtype, activation):
-    def compute():
-        x, w, b, _ = case.inputs(dtype)
-        y = ref.conv2d(x, w, b, case.stride, case.padding, activation=activation)
-        scale = ref.conv2d(np.abs(x), np.abs(w), _abs(b), case.stride, case.padding)
-        return y, scale
-    return memo(("paths fwd", case, np.dtype(dtype).name, activation), compute)
-
-
-def _dx_oracle(case, dtype):
-    def compute():
-        x, w, _, dy = case.inputs(dtype)
-        dx = ref.conv2d_backward(dy, x, w, case.stride, case.padding)[0]
-        sdx = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), case.stride,
-                                  case.padding)[0]
-        return dx, sdx
-    return memo(("paths dx", case, np.dtype(dtype).name), compute)
-
-
 def _run_forward(case, dtype, activation=None):
     x, w, b, _ = case.inputs(dtype)
     kw = {} if activation is None else {"activation": activation}
     y = fastconv.conv2d(x, w, b, case.stride, case.padding, strict=case.exact, **kw)
     return y, _core.last_conv_path()
+
+
+def _check_forced_forward(case, dtype, isa, name, path):
+    """With `name` forced, y with and without ReLU comes from `path` and
+    matches the oracle."""
+    for activation in (None, "relu"):
+        y, ran = _run_forward(case, dtype, activation)
+        assert ran == path, f"expected the {path} path, ran {ran!r} (forced {name!r})"
+        expected, scale = conv_oracle_forward(case, dtype, activation)
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d {path} [{isa}]")
 
 
 # Shapes on which each algorithm applies (direct: stride 1 and a kernel
@@ -80,12 +67,9 @@ TILES = [None, (1, 1), (2, 3), (3, 2), (100, 100)]
 @pytest.mark.parametrize("tile", TILES, ids=lambda t: "auto" if t is None else f"{t[0]}x{t[1]}")
 @pytest.mark.parametrize("case", LANE_CASES, ids=str)
 def test_lanes_forward(case, dtype, isa, threads, force, tile):
-    force("lanes" if tile is None else f"lanes:{tile[0]}x{tile[1]}")
-    for activation in (None, "relu"):
-        y, path = _run_forward(case, dtype, activation)
-        assert path == "lanes", f"expected the lanes path, ran {path!r}"
-        expected, scale = _forward_oracle(case, dtype, activation)
-        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d lanes [{isa}]")
+    name = "lanes" if tile is None else f"lanes:{tile[0]}x{tile[1]}"
+    force(name)
+    _check_forced_forward(case, dtype, isa, name, "lanes")
 
 
 @pytest.mark.parametrize("path", ["gemm", "direct", "lanes", "kvec"])
@@ -96,11 +80,11 @@ def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
     # direct needs a kernel larger than 1x1; otherwise the GEMM serves
     want = "gemm" if path == "direct" and case.FH * case.FW == 1 else path
     assert ran == want
-    expected, scale = _forward_oracle(case, dtype, None)
+    expected, scale = conv_oracle_forward(case, dtype)
     assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d {path} [{isa}]")
     x, w, _, dy = case.inputs(dtype)
     dx, _, _ = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
-    rdx, sdx = _dx_oracle(case, dtype)
+    (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
     assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx via {path} [{isa}]")
 
 
@@ -117,21 +101,7 @@ KVEC_CASES = LANE_CASES + [
 @pytest.mark.parametrize("case", KVEC_CASES, ids=str)
 def test_kvec_forward(case, dtype, isa, threads, force):
     force("kvec")
-    for activation in (None, "relu"):
-        y, path = _run_forward(case, dtype, activation)
-        assert path == "kvec", f"expected the kvec path, ran {path!r}"
-        expected, scale = _forward_oracle(case, dtype, activation)
-        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d kvec [{isa}]")
-
-
-def _dw_oracle(case, dtype):
-    def compute():
-        x, w, _, dy = case.inputs(dtype)
-        _, dw, db = ref.conv2d_backward(dy, x, w, case.stride, case.padding)
-        _, sdw, sdb = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), case.stride,
-                                          case.padding)
-        return dw, db, sdw, sdb
-    return memo(("paths dw", case, np.dtype(dtype).name), compute)
+    _check_forced_forward(case, dtype, isa, "kvec", "kvec")
 
 
 @pytest.mark.parametrize("path", ["gemm", "kvec"])
@@ -141,7 +111,7 @@ def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
     x, w, _, dy = case.inputs(dtype)
     _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
     assert _core.last_conv_path() == path
-    rdw, rdb, sdw, sdb = _dw_oracle(case, dtype)
+    (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, dtype)
     assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw via {path} [{isa}]")
     assert_close(db, rdb, sdb, dtype, case.len_dw, f"conv2d db via {path} [{isa}]")
 
@@ -151,7 +121,7 @@ def test_kvec_is_chosen_for_strided_first_layers(isa, force):
     case = ConvCase(8, 3, 64, 64, 16, 11, 11, 4, 4, 2, 2)
     y, path = _run_forward(case, np.float32)
     assert path == "kvec"
-    expected, scale = _forward_oracle(case, np.float32, None)
+    expected, scale = conv_oracle_forward(case, np.float32)
     assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
     # and its weight gradient
     x, w, _, dy = case.inputs(np.float32)
@@ -165,7 +135,7 @@ def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
     case = ConvCase(64, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1)
     y, path = _run_forward(case, np.float32)
     assert path == "lanes"
-    expected, scale = _forward_oracle(case, np.float32, None)
+    expected, scale = conv_oracle_forward(case, np.float32)
     assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
     # a large map goes elsewhere
     case = ConvCase(2, 8, 40, 40, 8, 3, 3, 1, 1, 1, 1)
