@@ -23,6 +23,9 @@
 #define FC_DMR 4
 #endif
 
+#define FC_ISA generic
+#include "fc_pack_tr.inc"
+#undef FC_ISA
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
@@ -45,6 +48,7 @@
 
 #if defined(FC_HAVE_X86_KERNELS) && defined(__GNUC__) && !defined(__clang__)
 #define FC_ENGINE_PER_ISA 1
+#include <immintrin.h>
 
 #undef FC_VEC_BYTES
 #undef FC_DMR
@@ -52,6 +56,9 @@
 #define FC_DMR 6
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,tune=haswell")
+#define FC_ISA avx2
+#include "fc_pack_tr.inc"
+#undef FC_ISA
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
@@ -79,6 +86,9 @@
 #define FC_DNV 3
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+#define FC_ISA avx512
+#include "fc_pack_tr.inc"
+#undef FC_ISA
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
