@@ -6,7 +6,9 @@ zero-padded slab read in place), "lanes" (images, or tiles of them, as the
 lanes of the register tile; taps that read only padding are skipped) or
 "kvec" (vectors along the output channels, inputs broadcast from a
 phase-split slab; for strided first layers).  The weight gradient has a
-GEMM and a "kvec" variant too; both are forced and checked here.  Which
+GEMM and a "kvec" variant too, and the data gradient a "col2im" one (w^T dy
+in tiles, scattered into dx) beside the stride-1 forward convolution; all
+are forced and checked here.  Which
 one runs depends on the shape and on the kernel width, so the shape tests
 alone may leave one unexercised on some ISA.  Here each algorithm is forced
 through the testing hook `_core.force_conv_path` on shapes it handles,
@@ -114,6 +116,51 @@ def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
     (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, dtype)
     assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw via {path} [{isa}]")
     assert_close(db, rdb, sdb, dtype, case.len_dw, f"conv2d db via {path} [{isa}]")
+
+
+def _data_gradient_path(case, dtype):
+    """dx through the C entry point, and the algorithm that computed it (the
+    public conv2d_backward runs the weight gradient last)."""
+    x, w, _, dy = case.inputs(dtype)
+    geom = (case.N, case.C, case.H, case.W, case.K, case.FH, case.FW, case.SH, case.SW,
+            case.PH, case.PW, case.H2, case.W2)
+    dx = np.empty(x.size, dtype)
+    _core.conv2d_bwd_data(geom, np.ascontiguousarray(dy).reshape(-1),
+                          np.ascontiguousarray(w).reshape(-1), dx, fastconv.get_num_threads())
+    return dx.reshape(x.shape), _core.last_conv_path()
+
+
+# Stride 1 (where the forward-convolution shortcut also applies), odd channel
+# counts that leave partial register panels, kernels wider than tall.
+COL2IM_CASES = [c for c in LANE_CASES if c.stride == (1, 1)] + [
+    ConvCase(1, 19, 5, 6, 40, 3, 3, 1, 1, 1, 1),
+    ConvCase(2, 3, 9, 7, 17, 2, 3, 1, 1, 1, 0),
+    ConvCase(1, 37, 7, 7, 70, 3, 3, 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", COL2IM_CASES, ids=str)
+def test_forced_col2im_data_gradient(case, dtype, isa, threads, force):
+    force("col2im")
+    dx, path = _data_gradient_path(case, dtype)
+    assert path == "col2im"
+    (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
+    assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx via col2im [{isa}]")
+
+
+def test_data_gradient_of_few_pixels_takes_col2im(isa, force):
+    # 25 pixels under 96 kernels: turning the weights around would cost more
+    # than the scatter of dcol
+    force(None)
+    case = ConvCase(1, 24, 5, 5, 96, 3, 3, 1, 1, 1, 1)
+    dx, path = _data_gradient_path(case, np.float32)
+    assert path == "col2im"
+    (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, np.float32)
+    assert_close(dx, rdx, sdx, np.float32, case.len_dx, f"conv2d dx auto [{isa}]")
+    # a batch of them goes through the forward convolution
+    case = ConvCase(16, 24, 5, 5, 96, 3, 3, 1, 1, 1, 1)
+    _, path = _data_gradient_path(case, np.float32)
+    assert path != "col2im"
 
 
 def test_kvec_is_chosen_for_strided_first_layers(isa, force):
