@@ -119,15 +119,11 @@ def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
 
 
 def _data_gradient_path(case, dtype):
-    """dx through the C entry point, and the algorithm that computed it (the
-    public conv2d_backward runs the weight gradient last)."""
+    """dx, and the algorithm that computed it (conv2d_backward computes dx
+    after dw, so it is the path reported last)."""
     x, w, _, dy = case.inputs(dtype)
-    geom = (case.N, case.C, case.H, case.W, case.K, case.FH, case.FW, case.SH, case.SW,
-            case.PH, case.PW, case.H2, case.W2)
-    dx = np.empty(x.size, dtype)
-    _core.conv2d_bwd_data(geom, np.ascontiguousarray(dy).reshape(-1),
-                          np.ascontiguousarray(w).reshape(-1), dx, fastconv.get_num_threads())
-    return dx.reshape(x.shape), _core.last_conv_path()
+    dx, _, _ = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
+    return dx, _core.last_conv_path()
 
 
 # Stride 1 (where the forward-convolution shortcut also applies), odd channel
@@ -161,6 +157,34 @@ def test_data_gradient_of_few_pixels_takes_col2im(isa, force):
     case = ConvCase(16, 24, 5, 5, 96, 3, 3, 1, 1, 1, 1)
     _, path = _data_gradient_path(case, np.float32)
     assert path != "col2im"
+
+
+def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
+    # 36 pixels under 128 kernels of 1152 weights: the data gradient takes
+    # col2im, the weight gradient shares dw's columns among threads; every
+    # element is summed in the same order whatever the thread count
+    force(None)
+    case = ConvCase(1, 128, 6, 6, 128, 3, 3, 1, 1, 1, 1)
+    x, w, _, dy = case.inputs(np.float32)
+    before = fastconv.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2):
+            fastconv.set_num_threads(n)
+            _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding,
+                                                 need_dx=False)
+            assert _core.last_conv_path() == "gemm"
+            dx, path = _data_gradient_path(case, np.float32)
+            assert path == "col2im"
+            got.append((dx, dw, db))
+    finally:
+        fastconv.set_num_threads(before)
+    (rdx, rdw, _), (sdx, sdw, _) = conv_oracle_backward(case, np.float32)
+    for dx, dw, _ in got:
+        assert_close(dx, rdx, sdx, np.float32, case.len_dx, f"conv2d dx [{isa}]")
+        assert_close(dw, rdw, sdw, np.float32, case.len_dw, f"conv2d dw [{isa}]")
+    for a, b in zip(got[0], got[1]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_kvec_is_chosen_for_strided_first_layers(isa, force):
