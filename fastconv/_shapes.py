@@ -19,6 +19,8 @@ class ShapeError(ValueError):
 
 
 def _check_int(value, what, where):
+    if type(value) is int:   # the common case, without the abstract-class check
+        return value
     # bool is an int subclass, but a True kernel size is always a mistake.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{where}: {what} must be an int, got {value!r} "

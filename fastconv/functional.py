@@ -51,8 +51,14 @@ def _array(a, name, where):
                     f"float32 or float64 and accepts real numeric arrays only")
 
 
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _dtype(*arrays):
     """The computation dtype: integers count as float64, float16 as float32."""
+    first = arrays[0].dtype
+    if first in _NATIVE_FLOATS and all(a is None or a.dtype == first for a in arrays):
+        return first   # the common case: every operand already in one native float dtype
     kinds = []
     for a in arrays:
         if a is None:
