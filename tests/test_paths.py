@@ -6,7 +6,8 @@ zero-padded slab read in place), "lanes" (images, or tiles of them, as the
 lanes of the register tile; taps that read only padding are skipped) or
 "kvec" (vectors along the output channels, inputs broadcast from a
 phase-split slab; for strided first layers).  The weight gradient has a
-GEMM and a "kvec" variant too, and the data gradient a "col2im" one (w^T dy
+GEMM, a "kvec" and a "dot" variant (one dot product per weight, for
+single-channel filters), and the data gradient a "col2im" one (w^T dy
 in tiles, scattered into dx) beside the stride-1 forward convolution; all
 are forced and checked here.  Which
 one runs depends on the shape and on the kernel width, so the shape tests
@@ -106,7 +107,7 @@ def test_kvec_forward(case, dtype, isa, threads, force):
     _check_forced_forward(case, dtype, isa, "kvec", "kvec")
 
 
-@pytest.mark.parametrize("path", ["gemm", "kvec"])
+@pytest.mark.parametrize("path", ["gemm", "kvec", "dot"])
 @pytest.mark.parametrize("case", KVEC_CASES, ids=str)
 def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
     force(path)
@@ -185,6 +186,17 @@ def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
         assert_close(dw, rdw, sdw, np.float32, case.len_dw, f"conv2d dw [{isa}]")
     for a, b in zip(got[0], got[1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_single_channel_filters_take_the_dot_weight_gradient(isa, force):
+    force(None)
+    case = ConvCase(2, 1, 33, 40, 1, 3, 3, 1, 1, 1, 1)
+    x, w, _, dy = case.inputs(np.float64)
+    _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
+    assert _core.last_conv_path() == "dot"
+    (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, np.float64)
+    assert_close(dw, rdw, sdw, np.float64, case.len_dw, f"conv2d dw auto [{isa}]")
+    assert_close(db, rdb, sdb, np.float64, case.len_dw, f"conv2d db auto [{isa}]")
 
 
 def test_kvec_is_chosen_for_strided_first_layers(isa, force):
