@@ -113,6 +113,25 @@ def test_max_pool2d_first_maximum_gets_gradient(isa, dtype, threads):
     np.testing.assert_array_equal(dx[0, 0], want)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 2, 8, 150), (1, 1, 7, 131)], ids=str)
+def test_max_pool2d_2x2_backward_ties_nan_inf_odd_sizes(isa, dtype, threads, shape):
+    # 2x2 at stride 2 has a backward of its own on planes up to 64 windows
+    # wide (the wide shapes take the general one): ties everywhere, a window
+    # of -inf (its top-left cell gets the gradient), a window with two NaNs
+    # (the first in row-major order gets it), and odd sizes whose last row
+    # and column lie in no window.
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 3, size=shape).astype(dtype)
+    x[0, 0, 0:2, 0:2] = -np.inf
+    x[0, -1, 2, 3] = np.nan
+    x[0, -1, 3, 2] = np.nan
+    x[-1, 0, -1, :] = 9   # the odd last row: in no window
+    dy = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
+    dx = fastconv.max_pool2d_backward(dy, x, 2, strict=False)
+    np.testing.assert_array_equal(dx, ref.max_pool2d_backward(dy, x, 2).astype(dtype))
+    assert dx[0, 0, 0, 0] == dy[0, 0, 0, 0] and dx[0, -1, 2, 3] == dy[0, -1, 1, 1]
+
+
 def test_max_pool2d_pads_with_minus_infinity(isa, dtype):
     # With zero padding the result would be 0 at the borders.
     x = -1.0 - np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
