@@ -107,16 +107,21 @@ def test_kvec_forward(case, dtype, isa, threads, force):
     _check_forced_forward(case, dtype, isa, "kvec", "kvec")
 
 
-@pytest.mark.parametrize("path", ["gemm", "kvec", "dot"])
-@pytest.mark.parametrize("case", KVEC_CASES, ids=str)
-def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
-    force(path)
+def _check_weight_gradient(case, dtype, isa, path):
+    """dw and db come from `path` and match the oracle."""
     x, w, _, dy = case.inputs(dtype)
     _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
     assert _core.last_conv_path() == path
     (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, dtype)
     assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw via {path} [{isa}]")
     assert_close(db, rdb, sdb, dtype, case.len_dw, f"conv2d db via {path} [{isa}]")
+
+
+@pytest.mark.parametrize("path", ["gemm", "kvec", "dot"])
+@pytest.mark.parametrize("case", KVEC_CASES, ids=str)
+def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
+    force(path)
+    _check_weight_gradient(case, dtype, isa, path)
 
 
 def _data_gradient_path(case, dtype):
@@ -190,13 +195,7 @@ def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
 
 def test_single_channel_filters_take_the_dot_weight_gradient(isa, force):
     force(None)
-    case = ConvCase(2, 1, 33, 40, 1, 3, 3, 1, 1, 1, 1)
-    x, w, _, dy = case.inputs(np.float64)
-    _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
-    assert _core.last_conv_path() == "dot"
-    (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, np.float64)
-    assert_close(dw, rdw, sdw, np.float64, case.len_dw, f"conv2d dw auto [{isa}]")
-    assert_close(db, rdb, sdb, np.float64, case.len_dw, f"conv2d db auto [{isa}]")
+    _check_weight_gradient(ConvCase(2, 1, 33, 40, 1, 3, 3, 1, 1, 1, 1), np.float64, isa, "dot")
 
 
 def test_kvec_is_chosen_for_strided_first_layers(isa, force):
