@@ -39,6 +39,8 @@ def make_ops(dtype, absolute=False):
     dy2 = randn((4, 32, 24, 24), dtype, "det dy2")      # x2, stride 2, padding 1
     xp = randn((4, 16, 33, 31), dtype, "det xp")
     dyp = randn((4, 16, 17, 16), dtype, "det dyp")      # 3x3, stride 2, padding 1
+    x1 = randn((1, 16, 48, 48), dtype, "det x1")          # one image: bands per thread
+    dy1b = randn((1, 32, 48, 48), dtype, "det dy1b")
     xl = randn((96, 400), dtype, "det xl")
     wl = randn((300, 400), dtype, "det wl")
     bl = randn((300,), dtype, "det bl")
@@ -49,6 +51,11 @@ def make_ops(dtype, absolute=False):
         "conv2d_backward dx": (lambda: [F.conv2d_backward(dy1, x, w, 1, 1)[0]], 288, False),
         "conv2d_backward dw": (lambda: list(F.conv2d_backward(dy1, x, w, 1, 1)[1:]), 2304,
                                True),
+        # The bias gradient is summed per output row, the rows in order,
+        # however the weight gradient's reduction is split.
+        "conv2d_backward db": (lambda: [F.conv2d_backward(dy1, x, w, 1, 1)[2]], 2304, False),
+        "conv2d_backward db batch 1": (
+            lambda: [F.conv2d_backward(dy1b, x1, w, 1, 1, need_dx=False)[2]], 2304, False),
         "conv2d_backward stride 2": (lambda: [F.conv2d_backward(dy2, x2, w, 2, 1)[0]], 128,
                                      False),
         "max_pool2d": (lambda: [F.max_pool2d(xp, 3, 2, 1, strict=False)], 9, False),
