@@ -165,6 +165,22 @@ def test_data_gradient_of_few_pixels_takes_col2im(isa, force):
     assert path != "col2im"
 
 
+@pytest.mark.parametrize("case", [ConvCase(3, 1, 17, 15, 32, 5, 5, 1, 1, 2, 2),
+                                  ConvCase(2, 3, 20, 19, 40, 7, 7, 1, 1, 3, 3)], ids=str)
+def test_data_gradient_of_few_input_channels_takes_col2im(case, dtype, isa, threads, force):
+    # dx of a first layer (1 or 3 channels): w^T has C*FH*FW rows, where
+    # the forward-convolution shortcut would have C output channels (the
+    # portable build's GEMM tile is too slow for that with 3 channels)
+    force(None)
+    dx, path = _data_gradient_path(case, dtype)
+    if case.C == 1 or isa != "generic":
+        assert path == "col2im"
+    else:
+        assert path != "col2im"
+    (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
+    assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx auto [{isa}]")
+
+
 def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
     # 36 pixels under 128 kernels of 1152 weights: the data gradient takes
     # col2im, the weight gradient shares dw's columns among threads; every
