@@ -165,6 +165,36 @@ def test_data_gradient_of_few_pixels_takes_col2im(isa, force):
     assert path != "col2im"
 
 
+# Fewer than 8 planes of dx (first layers at batch 1 or 2), maps of 16 kernel
+# heights or more: each plane is cut into bands of rows, every band
+# recomputing the output rows that reach it and adding into its own rows only.
+BANDED_CASES = [
+    ConvCase(1, 1, 50, 23, 8, 3, 3, 1, 1, 1, 1),      # 2 bands
+    ConvCase(1, 3, 70, 33, 16, 3, 3, 2, 2, 1, 1),     # 2 bands, stride 2
+    ConvCase(1, 2, 101, 9, 5, 3, 2, 3, 1, 2, 0),      # 4 bands, stride 3, padding > stride
+    ConvCase(2, 1, 90, 12, 4, 5, 3, 2, 1, 0, 1),      # 2 bands, rows past the last window
+]
+
+
+@pytest.mark.parametrize("case", BANDED_CASES, ids=str)
+def test_data_gradient_in_bands_of_rows(case, dtype, isa, force):
+    force(None)
+    before = fastconv.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2, 3):
+            fastconv.set_num_threads(n)
+            dx, path = _data_gradient_path(case, dtype)
+            assert path == "col2im"
+            got.append(dx)
+    finally:
+        fastconv.set_num_threads(before)
+    (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
+    assert_close(got[0], rdx, sdx, dtype, case.len_dx, f"conv2d dx in bands [{isa}]")
+    for dx in got[1:]:   # the bands do not depend on the threads
+        np.testing.assert_array_equal(dx, got[0])
+
+
 @pytest.mark.parametrize("case", [ConvCase(3, 1, 17, 15, 32, 5, 5, 1, 1, 2, 2),
                                   ConvCase(2, 3, 20, 19, 40, 7, 7, 1, 1, 3, 3)], ids=str)
 def test_data_gradient_of_few_input_channels_takes_col2im(case, dtype, isa, threads, force):
