@@ -239,6 +239,29 @@ def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("case", [ConvCase(1, 32, 14, 14, 128, 3, 3, 1, 1, 1, 1),
+                                  ConvCase(1, 24, 15, 13, 200, 3, 3, 1, 1, 1, 0)], ids=str)
+def test_gathered_columns_shared_by_threads(case, dtype, isa, force):
+    # batch 1, few column panels, many kernels: at more than one thread the
+    # GEMM gathers B once for all threads and splits C by rows (AVX-512
+    # tiles); every tile and every sum is the one computed at 1 thread
+    force("gemm")
+    before = fastconv.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2, 3):
+            fastconv.set_num_threads(n)
+            y, path = _run_forward(case, dtype)
+            assert path == "gemm"
+            got.append(y)
+    finally:
+        fastconv.set_num_threads(before)
+    expected, scale = conv_oracle_forward(case, dtype)
+    for y in got:
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d gemm shared B [{isa}]")
+        np.testing.assert_array_equal(y, got[0])
+
+
 def test_single_channel_filters_take_the_dot_weight_gradient(isa, force):
     force(None)
     _check_weight_gradient(ConvCase(2, 1, 33, 40, 1, 3, 3, 1, 1, 1, 1), np.float64, isa, "dot")
