@@ -240,11 +240,13 @@ def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
 
 
 @pytest.mark.parametrize("case", [ConvCase(1, 32, 14, 14, 128, 3, 3, 1, 1, 1, 1),
-                                  ConvCase(1, 24, 15, 13, 200, 3, 3, 1, 1, 1, 0)], ids=str)
+                                  ConvCase(1, 24, 15, 13, 200, 3, 3, 1, 1, 1, 0),
+                                  ConvCase(1, 512, 7, 7, 250, 1, 1)], ids=str)
 def test_gathered_columns_shared_by_threads(case, dtype, isa, force):
     # batch 1, few column panels, many kernels: at more than one thread the
-    # GEMM gathers B once for all threads and splits C by rows (AVX-512
-    # tiles); every tile and every sum is the one computed at 1 thread
+    # GEMM packs B (gathered, or x itself for the 1x1) once for all threads
+    # and splits C by rows (AVX-512 tiles); every tile and every sum is the
+    # one computed at 1 thread
     force("gemm")
     before = fastconv.get_num_threads()
     got = []
