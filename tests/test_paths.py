@@ -41,6 +41,19 @@ def _run_forward(case, dtype, activation=None):
     return y, _core.last_conv_path()
 
 
+def _at_threads(run, counts=(1, 2, 3)):
+    """run() at each thread count in turn, the caller's count restored."""
+    before = fastconv.get_num_threads()
+    try:
+        out = []
+        for n in counts:
+            fastconv.set_num_threads(n)
+            out.append(run())
+        return out
+    finally:
+        fastconv.set_num_threads(before)
+
+
 def _check_forced_forward(case, dtype, isa, name, path):
     """With `name` forced, y with and without ReLU comes from `path` and
     matches the oracle."""
@@ -179,16 +192,9 @@ BANDED_CASES = [
 @pytest.mark.parametrize("case", BANDED_CASES, ids=str)
 def test_data_gradient_in_bands_of_rows(case, dtype, isa, force):
     force(None)
-    before = fastconv.get_num_threads()
-    got = []
-    try:
-        for n in (1, 2, 3):
-            fastconv.set_num_threads(n)
-            dx, path = _data_gradient_path(case, dtype)
-            assert path == "col2im"
-            got.append(dx)
-    finally:
-        fastconv.set_num_threads(before)
+    runs = _at_threads(lambda: _data_gradient_path(case, dtype))
+    assert [path for _, path in runs] == ["col2im"] * 3
+    got = [dx for dx, _ in runs]
     (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
     assert_close(got[0], rdx, sdx, dtype, case.len_dx, f"conv2d dx in bands [{isa}]")
     for dx in got[1:]:   # the bands do not depend on the threads
@@ -218,19 +224,16 @@ def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
     force(None)
     case = ConvCase(1, 128, 6, 6, 128, 3, 3, 1, 1, 1, 1)
     x, w, _, dy = case.inputs(np.float32)
-    before = fastconv.get_num_threads()
-    got = []
-    try:
-        for n in (1, 2):
-            fastconv.set_num_threads(n)
-            _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding,
-                                                 need_dx=False)
-            assert _core.last_conv_path() == "gemm"
-            dx, path = _data_gradient_path(case, np.float32)
-            assert path == "col2im"
-            got.append((dx, dw, db))
-    finally:
-        fastconv.set_num_threads(before)
+
+    def run():
+        _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding,
+                                             need_dx=False)
+        assert _core.last_conv_path() == "gemm"
+        dx, path = _data_gradient_path(case, np.float32)
+        assert path == "col2im"
+        return dx, dw, db
+
+    got = _at_threads(run, (1, 2))
     (rdx, rdw, _), (sdx, sdw, _) = conv_oracle_backward(case, np.float32)
     for dx, dw, _ in got:
         assert_close(dx, rdx, sdx, np.float32, case.len_dx, f"conv2d dx [{isa}]")
@@ -248,16 +251,9 @@ def test_gathered_columns_shared_by_threads(case, dtype, isa, force):
     # and splits C by rows (AVX-512 tiles); every tile and every sum is the
     # one computed at 1 thread
     force("gemm")
-    before = fastconv.get_num_threads()
-    got = []
-    try:
-        for n in (1, 2, 3):
-            fastconv.set_num_threads(n)
-            y, path = _run_forward(case, dtype)
-            assert path == "gemm"
-            got.append(y)
-    finally:
-        fastconv.set_num_threads(before)
+    runs = _at_threads(lambda: _run_forward(case, dtype))
+    assert [path for _, path in runs] == ["gemm"] * 3
+    got = [y for y, _ in runs]
     expected, scale = conv_oracle_forward(case, dtype)
     for y in got:
         assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d gemm shared B [{isa}]")
@@ -299,14 +295,7 @@ def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
 def test_lanes_results_do_not_depend_on_threads(isa, force):
     force("lanes:2x3")
     case = ConvCase(7, 40, 11, 10, 30, 3, 3, 1, 1, 1, 1)
-    before = fastconv.get_num_threads()
-    try:
-        fastconv.set_num_threads(1)
-        y1, _ = _run_forward(case, np.float32)
-        fastconv.set_num_threads(2)
-        y2, path = _run_forward(case, np.float32)
-    finally:
-        fastconv.set_num_threads(before)
+    (y1, _), (y2, path) = _at_threads(lambda: _run_forward(case, np.float32), (1, 2))
     assert path == "lanes"
     np.testing.assert_array_equal(y1, y2)
 
