@@ -220,15 +220,16 @@ def last_workspace_bytes():
 def last_conv_path():
     """The algorithm the last convolution call on this thread took: for a
     forward convolution (also run inside a stride-1 data gradient) "gemm",
-    "direct", "lanes" or "kvec"; for a weight gradient "gemm" or "kvec"; ""
+    "gemm_t" (the GEMM turned around: output pixels as tile rows), "direct",
+    "lanes" or "kvec"; for a weight gradient "gemm" or "kvec"; ""
     when the last call ran none of these."""
     return fc_last_conv_path().decode()
 
 def force_conv_path(name):
     """Testing hook: make every forward convolution (and stride-1 data
-    gradient) take algorithm `name` ("gemm", "direct", "lanes", "lanes:THxTW"
-    or "kvec") wherever it applies, and weight gradients "gemm" or "kvec";
-    None or "" restores the automatic choice.  Not for use while other
+    gradient) take algorithm `name` ("gemm", "gemm_t", "direct", "lanes",
+    "lanes:THxTW" or "kvec") wherever it applies, and weight gradients
+    "gemm" or "kvec"; None or "" restores the automatic choice.  Not for use while other
     threads run convolutions."""
     cdef bytes b = (name or "").encode()
     if fc_force_conv_path(b) != 0:

@@ -34,7 +34,7 @@ void fc_reset_workspace_bytes(void)
 FC_THREAD_LOCAL const char *fc_conv_path = "";
 
 /* Testing hook: "" lets each convolution choose its algorithm; "gemm",
- * "direct", "lanes" (optionally "lanes:THxTW", the tile) or "kvec" makes it
+ * "gemm_t" (turned around: output pixels as tile rows), "direct", "lanes" (optionally "lanes:THxTW", the tile) or "kvec" makes it
  * take that one wherever it applies, whatever it would cost (a weight
  * gradient knows "gemm" and "kvec").  Set it only while no convolution
  * runs. */

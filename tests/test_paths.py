@@ -1,8 +1,9 @@
 """Every forward-convolution algorithm against the NumPy oracle, on every ISA.
 
 A forward convolution (and the stride-1 data gradient, which is one) takes
-one of four algorithms: "gemm" (packed im2col GEMM), "direct" (stride 1, a
-zero-padded slab read in place), "lanes" (images, or tiles of them, as the
+one of five algorithms: "gemm" (packed im2col GEMM), "gemm_t" (the same
+GEMM turned around, output pixels as the rows of the register tile),
+"direct" (stride 1, a zero-padded slab read in place), "lanes" (images, or tiles of them, as the
 lanes of the register tile; taps that read only padding are skipped) or
 "kvec" (vectors along the output channels, inputs broadcast from a
 phase-split slab; for strided first layers).  The weight gradient has a
@@ -88,7 +89,7 @@ def test_lanes_forward(case, dtype, isa, threads, force, tile):
     _check_forced_forward(case, dtype, isa, name, "lanes")
 
 
-@pytest.mark.parametrize("path", ["gemm", "direct", "lanes", "kvec"])
+@pytest.mark.parametrize("path", ["gemm", "gemm_t", "direct", "lanes", "kvec"])
 @pytest.mark.parametrize("case", [c for c in LANE_CASES if c.stride == (1, 1)], ids=str)
 def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
     force(path)
@@ -118,6 +119,43 @@ KVEC_CASES = LANE_CASES + [
 def test_kvec_forward(case, dtype, isa, threads, force):
     force("kvec")
     _check_forced_forward(case, dtype, isa, "kvec", "kvec")
+
+
+@pytest.mark.parametrize("case", KVEC_CASES, ids=str)
+def test_turned_gemm_forward(case, dtype, isa, threads, force):
+    # the GEMM turned around: output pixels as the rows of the register
+    # tile, output channels as its columns (strides, padding, batches, 1x1)
+    force("gemm_t")
+    _check_forced_forward(case, dtype, isa, "gemm_t", "gemm_t")
+
+
+# Few output pixels under many kernels: 25 pixels (18 over two images) fill
+# vectors of 16, 8 or 4 lanes badly as columns, while as rows they waste
+# nothing.
+TURNED_CASES = [
+    ConvCase(1, 100, 5, 5, 96, 1, 1),
+    ConvCase(2, 40, 3, 3, 64, 1, 1),
+    ConvCase(1, 30, 9, 9, 128, 3, 3, 2, 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", TURNED_CASES, ids=str)
+def test_few_pixels_take_the_turned_gemm(case, dtype, isa, force):
+    force(None)
+    runs = _at_threads(lambda: _run_forward(case, dtype))
+    assert [path for _, path in runs] == ["gemm_t"] * 3
+    expected, scale = conv_oracle_forward(case, dtype)
+    for y, _ in runs:
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d gemm_t [{isa}]")
+        np.testing.assert_array_equal(y, runs[0][0])
+    if case.FH == 1 and case.FW == 1:
+        # the data gradient of a 1x1 is a turned GEMM too
+        runs = _at_threads(lambda: _data_gradient_path(case, dtype))
+        assert [path for _, path in runs] == ["gemm_t"] * 3
+        (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
+        for dx, _ in runs:
+            assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx gemm_t [{isa}]")
+            np.testing.assert_array_equal(dx, runs[0][0])
 
 
 def _check_weight_gradient(case, dtype, isa, path):
