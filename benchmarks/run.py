@@ -4,10 +4,10 @@
     python benchmarks/run.py                    # the full suite (minutes on 2 cores)
     python benchmarks/run.py --op fwd --dtype float32 --threads 1 --filter resnet50
 
-For every entry (layer x op x dtype x thread count) the contenders run in the
-same process, interleaved (fastconv, torch, numpy, then the next round in a
-rotated order), after a warm-up; the reported time is the median of the
-rounds. Reported: milliseconds, GFLOP/s (2*N*K*C*FH*FW*H2*W2 / t) or GB/s for
+For every entry (layer x op x dtype x thread count) fastconv and torch run in
+the same process, interleaved (fastconv, torch, then the next round in the
+other order), after a warm-up, and the NumPy baseline after them in rounds of
+its own; the reported time is the median of the rounds. Reported: milliseconds, GFLOP/s (2*N*K*C*FH*FW*H2*W2 / t) or GB/s for
 pooling, the fraction of this machine's FMA peak (measured once per run with
 fastconv's own microbenchmark, times the thread count) or of its copy
 bandwidth for pooling, and speed ratios: other contender's time / fastconv's
@@ -665,9 +665,25 @@ def run(args):
                 if nt == 1 and prev_threads > 1:
                     time.sleep(args.gap)
                 prev_threads = nt
-                first, stats, dropped = measure(
-                    entry_fns, args.repeat, args.budget, gap=args.gap if nt > 1 else 0.0,
-                    drop_above={"numpy": args.numpy_limit})
+                # The NumPy baseline is timed in rounds of its own, after
+                # the others: interleaved, its BLAS calls at more than one
+                # thread left the next contender's samples up to 4x slower
+                # on a 2-core machine (with OPENBLAS_THREAD_TIMEOUT as set
+                # above; both fastconv's and torch's, in some rounds only).
+                first, stats, dropped = {}, {}, {}
+                for group in ([n for n in entry_fns if n != "numpy"], ["numpy"]):
+                    group = [n for n in group if n in entry_fns]
+                    if not group:
+                        continue
+                    if nt > 1 and stats:
+                        time.sleep(args.gap)
+                    f, st, dr = measure(
+                        {n: entry_fns[n] for n in group}, args.repeat, args.budget,
+                        gap=args.gap if nt > 1 else 0.0,
+                        drop_above={"numpy": args.numpy_limit})
+                    first.update(f)
+                    stats.update(st)
+                    dropped.update(dr)
             finally:
                 if limits is not None:
                     limits.restore_original_limits()
