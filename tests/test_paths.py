@@ -121,6 +121,25 @@ def test_kvec_forward(case, dtype, isa, threads, force):
     _check_forced_forward(case, dtype, isa, "kvec", "kvec")
 
 
+# The direct path's slab rows share their zero padding (a row's right
+# padding is the next row's left zeros): no padding, padding on one axis only,
+# padding wider than the kernel (the output row then sets the pitch), a
+# kernel wider than tall, and tall maps that take several row chunks.
+DIRECT_CASES = [
+    ConvCase(2, 4, 9, 13, 8, 3, 5, 1, 1, 0, 2),
+    ConvCase(1, 3, 6, 5, 4, 3, 3, 1, 1, 1, 4),
+    ConvCase(3, 5, 7, 9, 6, 2, 3, 1, 1, 0, 0),
+    ConvCase(1, 6, 40, 11, 20, 7, 7, 1, 1, 3, 3),
+    ConvCase(2, 3, 12, 10, 9, 1, 4, 1, 1, 2, 1, bias=False),
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=str)
+def test_direct_forward(case, dtype, isa, threads, force):
+    force("direct")
+    _check_forced_forward(case, dtype, isa, "direct", "direct")
+
+
 @pytest.mark.parametrize("case", KVEC_CASES, ids=str)
 def test_turned_gemm_forward(case, dtype, isa, threads, force):
     # the GEMM turned around: output pixels as the rows of the register
