@@ -360,12 +360,20 @@ def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
     assert path in ("direct", "gemm")
 
 
-def test_lanes_results_do_not_depend_on_threads(isa, force):
-    force("lanes:2x3")
-    case = ConvCase(7, 40, 11, 10, 30, 3, 3, 1, 1, 1, 1)
-    (y1, _), (y2, path) = _at_threads(lambda: _run_forward(case, np.float32), (1, 2))
-    assert path == "lanes"
-    np.testing.assert_array_equal(y1, y2)
+@pytest.mark.parametrize("name, case", [
+    ("lanes:2x3", ConvCase(7, 40, 11, 10, 30, 3, 3, 1, 1, 1, 1)),
+    # 7x7 tiles: 49 positions per tile, cut into as many jobs as the
+    # threads share evenly
+    ("lanes:7x7", ConvCase(2, 40, 28, 28, 48, 3, 3, 1, 1, 1, 1)),
+], ids=["2x3", "7x7"])
+def test_lanes_results_do_not_depend_on_threads(isa, force, name, case):
+    force(name)
+    runs = _at_threads(lambda: _run_forward(case, np.float32))
+    assert [path for _, path in runs] == ["lanes"] * 3
+    expected, scale = conv_oracle_forward(case, np.float32)
+    for y, _ in runs:
+        assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d lanes [{isa}]")
+        np.testing.assert_array_equal(y, runs[0][0])
 
 
 def test_nonfinite_weights_leave_the_lanes_path(isa, force):
