@@ -140,6 +140,20 @@ def test_direct_forward(case, dtype, isa, threads, force):
     _check_forced_forward(case, dtype, isa, "direct", "direct")
 
 
+def test_forward_path_does_not_depend_on_threads(isa, force):
+    # one image of 28x28 under 128 kernels: 2 or 3 threads cut the direct
+    # path's rows into shorter chunks, which must not send the shape to
+    # another algorithm (other sums, other bits)
+    force(None)
+    case = ConvCase(1, 8, 28, 28, 128, 3, 3, 1, 1, 1, 1)
+    runs = _at_threads(lambda: _run_forward(case, np.float32))
+    assert len({path for _, path in runs}) == 1
+    expected, scale = conv_oracle_forward(case, np.float32)
+    for y, _ in runs:
+        assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d [{isa}]")
+        np.testing.assert_array_equal(y, runs[0][0])
+
+
 @pytest.mark.parametrize("case", KVEC_CASES, ids=str)
 def test_turned_gemm_forward(case, dtype, isa, threads, force):
     # the GEMM turned around: output pixels as the rows of the register
