@@ -7,8 +7,9 @@
 For every entry (layer x op x dtype x thread count) fastconv and torch run in
 the same process, interleaved (fastconv, torch, then the next round in the
 other order), after a warm-up, and the NumPy baseline after them in rounds of
-its own; the reported time is the median of the rounds. Reported: milliseconds, GFLOP/s (2*N*K*C*FH*FW*H2*W2 / t) or GB/s for
-pooling, the fraction of this machine's FMA peak (measured once per run with
+its own; the reported time is the median of the rounds. Reported:
+milliseconds, GFLOP/s (2*N*K*C*FH*FW*H2*W2 / t) or GB/s for pooling, the
+fraction of this machine's FMA peak (measured once per run with
 fastconv's own microbenchmark, times the thread count) or of its copy
 bandwidth for pooling, and speed ratios: other contender's time / fastconv's
 time (above 1: fastconv is faster).

@@ -3,16 +3,16 @@
 A forward convolution (and the stride-1 data gradient, which is one) takes
 one of five algorithms: "gemm" (packed im2col GEMM), "gemm_t" (the same
 GEMM turned around, output pixels as the rows of the register tile),
-"direct" (stride 1, a zero-padded slab read in place), "lanes" (images, or tiles of them, as the
-lanes of the register tile; taps that read only padding are skipped) or
-"kvec" (vectors along the output channels, inputs broadcast from a
-phase-split slab; for strided first layers).  The weight gradient has a
-GEMM, a "kvec" and a "dot" variant (one dot product per weight, for
-single-channel filters), and the data gradient a "col2im" one (w^T dy
-in tiles, scattered into dx) beside the stride-1 forward convolution; all
-are forced and checked here.  Which
-one runs depends on the shape and on the kernel width, so the shape tests
-alone may leave one unexercised on some ISA.  Here each algorithm is forced
+"direct" (stride 1, a zero-padded slab read in place), "lanes" (images, or
+tiles of them, as the lanes of the register tile; taps that read only
+padding are skipped) or "kvec" (vectors along the output channels, inputs
+broadcast from a phase-split slab; for strided first layers).  The weight
+gradient has a GEMM, a "kvec" and a "dot" variant (one dot product per
+weight, for single-channel filters), and the data gradient a "col2im" one
+(w^T dy in tiles, scattered into dx) beside the stride-1 forward
+convolution; all are forced and checked here.  Which one runs depends on
+the shape and on the kernel width, so the shape tests alone may leave one
+unexercised on some ISA.  Here each algorithm is forced
 through the testing hook `_core.force_conv_path` on shapes it handles,
 including lane tilings with ragged last tiles, and checked against the
 oracle; the automatic choice is then checked to pick lanes where it should.
@@ -53,6 +53,22 @@ def _at_threads(run, counts=(1, 2, 3)):
         return out
     finally:
         fastconv.set_num_threads(before)
+
+
+def _check_forward_at_threads(case, dtype, isa, path=None):
+    """y at 1, 2 and 3 threads comes from `path` (or, with None, from one
+    path at every count), matches the oracle and has the same bits every
+    time."""
+    runs = _at_threads(lambda: _run_forward(case, dtype))
+    ran = [p for _, p in runs]
+    if path is None:
+        assert len(set(ran)) == 1
+    else:
+        assert ran == [path] * 3
+    expected, scale = conv_oracle_forward(case, dtype)
+    for y, _ in runs:
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d via {ran[0]} [{isa}]")
+        np.testing.assert_array_equal(y, runs[0][0])
 
 
 def _check_forced_forward(case, dtype, isa, name, path):
@@ -145,13 +161,7 @@ def test_forward_path_does_not_depend_on_threads(isa, force):
     # path's rows into shorter chunks, which must not send the shape to
     # another algorithm (other sums, other bits)
     force(None)
-    case = ConvCase(1, 8, 28, 28, 128, 3, 3, 1, 1, 1, 1)
-    runs = _at_threads(lambda: _run_forward(case, np.float32))
-    assert len({path for _, path in runs}) == 1
-    expected, scale = conv_oracle_forward(case, np.float32)
-    for y, _ in runs:
-        assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d [{isa}]")
-        np.testing.assert_array_equal(y, runs[0][0])
+    _check_forward_at_threads(ConvCase(1, 8, 28, 28, 128, 3, 3, 1, 1, 1, 1), np.float32, isa)
 
 
 @pytest.mark.parametrize("case", KVEC_CASES, ids=str)
@@ -175,12 +185,7 @@ TURNED_CASES = [
 @pytest.mark.parametrize("case", TURNED_CASES, ids=str)
 def test_few_pixels_take_the_turned_gemm(case, dtype, isa, force):
     force(None)
-    runs = _at_threads(lambda: _run_forward(case, dtype))
-    assert [path for _, path in runs] == ["gemm_t"] * 3
-    expected, scale = conv_oracle_forward(case, dtype)
-    for y, _ in runs:
-        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d gemm_t [{isa}]")
-        np.testing.assert_array_equal(y, runs[0][0])
+    _check_forward_at_threads(case, dtype, isa, "gemm_t")
     if case.FH == 1 and case.FW == 1:
         # the data gradient of a 1x1 is a turned GEMM too
         _check_data_gradient_at_threads(case, dtype, isa, "gemm_t")
@@ -333,13 +338,7 @@ def test_gathered_columns_shared_by_threads(case, dtype, isa, force):
     # and splits C by rows (AVX-512 tiles); every tile and every sum is the
     # one computed at 1 thread
     force("gemm")
-    runs = _at_threads(lambda: _run_forward(case, dtype))
-    assert [path for _, path in runs] == ["gemm"] * 3
-    got = [y for y, _ in runs]
-    expected, scale = conv_oracle_forward(case, dtype)
-    for y in got:
-        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d gemm shared B [{isa}]")
-        np.testing.assert_array_equal(y, got[0])
+    _check_forward_at_threads(case, dtype, isa, "gemm")
 
 
 def test_single_channel_filters_take_the_dot_weight_gradient(isa, force):
@@ -382,12 +381,7 @@ def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
 ], ids=["2x3", "7x7"])
 def test_lanes_results_do_not_depend_on_threads(isa, force, name, case):
     force(name)
-    runs = _at_threads(lambda: _run_forward(case, np.float32))
-    assert [path for _, path in runs] == ["lanes"] * 3
-    expected, scale = conv_oracle_forward(case, np.float32)
-    for y, _ in runs:
-        assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d lanes [{isa}]")
-        np.testing.assert_array_equal(y, runs[0][0])
+    _check_forward_at_threads(case, np.float32, isa, "lanes")
 
 
 def test_nonfinite_weights_leave_the_lanes_path(isa, force):
