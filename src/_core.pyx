@@ -229,8 +229,8 @@ def force_conv_path(name):
     """Testing hook: make every forward convolution (and stride-1 data
     gradient) take algorithm `name` ("gemm", "gemm_t", "direct", "lanes",
     "lanes:THxTW" or "kvec") wherever it applies, and weight gradients
-    "gemm" or "kvec"; None or "" restores the automatic choice.  Not for use while other
-    threads run convolutions."""
+    "gemm", "kvec", "dot" or "dot1x1"; None or "" restores the automatic
+    choice.  Not for use while other threads run convolutions."""
     cdef bytes b = (name or "").encode()
     if fc_force_conv_path(b) != 0:
         raise ValueError(f"conv path name too long: {name!r}")

@@ -208,6 +208,44 @@ def test_forced_weight_gradient(case, dtype, isa, threads, force, path):
     _check_weight_gradient(case, dtype, isa, path)
 
 
+# Shapes for the 1x1 weight gradient as dot products along the pixels: maps
+# shorter than one vector (every pixel in the last, partial vector), channel
+# counts that leave partial register tiles, maps longer than one chunk of
+# pixels, more output channels than the automatic choice gives it.
+DOT1X1_CASES = [
+    ConvCase(1, 3, 2, 3, 70, 1, 1),
+    ConvCase(2, 7, 5, 9, 5, 1, 1),
+    ConvCase(1, 13, 33, 35, 9, 1, 1, bias=False),
+    ConvCase(3, 20, 24, 24, 30, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", DOT1X1_CASES, ids=str)
+def test_forced_dot1x1_weight_gradient(case, dtype, isa, threads, force):
+    force("dot1x1")
+    _check_weight_gradient(case, dtype, isa, "dot1x1")
+
+
+def test_dot1x1_weight_gradient_is_chosen_and_thread_independent(dtype, isa, force):
+    # up to 64 output channels on a 1x1 of 512 pixels or more: each thread
+    # owns whole weights, so dw has the same bits at any thread count
+    force(None)
+    case = ConvCase(2, 19, 23, 25, 11, 1, 1)
+
+    def run():
+        x, w, _, dy = case.inputs(dtype)
+        _, dw, db = fastconv.conv2d_backward(dy, x, w, need_dx=False)
+        return dw, db, _core.last_conv_path()
+
+    runs = _at_threads(run)
+    assert [r[2] for r in runs] == ["dot1x1"] * 3
+    (_, rdw, _), (_, sdw, _) = conv_oracle_backward(case, dtype)
+    for dw, db, _ in runs:
+        assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw via dot1x1 [{isa}]")
+        np.testing.assert_array_equal(dw, runs[0][0])
+        np.testing.assert_array_equal(db, runs[0][1])
+
+
 def _data_gradient_path(case, dtype):
     """dx, and the algorithm that computed it (conv2d_backward computes dx
     after dw, so it is the path reported last)."""
