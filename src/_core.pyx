@@ -221,7 +221,8 @@ def last_conv_path():
     """The algorithm the last convolution call on this thread took: for a
     forward convolution (also run inside a stride-1 data gradient) "gemm",
     "gemm_t" (the GEMM turned around: output pixels as tile rows), "direct",
-    "lanes" or "kvec"; for a weight gradient "gemm" or "kvec"; ""
+    "lanes" or "kvec"; for a weight gradient "gemm", "kvec", "dot" or
+    "dot1x1"; for a data gradient also "col2im"; ""
     when the last call ran none of these."""
     return fc_last_conv_path().decode()
 

@@ -26,6 +26,14 @@ typedef struct {
     fc_int H2, W2;         /* output, from the output-size formula */
 } fc_conv_geom;
 
+/* A 1x1 convolution at stride 1 without padding: a plain product of the
+ * weights with each image's C x H*W matrix, which every path can read in
+ * place. */
+static inline int fc_conv_is_plain_1x1(const fc_conv_geom *g)
+{
+    return g->FH == 1 && g->FW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
+}
+
 typedef struct {
     fc_int N, C, H, W;     /* input */
     fc_int KH, KW;         /* window */

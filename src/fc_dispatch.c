@@ -34,10 +34,11 @@ void fc_reset_workspace_bytes(void)
 FC_THREAD_LOCAL const char *fc_conv_path = "";
 
 /* Testing hook: "" lets each convolution choose its algorithm; "gemm",
- * "gemm_t" (turned around: output pixels as tile rows), "direct", "lanes" (optionally "lanes:THxTW", the tile) or "kvec" makes it
- * take that one wherever it applies, whatever it would cost (a weight
- * gradient knows "gemm" and "kvec").  Set it only while no convolution
- * runs. */
+ * "gemm_t" (turned around: output pixels as tile rows), "direct", "lanes"
+ * (optionally "lanes:THxTW", the tile) or "kvec" makes it take that one
+ * wherever it applies, whatever it would cost (a weight gradient knows
+ * "gemm", "kvec", "dot" and "dot1x1"; a data gradient also "col2im").
+ * Set it only while no convolution runs. */
 static char fc_forced[32] = "";
 int fc_force_conv_path(const char *name)
 {

@@ -7,8 +7,9 @@ GEMM turned around, output pixels as the rows of the register tile),
 tiles of them, as the lanes of the register tile; taps that read only
 padding are skipped) or "kvec" (vectors along the output channels, inputs
 broadcast from a phase-split slab; for strided first layers).  The weight
-gradient has a GEMM, a "kvec" and a "dot" variant (one dot product per
-weight, for single-channel filters), and the data gradient a "col2im" one
+gradient has a GEMM, a "kvec", a "dot" (one dot product per weight, for
+single-channel filters) and a "dot1x1" variant (1x1 filters, dot products
+along the pixels), and the data gradient a "col2im" one
 (w^T dy in tiles, scattered into dx) beside the stride-1 forward
 convolution; all are forced and checked here.  Which one runs depends on
 the shape and on the kernel width, so the shape tests alone may leave one
