@@ -274,7 +274,14 @@ class Contenders:
         if layer.mode == "max":
             if op == "pool_fwd":
                 return lambda: fc.max_pool2d(x, k, s, p, strict=layer.strict)
-            return lambda: fc.max_pool2d_backward(d["dy"], x, k, s, p, strict=layer.strict)
+            # The backward fastconv.MaxPool2d runs: from the indices its
+            # forward records when windows overlap (recorded here, outside
+            # the timing, as for PyTorch below), from x when they do not.
+            idx = None
+            if k[0] > s[0] or k[1] > s[1]:
+                _, idx = fc.max_pool2d(x, k, s, p, strict=layer.strict, return_indices=True)
+            return lambda: fc.max_pool2d_backward(d["dy"], x, k, s, p, strict=layer.strict,
+                                                  indices=idx)
         cip = layer.count_include_pad
         if op == "pool_fwd":
             return lambda: fc.avg_pool2d(x, k, s, p, count_include_pad=cip,

@@ -89,6 +89,12 @@ def _flat(a, dtype):
     return a.reshape(-1)
 
 
+def _flag(v, name, where):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise TypeError(f"{where}: {name} must be True or False, got {v!r}")
+
+
 def _empty_flat(dtype):
     return np.empty(0, dtype=dtype)
 
@@ -247,33 +253,58 @@ def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
             H2, W2)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True):
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
+               return_indices=False):
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
     and may be at most half the kernel.  A window holding NaN gives NaN.
 
+    With ``return_indices=True`` the result is ``(y, indices)``: indices
+    (int64, shaped like y) holds the offset ``h*W + w`` within its (H, W)
+    plane of each window's first maximum in row-major order, PyTorch's
+    convention.  Passed to ``max_pool2d_backward``, they spare it finding the
+    maxima again.
+
     >>> import numpy as np, fastconv
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> fastconv.max_pool2d(x, 2)[0, 0].tolist()
     [[5.0, 7.0], [13.0, 15.0]]
+    >>> y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    >>> idx[0, 0].tolist()
+    [[5, 7], [13, 15]]
     """
     where = "max_pool2d"
     x = _array(x, "x", where)
     _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    return_indices = _flag(return_indices, "return_indices", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     dtype = _dtype(x)
     y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
+    if not return_indices:
+        if y.size:
+            _core.maxpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1),
+                                _config.get_num_threads())
+        return y
+    idx = _alloc(y.shape, np.int64, "the indices", where)
     if y.size:
-        _core.maxpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), _config.get_num_threads())
-    return y
+        _core.maxpool2d_fwd_idx(geom, _flat(x, dtype), y.reshape(-1), idx.reshape(-1),
+                                _config.get_num_threads())
+    return y, idx
 
 
-def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=True):
+def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=True,
+                        indices=None):
     """Gradient of ``max_pool2d`` with respect to x.
 
     The first maximum of each window in row-major order receives the window's
-    gradient; overlapping windows add up.  Returns dx shaped like x.
+    gradient; overlapping windows add up, in window order.  Returns dx shaped
+    like x.
+
+    ``indices``, from ``max_pool2d(..., return_indices=True)`` on this x, say
+    where the maxima are, so x's values are not read (its shape and dtype
+    still are); the result has the same bits as without them.  An index
+    outside its plane raises ValueError.
 
     >>> import numpy as np, fastconv
     >>> x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
@@ -289,12 +320,36 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     if dy.shape != out_shape:
         raise ValueError(f"{where}: dy must have the shape of max_pool2d's output "
                          f"{out_shape}, got {dy.shape}")
+    if indices is not None:
+        indices = _indices(indices, out_shape, where)
     dtype = _dtype(dy, x)
     dx = _alloc(x.shape, dtype, "dx", where)
     if dx.size:
-        _core.maxpool2d_bwd(geom, _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
-                            _config.get_num_threads())
+        if indices is None:
+            _core.maxpool2d_bwd(geom, _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
+                                _config.get_num_threads())
+        else:
+            try:
+                _core.maxpool2d_bwd_idx(geom, _flat(dy, dtype), indices, dx.reshape(-1),
+                                        _config.get_num_threads())
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
     return dx
+
+
+def _indices(indices, out_shape, where):
+    """Max-pooling indices as a flat C-contiguous int64 array."""
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"{where}: indices must be a NumPy integer array, "
+                        f"got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{where}: indices must have an integer dtype, got {indices.dtype}")
+    if indices.shape != out_shape:
+        raise ValueError(f"{where}: indices must have the shape of max_pool2d's output "
+                         f"{out_shape}, got {indices.shape}")
+    # uint64 values past int64's range wrap to negative ones, which the kernel
+    # reports as outside the plane like any other.
+    return _flat(indices, np.int64)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,

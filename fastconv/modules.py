@@ -396,11 +396,22 @@ class MaxPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, *, strict=True):
         super().__init__(kernel_size, stride, padding, strict)
         self._x = None
+        self._indices = None
+        # Overlapping windows: the forward records where the maxima are, and
+        # the backward only adds dy there (finding them again from x costs
+        # more than the forward itself).  Disjoint windows: the backward
+        # finds them again from x, in vector loops that beat the scatter.
+        # Both give the same bits.
+        self._record = (self.kernel_size[0] > self.stride[0]
+                        or self.kernel_size[1] > self.stride[1])
 
     def forward(self, x):
         x = self._checked_input(x)
-        y = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                         strict=self.strict)
+        args = (x, self.kernel_size, self.stride, self.padding)
+        if self._record:
+            y, self._indices = F.max_pool2d(*args, strict=self.strict, return_indices=True)
+        else:
+            y = F.max_pool2d(*args, strict=self.strict)
         self._x = x
         return y
 
@@ -409,7 +420,7 @@ class MaxPool2d(_Pool2d):
         if not need_dx:
             return None
         return F.max_pool2d_backward(dy, x, self.kernel_size, self.stride, self.padding,
-                                     strict=self.strict)
+                                     strict=self.strict, indices=self._indices)
 
 
 class AvgPool2d(_Pool2d):

@@ -15,6 +15,7 @@ cdef extern from "fc_core.h" nogil:
     ctypedef struct fc_pool_geom:
         fc_int N, C, H, W, KH, KW, SH, SW, PH, PW, H2, W2
     int FC_ENOMEM
+    int FC_EINDEX
 
     int fc_conv2d_fwd_s(const fc_conv_geom *g, const float *x, const float *w, const float *b, float *y, int relu, int nt)
     int fc_conv2d_fwd_d(const fc_conv_geom *g, const double *x, const double *w, const double *b, double *y, int relu, int nt)
@@ -30,6 +31,10 @@ cdef extern from "fc_core.h" nogil:
     int fc_maxpool2d_fwd_d(const fc_pool_geom *g, const double *x, double *y, int nt)
     int fc_maxpool2d_bwd_s(const fc_pool_geom *g, const float *dy, const float *x, float *dx, int nt)
     int fc_maxpool2d_bwd_d(const fc_pool_geom *g, const double *dy, const double *x, double *dx, int nt)
+    int fc_maxpool2d_fwd_idx_s(const fc_pool_geom *g, const float *x, float *y, int64_t *idx, int nt)
+    int fc_maxpool2d_fwd_idx_d(const fc_pool_geom *g, const double *x, double *y, int64_t *idx, int nt)
+    int fc_maxpool2d_bwd_idx_s(const fc_pool_geom *g, const float *dy, const int64_t *idx, float *dx, int nt)
+    int fc_maxpool2d_bwd_idx_d(const fc_pool_geom *g, const double *dy, const int64_t *idx, double *dx, int nt)
     int fc_avgpool2d_fwd_s(const fc_pool_geom *g, const float *x, float *y, int cip, int nt)
     int fc_avgpool2d_fwd_d(const fc_pool_geom *g, const double *x, double *y, int cip, int nt)
     int fc_avgpool2d_bwd_s(const fc_pool_geom *g, const float *dy, float *dx, int cip, int nt)
@@ -59,6 +64,10 @@ cdef inline floating *ptr(floating[::1] a) noexcept nogil:
 cdef inline int check(int rc) except -1:
     if rc == FC_ENOMEM:
         raise MemoryError("fastconv: could not allocate the kernel workspace")
+    if rc == FC_EINDEX:
+        raise ValueError("indices: an index lies outside its input plane (indices must "
+                         "come from max_pool2d(..., return_indices=True) on an input of "
+                         "this shape)")
     return 0
 
 cdef fc_conv_geom conv_geom(tuple s):
@@ -158,6 +167,32 @@ def maxpool2d_bwd(tuple geom, const floating[::1] dy, const floating[::1] x,
             rc = fc_maxpool2d_bwd_s(&g, &dy[0], &x[0], &dx[0], nt)
         else:
             rc = fc_maxpool2d_bwd_d(&g, &dy[0], &x[0], &dx[0], nt)
+    check(rc)
+
+
+def maxpool2d_fwd_idx(tuple geom, const floating[::1] x, floating[::1] y,
+                      int64_t[::1] idx, int nt):
+    cdef fc_pool_geom g = pool_geom(geom)
+    cdef int rc
+    with nogil:
+        fc_reset_workspace_bytes()
+        if floating is float:
+            rc = fc_maxpool2d_fwd_idx_s(&g, &x[0], &y[0], &idx[0], nt)
+        else:
+            rc = fc_maxpool2d_fwd_idx_d(&g, &x[0], &y[0], &idx[0], nt)
+    check(rc)
+
+
+def maxpool2d_bwd_idx(tuple geom, const floating[::1] dy, const int64_t[::1] idx,
+                      floating[::1] dx, int nt):
+    cdef fc_pool_geom g = pool_geom(geom)
+    cdef int rc
+    with nogil:
+        fc_reset_workspace_bytes()
+        if floating is float:
+            rc = fc_maxpool2d_bwd_idx_s(&g, &dy[0], &idx[0], &dx[0], nt)
+        else:
+            rc = fc_maxpool2d_bwd_idx_d(&g, &dy[0], &idx[0], &dx[0], nt)
     check(rc)
 
 

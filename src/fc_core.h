@@ -5,7 +5,9 @@
  * The caller (the Python layer) has validated every shape and allocated every
  * output; the core writes each output completely (gradients are zeroed here,
  * not by the caller).  Functions return 0 on success or FC_ENOMEM when
- * workspace could not be allocated, in which case no output has been touched.
+ * workspace could not be allocated, in which case no output has been touched;
+ * max-pooling backward from indices returns FC_EINDEX when an index lies
+ * outside its plane (that entry is skipped; dx must then be discarded).
  * Suffix _s is float32, _d is float64.
  */
 #ifndef FC_CORE_H
@@ -18,6 +20,7 @@ typedef int64_t fc_int;
 
 #define FC_OK 0
 #define FC_ENOMEM (-1)
+#define FC_EINDEX (-2) /* a pooling index outside its plane (dx is then invalid) */
 
 typedef struct {
     fc_int N, C, H, W;     /* input  */
@@ -55,6 +58,10 @@ typedef struct {
     int fc_maxpool2d_fwd_##S(const fc_pool_geom *g, const T *x, T *y, int nthreads); \
     int fc_maxpool2d_bwd_##S(const fc_pool_geom *g, const T *dy, const T *x, T *dx, \
                              int nthreads);                                         \
+    int fc_maxpool2d_fwd_idx_##S(const fc_pool_geom *g, const T *x, T *y,           \
+                                 int64_t *idx, int nthreads);                       \
+    int fc_maxpool2d_bwd_idx_##S(const fc_pool_geom *g, const T *dy,                \
+                                 const int64_t *idx, T *dx, int nthreads);          \
     int fc_avgpool2d_fwd_##S(const fc_pool_geom *g, const T *x, T *y,               \
                              int count_include_pad, int nthreads);                  \
     int fc_avgpool2d_bwd_##S(const fc_pool_geom *g, const T *dy, T *dx,             \

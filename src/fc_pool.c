@@ -9,8 +9,12 @@
  *             buffer's pad value (-inf or 0) makes border windows the same as
  *             interior ones, so no loop branches on the border.
  *   max bwd   the same two stages find each window's first maximum (value
- *             and row per column, then the best column per window); dy is
- *             spread into a row buffer, then written into the dx rows.
+ *             and row per column, then the best column per window).  Windows
+ *             that do not overlap: dy is spread into a row buffer, then
+ *             written into the dx rows.  Overlapping ones: dy is added into
+ *             a zeroed dx plane at the maxima's offsets, window by window;
+ *             with the offsets the forward recorded (PyTorch's indices) only
+ *             that last step runs.  Both orders give the same bits.
  *   avg bwd   the scaled dy row is spread across a row buffer, which is then
  *             written or added into every input row the window covers.
  *
@@ -213,7 +217,11 @@ static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
         void (*fwd)(const fc_pool_geom *, const T *, T *, fc_int, fc_int, T *, \
                     const T *, int);                                           \
         void (*max_bwd)(const fc_pool_geom *, const T *, const T *, T *,       \
-                        fc_int, fc_int, T *, int32_t *, int);                  \
+                        fc_int, fc_int, T *, int32_t *, int64_t *, int);       \
+        void (*max_fwd_idx)(const fc_pool_geom *, const T *, T *, int64_t *,   \
+                            fc_int, fc_int, T *, int32_t *, int);              \
+        fc_int (*max_bwd_idx)(const fc_pool_geom *, const T *, const int64_t *,\
+                              T *, fc_int, fc_int);                            \
         void (*avg_bwd)(const fc_pool_geom *, const T *, T *, fc_int, fc_int,  \
                         T *, const T *);                                       \
     } fc_pool_tab_##S;
@@ -224,6 +232,7 @@ FC_POOL_TAB_TYPE(double, d)
 #define FC_POOL_TABLE(S, ISA)                                                  \
     static const fc_pool_tab_##S fc_pool_tab_##S##_##ISA = {                   \
         fc_pool_fwd_##S##_##ISA, fc_pool_max_bwd_##S##_##ISA,                  \
+        fc_pool_max_fwd_idx_##S##_##ISA, fc_pool_max_bwd_idx_##S##_##ISA,      \
         fc_pool_avg_bwd_##S##_##ISA};
 FC_POOL_TABLE(s, generic)
 FC_POOL_TABLE(d, generic)

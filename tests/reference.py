@@ -107,27 +107,42 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return y
 
 
+def max_pool2d_indices(x, kernel_size, stride=None, padding=0):
+    """The offset h*W + w within its (H, W) plane of each window's first
+    maximum in row-major order (the first NaN in a window holding NaN),
+    over the window's real (non-padding) cells."""
+    x = _f64(x)
+    kh, kw, sh, sw, ph, pw, h2, w2 = _pool_geom(x.shape, kernel_size, stride, padding)
+    n, c, h, w = x.shape
+    idx = np.empty((n, c, h2, w2), np.int64)
+    for i in range(h2):
+        r0, r1 = max(i * sh - ph, 0), min(i * sh - ph + kh, h)
+        for j in range(w2):
+            c0, c1 = max(j * sw - pw, 0), min(j * sw - pw + kw, w)
+            first = np.argmax(x[:, :, r0:r1, c0:c1].reshape(n, c, -1), axis=-1)
+            idx[:, :, i, j] = (r0 + first // (c1 - c0)) * w + c0 + first % (c1 - c0)
+    return idx
+
+
 def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
-    """Each window's gradient goes to its first maximum in row-major order.
+    """Each window's gradient goes to its first maximum in row-major order
+    (max_pool2d_indices: never to padding), added window by window in
+    row-major order.
 
     (np.argmax returns the first occurrence of the maximum; in a window holding
     NaN it picks the first NaN in row-major order; PyTorch picks the last.)
     """
     dy, x = _f64(dy), _f64(x)
-    kh, kw, sh, sw, ph, pw, h2, w2 = _pool_geom(x.shape, kernel_size, stride, padding)
+    idx = max_pool2d_indices(x, kernel_size, stride, padding)
     n, c, h, w = x.shape
-    assert dy.shape == (n, c, h2, w2)
-    xp = _pad(x, ph, pw, value=-np.inf)
-    dxp = np.zeros_like(xp)
-    nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
-    for i in range(h2):
-        for j in range(w2):
-            win = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].reshape(n, c, -1)
-            first = np.argmax(win, axis=-1)
-            r, s = first // kw, first % kw
-            # Distinct (n, c) pairs: no repeated index in this fancy-indexed add.
-            dxp[nn, cc, i * sh + r, j * sw + s] += dy[:, :, i, j]
-    return dxp[:, :, ph:ph + h, pw:pw + w]
+    assert dy.shape == idx.shape
+    dxf = np.zeros((n * c, h * w))
+    idxf, dyf = idx.reshape(n * c, -1), dy.reshape(n * c, -1)
+    planes = np.arange(n * c)
+    for j in range(idxf.shape[1]):
+        # one window per plane: no repeated index within this fancy-indexed add
+        dxf[planes, idxf[:, j]] += dyf[:, j]
+    return dxf.reshape(x.shape)
 
 
 def _avg_counts(h, w, kh, kw, sh, sw, ph, pw, h2, w2, count_include_pad):

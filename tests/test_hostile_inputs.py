@@ -31,6 +31,7 @@ W = randn((4, 3, 3, 3), np.float64, "hostile w")
 B = randn((4,), np.float64, "hostile b")
 DY = randn((2, 4, 6, 6), np.float64, "hostile dy")     # conv2d(X, W) output
 DYP = randn((2, 3, 4, 4), np.float64, "hostile dyp")   # 2x2 pooling of X
+IDX = F.max_pool2d(X, 2, return_indices=True)[1]   # its indices
 XL = randn((5, 6), np.float64, "hostile xl")
 WL = randn((7, 6), np.float64, "hostile wl")
 BL = randn((7,), np.float64, "hostile bl")
@@ -101,6 +102,25 @@ ERROR_ROWS = {
     "pool dy": (lambda: F.max_pool2d_backward(DYP[:, :, :3], X, 2), ValueError,
                 r"max_pool2d_backward: dy must have the shape of max_pool2d's output "
                 r"\(2, 3, 4, 4\)"),
+    "indices float": (lambda: F.max_pool2d_backward(DYP, X, 2, indices=IDX.astype(float)),
+                      TypeError,
+                      r"^max_pool2d_backward: indices must have an integer dtype, got float64$"),
+    "indices list": (lambda: F.max_pool2d_backward(DYP, X, 2, indices=IDX.tolist()),
+                     TypeError,
+                     r"^max_pool2d_backward: indices must be a NumPy integer array, got list$"),
+    "indices shape": (lambda: F.max_pool2d_backward(DYP, X, 2, indices=IDX[..., :3]),
+                      ValueError,
+                      r"^max_pool2d_backward: indices must have the shape of max_pool2d's "
+                      r"output \(2, 3, 4, 4\), got \(2, 3, 4, 3\)$"),
+    "indices flag": (lambda: F.max_pool2d(X, 2, return_indices=1), TypeError,
+                     r"^max_pool2d: return_indices must be True or False, got 1$"),
+    "indices out of range": (lambda: F.max_pool2d_backward(DYP, X, 2, indices=IDX + 64),
+                             ValueError,
+                             r"^max_pool2d_backward: indices: an index lies outside its input "
+                             r"plane \(indices must come from max_pool2d\(\.\.\., "
+                             r"return_indices=True\) on an input of this shape\)$"),
+    "indices negative": (lambda: F.max_pool2d_backward(DYP, X, 2, indices=IDX - 1000),
+                         ValueError, r"an index lies outside its input plane"),
     "avg pool dy": (lambda: F.avg_pool2d_backward(DYP, X.shape, 3, 1, 1), ValueError,
                     r"avg_pool2d_backward: dy must have the shape"),
     "linear dy": (lambda: F.linear_backward(DYL.T, XL, WL), ValueError,
@@ -694,6 +714,13 @@ def test_pool_reads_only_its_tensors(shape, kernel, stride, padding, at, dtype, 
     np.testing.assert_array_equal(F.max_pool2d(gx, kernel, stride, padding, strict=False), y)
     np.testing.assert_array_equal(F.max_pool2d_backward(gdy, gx, kernel, stride, padding,
                                                         strict=False),
+                                  F.max_pool2d_backward(dy, x, kernel, stride, padding,
+                                                        strict=False))
+    yi, idx = F.max_pool2d(gx, kernel, stride, padding, strict=False, return_indices=True)
+    np.testing.assert_array_equal(yi, y)
+    gidx = Guarded(idx, at).array
+    np.testing.assert_array_equal(F.max_pool2d_backward(gdy, gx, kernel, stride, padding,
+                                                        strict=False, indices=gidx),
                                   F.max_pool2d_backward(dy, x, kernel, stride, padding,
                                                         strict=False))
     for cip in (True, False):

@@ -66,6 +66,94 @@ def test_max_pool2d(case, dtype, isa, threads):
     assert_fresh_output(dx, x, dy)
 
 
+def bits(a):
+    return a.dtype.str, a.shape, a.tobytes()
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
+def test_max_pool2d_indices(case, dtype, isa, threads):
+    # return_indices: the same maxima, PyTorch's offsets h*W + w of each
+    # window's first maximum; the backward from them gives the same bits as
+    # the one that finds the maxima again, and (float64, where the oracle
+    # computes in the same dtype) the oracle's bits: one summation order.
+    x, dy = case.inputs(dtype)
+    dy = dy.copy()
+    dy.flat[::7] = -0.0
+    args = (case.kernel, case.stride, case.padding)
+    kw = pool_kwargs(case)
+    y = fastconv.max_pool2d(x, *args, **kw)
+    yi, idx = fastconv.max_pool2d(x, *args, return_indices=True, **kw)
+    assert idx.dtype == np.int64 and idx.shape == y.shape
+    assert bits(yi) == bits(y)
+    np.testing.assert_array_equal(idx, ref.max_pool2d_indices(x, *args))
+    assert_fresh_output(idx, x)
+    dx = fastconv.max_pool2d_backward(dy, x, *args, **kw)
+    dxi = fastconv.max_pool2d_backward(dy, x, *args, indices=idx, **kw)
+    assert bits(dxi) == bits(dx)
+    if np.dtype(dtype) == np.float64:
+        assert bits(dx) == bits(ref.max_pool2d_backward(dy, x, *args))
+    # the indices, not x's values, decide where the gradient goes
+    dxz = fastconv.max_pool2d_backward(dy, np.zeros_like(x), *args, indices=idx, **kw)
+    assert bits(dxz) == bits(dx)
+    # any integer dtype and layout of the same offsets
+    dxv = fastconv.max_pool2d_backward(dy, x, *args, indices=np.asfortranarray(idx, np.int32),
+                                       **kw)
+    assert bits(dxv) == bits(dx)
+
+
+def test_max_pool2d_indices_ties_nan_and_overlap(isa, dtype, threads):
+    # Ties in almost every window (integers from {0, 1, 2}), NaN, -inf
+    # windows against padding, and windows overlapping in both directions
+    # so that one element collects up to 9 gradients.
+    rng = np.random.default_rng(21)
+    x = rng.integers(0, 3, size=(2, 3, 13, 14)).astype(dtype)
+    x[0, 0, 4, 5] = np.nan
+    x[1, 2, :3, :3] = -np.inf
+    for args in [(3, 1, 1), (3, 2, 1), (5, 2, 2), ((2, 4), (1, 3), (1, 2))]:
+        y, idx = fastconv.max_pool2d(x, *args, return_indices=True, strict=False)
+        np.testing.assert_array_equal(idx, ref.max_pool2d_indices(x, *args))
+        assert bits(y) == bits(fastconv.max_pool2d(x, *args, strict=False))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = fastconv.max_pool2d_backward(dy, x, *args, strict=False)
+        assert bits(fastconv.max_pool2d_backward(dy, x, *args, indices=idx,
+                                                 strict=False)) == bits(dx)
+        assert_close(dx, ref.max_pool2d_backward(dy, x, *args),
+                     ref.max_pool2d_backward(np.abs(dy), x, *args), dtype, 25,
+                     f"max_pool2d dx {args}")
+
+
+def test_max_pool2d_indices_out_of_plane_raise(dtype):
+    x = np.arange(2 * 3 * 6 * 6, dtype=dtype).reshape(2, 3, 6, 6)
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    dy = np.ones_like(y)
+    for bad in (-1, 36, 2**40, np.iinfo(np.int64).min):
+        b = idx.copy()
+        b[1, 2, 2, 2] = bad
+        with pytest.raises(ValueError, match="an index lies outside its input plane"):
+            fastconv.max_pool2d_backward(dy, x, 2, indices=b)
+    b = idx.astype(np.uint64)
+    b[0, 0, 0, 0] = np.iinfo(np.uint64).max      # wraps to -1 as int64
+    with pytest.raises(ValueError, match="outside its input plane"):
+        fastconv.max_pool2d_backward(dy, x, 2, indices=b)
+    # an index inside the plane but outside its window is honoured as given
+    b = idx.copy()
+    b[0, 0, 0, 0] = 35
+    dx = fastconv.max_pool2d_backward(dy, x, 2, indices=b)
+    assert dx[0, 0, 5, 5] == 2 and dx[0, 0, 1, 1] == 0
+
+
+def test_max_pool2d_module_records_indices_only_for_overlap(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 11, 11)).astype(dtype)
+    for k, s, p, records in [(3, 2, 1, True), (2, 2, 0, False), (3, 3, 0, False)]:
+        m = fastconv.MaxPool2d(k, s, p, strict=False)
+        y = m(x)
+        assert (m._indices is not None) == records
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        want = fastconv.max_pool2d_backward(dy, x, k, s, p, strict=False)
+        assert bits(m.backward(dy)) == bits(want)
+
+
 @pytest.mark.parametrize("count_include_pad", [True, False], ids=["incl_pad", "excl_pad"])
 @pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
 def test_avg_pool2d(case, dtype, isa, threads, count_include_pad):

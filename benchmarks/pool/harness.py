@@ -57,6 +57,8 @@ def build(openmp=True, cc=None):
     for s in "sd":
         getattr(lib, f"fc_maxpool2d_fwd_{s}").argtypes = [g, ptr, ptr, i]
         getattr(lib, f"fc_maxpool2d_bwd_{s}").argtypes = [g, ptr, ptr, ptr, i]
+        getattr(lib, f"fc_maxpool2d_fwd_idx_{s}").argtypes = [g, ptr, ptr, ptr, i]
+        getattr(lib, f"fc_maxpool2d_bwd_idx_{s}").argtypes = [g, ptr, ptr, ptr, i]
         getattr(lib, f"fc_avgpool2d_fwd_{s}").argtypes = [g, ptr, ptr, i, i]
         getattr(lib, f"fc_avgpool2d_bwd_{s}").argtypes = [g, ptr, ptr, i, i]
     lib.fc_copy.argtypes = [ptr, ptr, ctypes.c_int64, i]
@@ -100,6 +102,22 @@ class Kernels:
         assert self._fn("fc_maxpool2d_bwd", x.dtype)(ctypes.byref(g), _p(dy), _p(x), _p(dx), nt) == 0
         return dx
 
+    def max_fwd_idx(self, x, k, s, p, nt=1):
+        g = geom(x.shape, k, s, p)
+        y = np.full((g.N, g.C, g.H2, g.W2), 1234.5, x.dtype)
+        idx = np.full(y.shape, -7, np.int64)
+        assert self._fn("fc_maxpool2d_fwd_idx", x.dtype)(ctypes.byref(g), _p(x), _p(y), _p(idx),
+                                                         nt) == 0
+        return y, idx
+
+    def max_bwd_idx(self, dy, idx, shape, k, s, p, nt=1):
+        """dx, and the kernel's return code."""
+        g = geom(shape, k, s, p)
+        dx = np.full(shape, 1234.5, dy.dtype)
+        rc = self._fn("fc_maxpool2d_bwd_idx", dy.dtype)(ctypes.byref(g), _p(dy), _p(idx), _p(dx),
+                                                        nt)
+        return dx, rc
+
     def avg_fwd(self, x, k, s, p, inc, nt=1):
         g = geom(x.shape, k, s, p)
         y = np.full((g.N, g.C, g.H2, g.W2), 1234.5, x.dtype)
@@ -134,13 +152,16 @@ def ref_max_fwd(x, k, s, p):
     return y
 
 
-def ref_max_bwd(dy, x, k, s, p):
+def ref_max_idx(x, k, s, p):
+    """The offset h*W + w in its plane of each window's first maximum
+    (row-major; the first NaN in a window holding one; padding never)."""
     N, C, H, W = x.shape
     valid = np.zeros((H + 2 * p[0], W + 2 * p[1]), bool)
     valid[p[0]:p[0] + H, p[1]:p[1] + W] = True
     xp = np.zeros((N, C) + valid.shape, x.dtype)
     xp[:, :, p[0]:p[0] + H, p[1]:p[1] + W] = x
-    dxp = np.zeros(xp.shape, x.dtype)
+    H2, W2 = out_size(H, k[0], s[0], p[0]), out_size(W, k[1], s[1], p[1])
+    idx = np.empty((N, C, H2, W2), np.int64)
     for oh, ow, a, b in _windows(x.shape, k, s, p):
         win = xp[:, :, a:a + k[0], b:b + k[1]].reshape(N, C, -1)
         ok = valid[a:a + k[0], b:b + k[1]].reshape(-1)
@@ -151,9 +172,22 @@ def ref_max_bwd(dy, x, k, s, p):
         cand = np.where(nan.any(axis=2, keepdims=True), nan, (vals == mx) & ok)
         first = np.argmax(cand, axis=2)
         kh, kw = np.divmod(first, k[1])
-        n_i, c_i = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
-        np.add.at(dxp, (n_i, c_i, a + kh, b + kw), dy[:, :, oh, ow])
-    return dxp[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
+        idx[:, :, oh, ow] = (a + kh - p[0]) * W + (b + kw - p[1])
+    return idx
+
+
+def ref_max_bwd(dy, x, k, s, p):
+    """dx[argmax] += dy window by window in row-major order, in x's dtype:
+    the order (and so the bits) every kernel path keeps."""
+    N, C, H, W = x.shape
+    idx = ref_max_idx(x, k, s, p).reshape(N * C, -1)
+    dxf = np.zeros((N * C, H * W), x.dtype)
+    dyf = dy.reshape(N * C, -1)
+    rows = np.arange(N * C)
+    for j in range(idx.shape[1]):
+        # distinct planes: no repeated index within one fancy-indexed add
+        dxf[rows, idx[:, j]] += dyf[:, j]
+    return dxf.reshape(x.shape)
 
 
 def _divisors(shape, k, s, p, inc):
@@ -259,16 +293,20 @@ def check_one(kern, rng, case, dtype, kind, nt, log):
     y = kern.max_fwd(x, k, s, p, nt)
     yr = ref_max_fwd(x, k, s, p)
     np.testing.assert_array_equal(y, yr, err_msg="max fwd " + tag)
+    dy[0, 0, 0, :] = -0.0   # -0 gradients give +0, as 0 + g does
     dx = kern.max_bwd(dy, x, k, s, p, nt)
     dxr = ref_max_bwd(dy, x, k, s, p)
-    # overlapping windows may add in another order than the reference
-    np.testing.assert_allclose(dx, dxr, rtol=rtol, atol=rtol, err_msg="max bwd " + tag)
-    if kind == "nan":
-        # where the gradient went, not just its sum: one dy per window
-        ones = np.ones_like(dy)
-        np.testing.assert_array_equal(kern.max_bwd(ones, x, k, s, p, nt),
-                                      ref_max_bwd(ones, x, k, s, p),
-                                      err_msg="max bwd positions " + tag)
+    # the same summation order as the reference: the same bits
+    assert dx.tobytes() == dxr.tobytes(), "max bwd " + tag
+    yi, idx = kern.max_fwd_idx(x, k, s, p, nt)
+    assert yi.tobytes() == y.tobytes(), "max fwd with indices " + tag
+    np.testing.assert_array_equal(idx, ref_max_idx(x, k, s, p), err_msg="indices " + tag)
+    dxi, rc = kern.max_bwd_idx(dy, idx, shape, k, s, p, nt)
+    assert rc == 0 and dxi.tobytes() == dx.tobytes(), "max bwd from indices " + tag
+    if idx.size:
+        bad = idx.copy()
+        bad.flat[rng.integers(bad.size)] = rng.choice([-1, shape[2] * shape[3], 2**40])
+        assert kern.max_bwd_idx(dy, bad, shape, k, s, p, nt)[1] == -2, "bad index " + tag
     for inc in (True, False):
         ya = kern.avg_fwd(x, k, s, p, inc, nt)
         with np.errstate(invalid="ignore"):
@@ -304,6 +342,11 @@ def cmd_check(args):
         for nt in (2, 3):
             assert np.array_equal(kern.max_fwd(x, *geo, 1), kern.max_fwd(x, *geo, nt))
             assert np.array_equal(kern.max_bwd(dy, x, *geo, 1), kern.max_bwd(dy, x, *geo, nt))
+            y1, i1 = kern.max_fwd_idx(x, *geo, 1)
+            yn, i_n = kern.max_fwd_idx(x, *geo, nt)
+            assert np.array_equal(y1, yn) and np.array_equal(i1, i_n)
+            assert np.array_equal(kern.max_bwd_idx(dy, i1, x.shape, *geo, 1)[0],
+                                  kern.max_bwd_idx(dy, i1, x.shape, *geo, nt)[0])
             assert np.array_equal(kern.avg_fwd(x, *geo, False, 1), kern.avg_fwd(x, *geo, False, nt))
             assert np.array_equal(kern.avg_bwd(dy, x.shape, *geo, False, 1),
                                   kern.avg_bwd(dy, x.shape, *geo, False, nt))
@@ -317,7 +360,8 @@ def cmd_check(args):
         os.environ["FASTCONV_ISA"] = isa
         outs.append((kern.avg_fwd(x, (3, 3), (2, 2), (1, 1), False),
                      kern.avg_bwd(dy, x.shape, (3, 3), (2, 2), (1, 1), False),
-                     kern.max_bwd(dy, x, (3, 3), (2, 2), (1, 1))))
+                     kern.max_bwd(dy, x, (3, 3), (2, 2), (1, 1)))
+                    + kern.max_fwd_idx(x, (3, 3), (2, 2), (1, 1)))
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
             assert np.array_equal(a, b)
@@ -429,6 +473,12 @@ def cmd_big(args):
     assert lib.fc_avgpool2d_fwd_s(gp, _p(x), _p(y), 1, nt) == 0
     assert y[0, 0, -1, (W - 5) // 2] == 1.75 and y[0, 0, -1, 1] == 2.25
     assert np.count_nonzero(y) == 3
+    idx = np.empty(y.shape, np.int64)
+    assert lib.fc_maxpool2d_fwd_idx_s(gp, _p(x), _p(y), _p(idx), nt) == 0
+    assert y[0, 0, -1, (W - 5) // 2] == 7.0 and idx[0, 0, -1, (W - 5) // 2] == (Hh - 1) * W + W - 5
+    assert y[0, 0, -1, 1] == 9.0 and idx[0, 0, -1, 1] == (Hh - 2) * W + 2
+    assert idx[0, 0, -1, 0] == (Hh - 2) * W   # an all-zero window: its first element
+    assert np.count_nonzero(y) == 3
     del y
     print("forward past 2**31 elements: ok")
     dy = np.zeros((1, 1, g.H2, g.W2), np.float32)
@@ -441,6 +491,12 @@ def cmd_big(args):
     assert tail[1, W - 5] == 1.5 and tail[0, 2] == 2.5 and tail[0, 0] == 4.0
     assert np.count_nonzero(tail) == 3 and not dx[0, 0, :-2].any()
     del dx, tail
+    dx = np.empty_like(x)
+    assert lib.fc_maxpool2d_bwd_idx_s(gp, _p(dy), _p(idx), _p(dx), nt) == 0
+    tail = dx[0, 0, -2:, :]
+    assert tail[1, W - 5] == 1.5 and tail[0, 2] == 2.5 and tail[0, 0] == 4.0
+    assert np.count_nonzero(tail) == 3 and not dx[0, 0, :-2].any()
+    del dx, tail, idx
     dx = np.empty_like(x)
     assert lib.fc_avgpool2d_bwd_s(gp, _p(dy), _p(dx), 1, nt) == 0
     tail = dx[0, 0, -2:, :]
