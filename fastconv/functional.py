@@ -104,12 +104,12 @@ def _alloc(shape, dtype, what, where):
 
     NumPy reports a shape whose byte count overflows as a ValueError; here
     that is the same condition as running out of memory."""
-    nbytes = np.dtype(dtype).itemsize
-    for s in shape:
-        nbytes *= int(s)
     try:
         return np.empty(shape, dtype)
     except (MemoryError, ValueError):
+        nbytes = np.dtype(dtype).itemsize
+        for s in shape:
+            nbytes *= int(s)
         raise MemoryError(f"{where}: cannot allocate {what} of shape {tuple(shape)} "
                           f"and dtype {np.dtype(dtype).name} ({nbytes / 2**30:.3g} GiB)") from None
 
