@@ -388,7 +388,11 @@ class MaxPool2d(_Pool2d):
     floors a fractional output size (e.g. 3x3 stride 2 padding 1 on 112 -> 56).
 
     Padding counts as -inf; the first maximum of a window (row-major order)
-    receives the gradient.
+    receives the gradient.  When windows overlap (kernel larger than stride)
+    the forward records where the maxima are (``max_pool2d(...,
+    return_indices=True)``) and the backward adds dy there; otherwise the
+    backward finds them again from the saved input.  Either way the gradient
+    has the same bits.
     """
 
     _name = "MaxPool2d"
