@@ -89,10 +89,11 @@ def _flat(a, dtype):
     return a.reshape(-1)
 
 
-def _flag(v, name, where):
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    raise TypeError(f"{where}: {name} must be True or False, got {v!r}")
+def _bool_flag(value, what, where):
+    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _empty_flat(dtype):
@@ -277,7 +278,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     where = "max_pool2d"
     x = _array(x, "x", where)
     _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    return_indices = _flag(return_indices, "return_indices", where)
+    return_indices = _bool_flag(return_indices, "return_indices", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     dtype = _dtype(x)
     y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)

@@ -72,10 +72,7 @@ def _param_dtype(dtype, where):
     return dt
 
 
-def _bool_flag(value, what, where):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
-    return bool(value)
+_bool_flag = F._bool_flag
 
 
 def _show_pair(p):
