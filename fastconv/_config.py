@@ -131,6 +131,7 @@ def _apply_env_isa():
 def config_info():
     """What ``show_config`` prints, as a dict."""
     s_kernel, d_kernel = _core.kernel_names()
+    s_narrow, d_narrow = _core.narrow_kernel_names()
     if _num_threads is not None:
         source = "set_num_threads"
     elif os.environ.get("FASTCONV_NUM_THREADS", "").strip():
@@ -146,6 +147,9 @@ def config_info():
         "isa_available": available_isas(),
         "kernel_float32": s_kernel,
         "kernel_float64": d_kernel,
+        # the batch-lane path's narrow tiles (the same names where there are none)
+        "kernel_float32_narrow": s_narrow,
+        "kernel_float64_narrow": d_narrow,
         "openmp": _core.openmp_enabled(),
         "num_threads": get_num_threads(),
         "num_threads_source": source,
@@ -156,10 +160,14 @@ def show_config():
     """Print the build and run-time configuration of fastconv."""
     info = config_info()
     omp = "enabled" if info["openmp"] else "not available (sequential build)"
+
+    def kernels(dt):
+        wide, narrow = info[f"kernel_{dt}"], info[f"kernel_{dt}_narrow"]
+        return wide if narrow == wide else f"{wide} (batch lanes also {narrow})"
     print(f"fastconv {info['version']}\n"
           f"  instruction set : {info['isa']} (detected: {info['isa_detected']}; "
           f"available: {', '.join(info['isa_available'])})\n"
-          f"  float32 kernel  : {info['kernel_float32']}\n"
-          f"  float64 kernel  : {info['kernel_float64']}\n"
+          f"  float32 kernel  : {kernels('float32')}\n"
+          f"  float64 kernel  : {kernels('float64')}\n"
           f"  OpenMP          : {omp}\n"
           f"  threads         : {info['num_threads']} (from {info['num_threads_source']})")

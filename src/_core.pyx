@@ -46,12 +46,15 @@ cdef extern from "fc_core.h" nogil:
     const char *fc_isa_best()
     const char *fc_kernel_name_s()
     const char *fc_kernel_name_d()
+    const char *fc_kernel_name_s_narrow()
+    const char *fc_kernel_name_d_narrow()
     int fc_openmp_enabled()
     int fc_omp_max_threads()
     double fc_fma_peak_gflops(int dsize, double seconds)
     size_t fc_last_workspace_bytes()
     void fc_reset_workspace_bytes()
     const char *fc_last_conv_path()
+    const char *fc_last_lanes_kernel()
     int fc_force_conv_path(const char *name)
 
 
@@ -236,6 +239,11 @@ def isa_best():
 def kernel_names():
     return fc_kernel_name_s().decode(), fc_kernel_name_d().decode()
 
+def narrow_kernel_names():
+    """The narrow tiles the batch-lane path may take instead (float32,
+    float64); the same as kernel_names() where the instruction set has none."""
+    return fc_kernel_name_s_narrow().decode(), fc_kernel_name_d_narrow().decode()
+
 def openmp_enabled():
     return bool(fc_openmp_enabled())
 
@@ -261,10 +269,16 @@ def last_conv_path():
     when the last call ran none of these."""
     return fc_last_conv_path().decode()
 
+def last_lanes_kernel():
+    """The microkernel the last "lanes" convolution on this thread ran
+    (the instruction set's wide tile or its narrow one), "" before any."""
+    return fc_last_lanes_kernel().decode()
+
 def force_conv_path(name):
     """Testing hook: make every forward convolution (and stride-1 data
     gradient) take algorithm `name` ("gemm", "gemm_t", "direct", "lanes",
-    "lanes:THxTW" or "kvec") wherever it applies, and weight gradients
+    "lanes:THxTW" or "kvec"; "lanes" and "lanes:THxTW" may end in "/wide" or
+    "/narrow", the kernel tile) wherever it applies, and weight gradients
     "gemm", "kvec", "dot" or "dot1x1"; None or "" restores the automatic
     choice.  Not for use while other threads run convolutions."""
     cdef bytes b = (name or "").encode()

@@ -77,6 +77,8 @@ const char *fc_isa(void);                 /* the active instruction set */
 const char *fc_isa_best(void);            /* what detection chose */
 const char *fc_kernel_name_s(void);       /* e.g. "sgemm_avx512_14x32" */
 const char *fc_kernel_name_d(void);
+const char *fc_kernel_name_s_narrow(void); /* the batch-lane path's narrow tiles, e.g. */
+const char *fc_kernel_name_d_narrow(void); /* "sgemm_avx512_16x16" (else the same as above) */
 int fc_openmp_enabled(void);
 int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without OpenMP */
 
@@ -85,6 +87,7 @@ int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without Op
 size_t fc_last_workspace_bytes(void);
 void fc_reset_workspace_bytes(void);
 const char *fc_last_conv_path(void);     /* "gemm", "direct", "lanes", "kvec" or "" */
+const char *fc_last_lanes_kernel(void);   /* kernel of the last "lanes" convolution, or "" */
 int fc_force_conv_path(const char *name);  /* testing hook, see fc_dispatch.c */
 const char *fc_forced_conv_path(void);
 

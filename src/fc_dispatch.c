@@ -29,13 +29,16 @@ void fc_reset_workspace_bytes(void)
 {
     fc_ws_bytes = 0;
     fc_conv_path = "";
+    fc_lanes_kernel = "";
 }
 
 FC_THREAD_LOCAL const char *fc_conv_path = "";
+FC_THREAD_LOCAL const char *fc_lanes_kernel = "";
 
 /* Testing hook: "" lets each convolution choose its algorithm; "gemm",
  * "gemm_t" (turned around: output pixels as tile rows), "direct", "lanes"
- * (optionally "lanes:THxTW", the tile) or "kvec" makes it take that one
+ * (optionally "lanes:THxTW", the tile, and "/wide" or "/narrow", the
+ * kernel tile: "lanes/narrow", "lanes:2x3/wide") or "kvec" makes it take that one
  * wherever it applies, whatever it would cost (a weight gradient knows
  * "gemm", "kvec", "dot" and "dot1x1"; a data gradient also "col2im").
  * Set it only while no convolution runs. */
@@ -51,6 +54,7 @@ int fc_force_conv_path(const char *name)
 }
 const char *fc_forced_conv_path(void) { return fc_forced; }
 const char *fc_last_conv_path(void) { return fc_conv_path; }
+const char *fc_last_lanes_kernel(void) { return fc_lanes_kernel; }
 
 static const fc_kernel_set *lookup(const char *name)
 {
@@ -118,6 +122,8 @@ const fc_kernel_set *fc_active_kernels(void)
 const char *fc_isa(void) { return fc_active_kernels()->isa; }
 const char *fc_kernel_name_s(void) { return fc_active_kernels()->s.name; }
 const char *fc_kernel_name_d(void) { return fc_active_kernels()->d.name; }
+const char *fc_kernel_name_s_narrow(void) { return fc_active_kernels()->s_narrow.name; }
+const char *fc_kernel_name_d_narrow(void) { return fc_active_kernels()->d_narrow.name; }
 
 int fc_openmp_enabled(void)
 {

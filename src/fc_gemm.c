@@ -29,22 +29,26 @@
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
+#define KSEL_NARROW(set) ((set)->s_narrow)
 #define FN(name) FC_CAT(name, s_generic)
 #include "fc_gemm.inc"
 #undef FN
 #undef T
 #undef KI
 #undef KSEL
+#undef KSEL_NARROW
 
 #define T double
 #define KI fc_ukr_d_info
 #define KSEL(set) ((set)->d)
+#define KSEL_NARROW(set) ((set)->d_narrow)
 #define FN(name) FC_CAT(name, d_generic)
 #include "fc_gemm.inc"
 #undef FN
 #undef T
 #undef KI
 #undef KSEL
+#undef KSEL_NARROW
 
 #if defined(FC_HAVE_X86_KERNELS) && defined(__GNUC__) && !defined(__clang__)
 #define FC_ENGINE_PER_ISA 1
@@ -62,21 +66,25 @@
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
+#define KSEL_NARROW(set) ((set)->s_narrow)
 #define FN(name) FC_CAT(name, s_avx2)
 #include "fc_gemm.inc"
 #undef FN
 #undef T
 #undef KI
 #undef KSEL
+#undef KSEL_NARROW
 #define T double
 #define KI fc_ukr_d_info
 #define KSEL(set) ((set)->d)
+#define KSEL_NARROW(set) ((set)->d_narrow)
 #define FN(name) FC_CAT(name, d_avx2)
 #include "fc_gemm.inc"
 #undef FN
 #undef T
 #undef KI
 #undef KSEL
+#undef KSEL_NARROW
 #pragma GCC pop_options
 
 #undef FC_VEC_BYTES
@@ -92,21 +100,25 @@
 #define T float
 #define KI fc_ukr_s_info
 #define KSEL(set) ((set)->s)
+#define KSEL_NARROW(set) ((set)->s_narrow)
 #define FN(name) FC_CAT(name, s_avx512)
 #include "fc_gemm.inc"
 #undef FN
 #undef T
 #undef KI
 #undef KSEL
+#undef KSEL_NARROW
 #define T double
 #define KI fc_ukr_d_info
 #define KSEL(set) ((set)->d)
+#define KSEL_NARROW(set) ((set)->d_narrow)
 #define FN(name) FC_CAT(name, d_avx512)
 #include "fc_gemm.inc"
 #undef FN
 #undef T
 #undef KI
 #undef KSEL
+#undef KSEL_NARROW
 #pragma GCC pop_options
 #endif
 

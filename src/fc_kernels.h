@@ -50,6 +50,11 @@ typedef struct {
     const char *isa;    /* "generic", "avx2", "avx512" */
     fc_ukr_s_info s;
     fc_ukr_d_info d;
+    /* A second tile, half as wide (NR), that the batch-lane path may take
+     * when a batch fills that many lanes better; an instruction set without
+     * one repeats s and d here. */
+    fc_ukr_s_info s_narrow;
+    fc_ukr_d_info d_narrow;
 } fc_kernel_set;
 
 /* The portable reference microkernels (fc_ukr_generic.c). */

@@ -27,6 +27,10 @@ extern FC_THREAD_LOCAL size_t fc_ws_bytes;
  * tests can make sure each one is exercised. */
 extern FC_THREAD_LOCAL const char *fc_conv_path;
 
+/* The microkernel the last batch-lane convolution on this thread ran (its
+ * wide or its narrow tile), read back through fc_last_lanes_kernel(). */
+extern FC_THREAD_LOCAL const char *fc_lanes_kernel;
+
 /* Workspace aligned to a cache line (and to the widest vector); the
  * original pointer is stored just below the returned block. */
 static inline void *fc_malloc(size_t bytes)

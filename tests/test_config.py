@@ -173,6 +173,20 @@ def test_show_config_follows_the_active_isa(capsys):
     assert len(set(texts.values())) == len(texts)
 
 
+def test_show_config_names_the_narrow_lane_tiles(capsys):
+    for name in _config.available_isas():
+        with _config.using_isa(name):
+            text = _show(capsys)
+            info = _config.config_info()
+        for dt in ("float32", "float64"):
+            assert info[f"kernel_{dt}"] in text
+            assert info[f"kernel_{dt}_narrow"] in text
+        # only AVX-512 has tiles of its own for the lanes path
+        has_narrow = info["kernel_float32_narrow"] != info["kernel_float32"]
+        assert has_narrow == (name == "avx512")
+        assert ("batch lanes also" in text) == has_narrow
+
+
 def test_show_config_reports_thread_count(capsys, restore_threads):
     fastconv.set_num_threads(3)
     text = _show(capsys)

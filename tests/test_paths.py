@@ -106,6 +106,36 @@ def test_lanes_forward(case, dtype, isa, threads, force, tile):
     _check_forced_forward(case, dtype, isa, name, "lanes")
 
 
+@pytest.mark.parametrize("kernel", ["wide", "narrow"])
+@pytest.mark.parametrize("tile", [None, (2, 3)], ids=lambda t: "auto" if t is None else f"{t[0]}x{t[1]}")
+@pytest.mark.parametrize("case", LANE_CASES, ids=str)
+def test_lanes_kernel_tiles(case, dtype, isa, threads, force, tile, kernel):
+    # Each instruction set's wide register tile and its narrow one (AVX-512:
+    # 16 rows of one vector; elsewhere the wide tile again) on the lanes path.
+    name = ("lanes" if tile is None else f"lanes:{tile[0]}x{tile[1]}") + "/" + kernel
+    force(name)
+    _check_forced_forward(case, dtype, isa, name, "lanes")
+    names = _core.narrow_kernel_names() if kernel == "narrow" else _core.kernel_names()
+    assert _core.last_lanes_kernel() == names[dtype == np.float64]
+
+
+def test_lanes_takes_the_narrow_tile_where_it_fills_the_lanes(isa, force):
+    # 16 images of 13x13 (AlexNet's last layers at batch 16) are one block of
+    # 16 float32 lanes; 32 lanes would need two tiles of 7 and 6 rows each.
+    force(None)
+    case = ConvCase(16, 64, 13, 13, 48, 3, 3, 1, 1, 1, 1)
+    y, path = _run_forward(case, np.float32)
+    assert path == "lanes"
+    assert _core.last_lanes_kernel() == _core.narrow_kernel_names()[0]
+    expected, scale = conv_oracle_forward(case, np.float32)
+    assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
+    # 32 images fill 32 lanes: the wide tile
+    case = ConvCase(32, 64, 13, 13, 48, 3, 3, 1, 1, 1, 1)
+    _, path = _run_forward(case, np.float32)
+    assert path == "lanes"
+    assert _core.last_lanes_kernel() == _core.kernel_names()[0]
+
+
 @pytest.mark.parametrize("path", ["gemm", "gemm_t", "direct", "lanes", "kvec"])
 @pytest.mark.parametrize("case", [c for c in LANE_CASES if c.stride == (1, 1)], ids=str)
 def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
@@ -417,7 +447,8 @@ def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
     # 7x7 tiles: 49 positions per tile, cut into as many jobs as the
     # threads share evenly
     ("lanes:7x7", ConvCase(2, 40, 28, 28, 48, 3, 3, 1, 1, 1, 1)),
-], ids=["2x3", "7x7"])
+    ("lanes:7x7/narrow", ConvCase(2, 40, 28, 28, 48, 3, 3, 1, 1, 1, 1)),
+], ids=["2x3", "7x7", "7x7-narrow"])
 def test_lanes_results_do_not_depend_on_threads(isa, force, name, case):
     force(name)
     _check_forward_at_threads(case, np.float32, isa, "lanes")

@@ -178,37 +178,71 @@ static long n_checks, n_fail;
 
 DEFINE_CHECK(float, s, s, 1.2e-7)
 DEFINE_CHECK(double, d, d, 2.3e-16)
+DEFINE_CHECK(float, sn, s_narrow, 1.2e-7)
+DEFINE_CHECK(double, dn, d_narrow, 2.3e-16)
+
+/* Kernel kinds of a set: 0 float32, 1 float64, 2 and 3 their narrow tiles
+ * (checked and timed only where they are kernels of their own). */
+static int kind_present(const fc_kernel_set *ks, int kind)
+{
+    if (kind == 2)
+        return ks->s_narrow.fn != ks->s.fn;
+    if (kind == 3)
+        return ks->d_narrow.fn != ks->d.fn;
+    return 1;
+}
+
+static void kind_shape(const fc_kernel_set *ks, int kind, const char **name, int *mr, int *nr)
+{
+    switch (kind) {
+    case 0: *name = ks->s.name; *mr = ks->s.mr; *nr = ks->s.nr; break;
+    case 1: *name = ks->d.name; *mr = ks->d.mr; *nr = ks->d.nr; break;
+    case 2: *name = ks->s_narrow.name; *mr = ks->s_narrow.mr; *nr = ks->s_narrow.nr; break;
+    default: *name = ks->d_narrow.name; *mr = ks->d_narrow.mr; *nr = ks->d_narrow.nr; break;
+    }
+}
+
+static void check_kind(const fc_kernel_set *ks, int kind, int m, int n, int64_t kc,
+                       unsigned flags, int use_bias, int nan_case, int exact_c)
+{
+    switch (kind) {
+    case 0: check_s(ks, m, n, kc, flags, use_bias, nan_case, exact_c); break;
+    case 1: check_d(ks, m, n, kc, flags, use_bias, nan_case, exact_c); break;
+    case 2: check_sn(ks, m, n, kc, flags, use_bias, nan_case, exact_c); break;
+    default: check_dn(ks, m, n, kc, flags, use_bias, nan_case, exact_c); break;
+    }
+}
 
 static void run_tests(const fc_kernel_set *ks)
 {
     static const int64_t kcs[] = {1, 2, 3, 7, 64, 257};
     const long f0 = n_fail, c0 = n_checks;
-    for (int dt = 0; dt < 2; dt++) {
-        const int MR = dt ? ks->d.mr : ks->s.mr, NR = dt ? ks->d.nr : ks->s.nr;
+    for (int dt = 0; dt < 4; dt++) {
+        if (!kind_present(ks, dt))
+            continue;
+        const char *kname;
+        int MR, NR;
+        kind_shape(ks, dt, &kname, &MR, &NR);
+        (void)kname;
         for (size_t q = 0; q < sizeof kcs / sizeof kcs[0]; q++)
             for (int m = 1; m <= MR; m++)
                 for (int n = 1; n <= NR; n++)
                     for (unsigned v = 0; v < 16; v++) {
                         const unsigned flags = v & 3;
                         const int use_bias = (v >> 2) & 1, nan_case = (v >> 3) & 1;
-                        if (dt)
-                            check_d(ks, m, n, kcs[q], flags, use_bias, nan_case, 0);
-                        else
-                            check_s(ks, m, n, kcs[q], flags, use_bias, nan_case, 0);
+                        check_kind(ks, dt, m, n, kcs[q], flags, use_bias, nan_case, 0);
                     }
         /* exact-size C: a read or write past the m x n corner of the last row
          * leaves the allocation */
         for (int m = 1; m <= MR; m++)
             for (int n = 1; n <= NR; n++)
-                for (unsigned flags = 0; flags < 4; flags++) {
-                    if (dt)
-                        check_d(ks, m, n, 7, flags, 1, 0, 1);
-                    else
-                        check_s(ks, m, n, 7, flags, 1, 0, 1);
-                }
+                for (unsigned flags = 0; flags < 4; flags++)
+                    check_kind(ks, dt, m, n, 7, flags, 1, 0, 1);
     }
     printf("%-8s %-20s %-20s %ld cases, %ld failed\n", ks->isa, ks->s.name, ks->d.name,
            n_checks - c0, n_fail - f0);
+    if (kind_present(ks, 2) || kind_present(ks, 3))
+        printf("%-8s and %s, %s\n", "", ks->s_narrow.name, ks->d_narrow.name);
 }
 
 /* ----------------------------------------------------------------- timing */
@@ -323,6 +357,19 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
 
 DEFINE_TIME_TILE(float, s, s)
 DEFINE_TIME_TILE(double, d, d)
+DEFINE_TIME_TILE(float, sn, s_narrow)
+DEFINE_TIME_TILE(double, dn, d_narrow)
+
+static double time_tile_kind(const fc_kernel_set *ks, int kind, int m, int n, int64_t kc,
+                             unsigned flags)
+{
+    switch (kind) {
+    case 0: return time_tile_s(ks, m, n, kc, flags);
+    case 1: return time_tile_d(ks, m, n, kc, flags);
+    case 2: return time_tile_sn(ks, m, n, kc, flags);
+    default: return time_tile_dn(ks, m, n, kc, flags);
+    }
+}
 
 /* The jr/ir loops of a BLIS-style GEMM on one packed block pair:
  * C (mc x nc, ldc = nc) += A_block (mc x kc) * B_block (kc x nc). */
@@ -374,17 +421,20 @@ static void print_rate(double g, double peak, double nominal)
 static void run_bench(const fc_kernel_set *ks)
 {
     static const int64_t kcs[] = {64, 128, 256, 384};
-    for (int dt = 0; dt < 2; dt++) {
-        const char *name = dt ? ks->d.name : ks->s.name;
-        const int MR = dt ? ks->d.mr : ks->s.mr, NR = dt ? ks->d.nr : ks->s.nr;
-        const double peak = measured_peak(ks, dt ? 8 : 4), nominal = nominal_peak(dt ? 8 : 4);
+    for (int dt = 0; dt < 4; dt++) {
+        if (!kind_present(ks, dt))
+            continue;
+        const char *name;
+        int MR, NR;
+        kind_shape(ks, dt, &name, &MR, &NR);
+        const int dsize = dt & 1 ? 8 : 4;
+        const double peak = measured_peak(ks, dsize), nominal = nominal_peak(dsize);
         if (peak > 0)
             printf("%-20s FMA peak of one core at this vector width: %.1f GFLOP/s\n", name,
                    peak);
         for (size_t q = 0; q < sizeof kcs / sizeof kcs[0]; q++)
             for (unsigned flags = 0; flags < 2; flags++) {
-                const double g = dt ? time_tile_d(ks, MR, NR, kcs[q], flags)
-                                    : time_tile_s(ks, MR, NR, kcs[q], flags);
+                const double g = time_tile_kind(ks, dt, MR, NR, kcs[q], flags);
                 printf("%-20s %2dx%-2d kc=%-4lld %-4s", name, MR, NR, (long long)kcs[q],
                        flags ? "acc" : "set");
                 print_rate(g, peak, nominal);
@@ -394,8 +444,7 @@ static void run_bench(const fc_kernel_set *ks)
                                  {MR, NR / 2 + 1}, {MR, NR / 2}, {1, NR}, {MR, 1}};
         for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
             const int m = shapes[q][0], n = shapes[q][1];
-            const double g = dt ? time_tile_d(ks, m, n, 256, FC_UK_ACC)
-                                : time_tile_s(ks, m, n, 256, FC_UK_ACC);
+            const double g = time_tile_kind(ks, dt, m, n, 256, FC_UK_ACC);
             printf("%-20s %2dx%-2d kc=256  acc ", name, m, n);
             print_rate(g, peak, nominal);
         }

@@ -1,4 +1,6 @@
-/* AVX-512F GEMM microkernels: float32 14x32 and float64 14x16.
+/* AVX-512F GEMM microkernels: float32 14x32 and float64 14x16, and the
+ * one-vector-wide float32 16x16 and float64 16x8 that the batch-lane path
+ * takes when a batch of 16 (8) images fills its lanes better than 32 (16).
  *
  * Register budget (32 zmm): a 14 x 2-vector tile keeps 28 accumulators live,
  * leaving room for the two B vectors of the current k and one broadcast of A.
@@ -7,6 +9,10 @@
  * and 14 scalar broadcasts, so the loop is bound by the FMA ports, not by
  * loads.  Two vectors of pixels (32 floats, 16 doubles) also waste less of a
  * small feature map (7x7, 14x14) in edge tiles than a three-vector tile would.
+ *
+ * The narrow tiles keep 16 accumulators and issue 16 FMAs against one vector
+ * load and 16 broadcasts per k step: still more chains than latency x ports,
+ * and measured at the same rate as the wide tiles on L1-resident panels.
  *
  * Edge tiles: every (m, nv) pair, nv being the number of B vectors the tile
  * needs, is its own specialisation, so a short tile only does the FMAs it
@@ -24,6 +30,8 @@
 #include "../fc_kernels.h"
 
 #define UK_MR 14
+#define UK_NR_S 32   /* float32 tile: UK_MR x UK_NR_S */
+#define UK_NR_D 16   /* float64 tile: UK_MR x UK_NR_D */
 
 /* Default cache blocking, in BLIS terms: the kc x NR micro-panel of B is
  * reused from L1 by every micro-panel of an mc x kc block of A, which stays in
@@ -51,10 +59,13 @@
 #define TGT __attribute__((target("avx512f")))
 #define INLINE_TGT static inline __attribute__((always_inline, target("avx512f")))
 
-/* Row lists for the macros below: X(row, arg). */
-#define ROWS(X, u)                                                                 \
-    X(0, u) X(1, u) X(2, u) X(3, u) X(4, u) X(5, u) X(6, u)                         \
+/* Row lists for the macros below: X(row, arg).  ROWS covers the tallest
+ * tile (the narrow kernels' 16 rows), ROWS14 the wide kernels' rows. */
+#define ROWS14(X, u)                                                               \
+    X(0, u) X(1, u) X(2, u) X(3, u) X(4, u) X(5, u) X(6, u)                        \
     X(7, u) X(8, u) X(9, u) X(10, u) X(11, u) X(12, u) X(13, u)
+#define ROWS(X, u) ROWS14(X, u) X(14, u) X(15, u)
+#define UK_MR_N 16   /* rows of the narrow tiles (one vector wide) */
 
 #include "fc_ukr_tile.inc"
 
@@ -76,7 +87,8 @@
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VMAX(a, b) _mm512_max_ps((a), (b))
 
-INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, int64_t kc,
+INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int AS,
+                       const int BS, int64_t kc,
                        const float *A, const float *B, float *C, int64_t ldc, int n,
                        const float *bias, unsigned flags)
 {
@@ -117,7 +129,8 @@ INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, int64_t kc
 #define VADD(a, b) _mm512_add_pd((a), (b))
 #define VMAX(a, b) _mm512_max_pd((a), (b))
 
-INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, int64_t kc,
+INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, const int AS,
+                       const int BS, int64_t kc,
                        const double *A, const double *B, double *C, int64_t ldc, int n,
                        const double *bias, unsigned flags)
 {
@@ -134,46 +147,69 @@ INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, int64_t kc
                                    const float *bias, unsigned flags)              \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 1, 1, kc, A, B, C, ldc, n, bias, flags);                     \
+        s_tile(i + 1, 1, 1, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);     \
     }                                                                              \
     static TGT void s_edge_##i##_2(int64_t kc, const float *A, const float *B,     \
                                    float *C, int64_t ldc, int m, int n,            \
                                    const float *bias, unsigned flags)              \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 2, 1, kc, A, B, C, ldc, n, bias, flags);                     \
+        s_tile(i + 1, 2, 1, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);     \
     }                                                                              \
     static TGT void d_edge_##i##_1(int64_t kc, const double *A, const double *B,   \
                                    double *C, int64_t ldc, int m, int n,           \
                                    const double *bias, unsigned flags)             \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 1, 1, kc, A, B, C, ldc, n, bias, flags);                     \
+        d_tile(i + 1, 1, 1, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);     \
     }                                                                              \
     static TGT void d_edge_##i##_2(int64_t kc, const double *A, const double *B,   \
                                    double *C, int64_t ldc, int m, int n,           \
                                    const double *bias, unsigned flags)             \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 2, 1, kc, A, B, C, ldc, n, bias, flags);                     \
+        d_tile(i + 1, 2, 1, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);     \
     }
 
-ROWS(EDGE_FNS, 0)
+ROWS14(EDGE_FNS, 0)
+
+/* The narrow tiles' edges: any row count, the one vector under a mask. */
+#define NARROW_EDGE_FNS(i, u)                                                      \
+    static TGT void s_nedge_##i(int64_t kc, const float *A, const float *B,        \
+                                float *C, int64_t ldc, int m, int n,               \
+                                const float *bias, unsigned flags)                 \
+    {                                                                              \
+        (void)m;                                                                   \
+        s_tile(i + 1, 1, 1, UK_MR_N, 16, kc, A, B, C, ldc, n, bias, flags);        \
+    }                                                                              \
+    static TGT void d_nedge_##i(int64_t kc, const double *A, const double *B,      \
+                                double *C, int64_t ldc, int m, int n,              \
+                                const double *bias, unsigned flags)                \
+    {                                                                              \
+        (void)m;                                                                   \
+        d_tile(i + 1, 1, 1, UK_MR_N, 8, kc, A, B, C, ldc, n, bias, flags);         \
+    }
+
+ROWS(NARROW_EDGE_FNS, 0)
 
 #define S_EDGE_1(i, u) s_edge_##i##_1,
 #define S_EDGE_2(i, u) s_edge_##i##_2,
 #define D_EDGE_1(i, u) d_edge_##i##_1,
 #define D_EDGE_2(i, u) d_edge_##i##_2,
+#define S_NEDGE(i, u) s_nedge_##i,
+#define D_NEDGE(i, u) d_nedge_##i,
 
-static const fc_ukr_s_t s_edges[2][UK_MR] = {{ROWS(S_EDGE_1, 0)}, {ROWS(S_EDGE_2, 0)}};
-static const fc_ukr_d_t d_edges[2][UK_MR] = {{ROWS(D_EDGE_1, 0)}, {ROWS(D_EDGE_2, 0)}};
+static const fc_ukr_s_t s_edges[2][UK_MR] = {{ROWS14(S_EDGE_1, 0)}, {ROWS14(S_EDGE_2, 0)}};
+static const fc_ukr_d_t d_edges[2][UK_MR] = {{ROWS14(D_EDGE_1, 0)}, {ROWS14(D_EDGE_2, 0)}};
+static const fc_ukr_s_t s_nedges[UK_MR_N] = {ROWS(S_NEDGE, 0)};
+static const fc_ukr_d_t d_nedges[UK_MR_N] = {ROWS(D_NEDGE, 0)};
 
 static TGT void sgemm_avx512_14x32(int64_t kc, const float *A, const float *B, float *C,
                                    int64_t ldc, int m, int n, const float *bias,
                                    unsigned flags)
 {
     if (m == UK_MR && n == 32)
-        s_tile(UK_MR, 2, 0, kc, A, B, C, ldc, n, bias, flags);
+        s_tile(UK_MR, 2, 0, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);
     else
         s_edges[n > 16][m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
@@ -183,15 +219,39 @@ static TGT void dgemm_avx512_14x16(int64_t kc, const double *A, const double *B,
                                    unsigned flags)
 {
     if (m == UK_MR && n == 16)
-        d_tile(UK_MR, 2, 0, kc, A, B, C, ldc, n, bias, flags);
+        d_tile(UK_MR, 2, 0, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);
     else
         d_edges[n > 8][m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
 
+static TGT void sgemm_avx512_16x16(int64_t kc, const float *A, const float *B, float *C,
+                                   int64_t ldc, int m, int n, const float *bias,
+                                   unsigned flags)
+{
+    if (m == UK_MR_N && n == 16)
+        s_tile(UK_MR_N, 1, 0, UK_MR_N, 16, kc, A, B, C, ldc, n, bias, flags);
+    else
+        s_nedges[m - 1](kc, A, B, C, ldc, m, n, bias, flags);
+}
+
+static TGT void dgemm_avx512_16x8(int64_t kc, const double *A, const double *B, double *C,
+                                  int64_t ldc, int m, int n, const double *bias,
+                                  unsigned flags)
+{
+    if (m == UK_MR_N && n == 8)
+        d_tile(UK_MR_N, 1, 0, UK_MR_N, 8, kc, A, B, C, ldc, n, bias, flags);
+    else
+        d_nedges[m - 1](kc, A, B, C, ldc, m, n, bias, flags);
+}
+
+/* MC of the narrow tiles: the wide tiles' A block, in multiples of 16 rows. */
 const fc_kernel_set fc_kernels_avx512 = {
     "avx512",
     {"sgemm_avx512_14x32", UK_MR, 32, S_KC, S_MC, S_NC, sgemm_avx512_14x32},
     {"dgemm_avx512_14x16", UK_MR, 16, D_KC, D_MC, D_NC, dgemm_avx512_14x16},
+    {"sgemm_avx512_16x16", UK_MR_N, 16, S_KC, S_MC / UK_MR_N * UK_MR_N, S_NC,
+     sgemm_avx512_16x16},
+    {"dgemm_avx512_16x8", UK_MR_N, 8, D_KC, D_MC / UK_MR_N * UK_MR_N, D_NC, dgemm_avx512_16x8},
 };
 
 #endif
