@@ -32,11 +32,22 @@ typedef void (*fc_ukr_s_t)(int64_t kc, const float *A, const float *B, float *C,
 typedef void (*fc_ukr_d_t)(int64_t kc, const double *A, const double *B, double *C,
                            int64_t ldc, int m, int n, const double *bias, unsigned flags);
 
+/* The same tile with B read in place instead of from a packed panel:
+ * B[k*ldb + j], rows of a matrix ldb elements apart, any alignment, and
+ * always a full NR columns (n = NR); 1 <= m <= MR as above. */
+typedef void (*fc_ukr_sb_s_t)(int64_t kc, const float *A, const float *B, int64_t ldb,
+                              float *C, int64_t ldc, int m, const float *bias,
+                              unsigned flags);
+typedef void (*fc_ukr_sb_d_t)(int64_t kc, const double *A, const double *B, int64_t ldb,
+                              double *C, int64_t ldc, int m, const double *bias,
+                              unsigned flags);
+
 typedef struct {
     const char *name;   /* operation_isa_MRxNR */
     int mr, nr;
     int kc, mc, nc;     /* default cache blocking, in elements */
     fc_ukr_s_t fn;
+    fc_ukr_sb_s_t fn_sb; /* B in place, or NULL: the engine packs B */
 } fc_ukr_s_info;
 
 typedef struct {
@@ -44,6 +55,7 @@ typedef struct {
     int mr, nr;
     int kc, mc, nc;
     fc_ukr_d_t fn;
+    fc_ukr_sb_d_t fn_sb;
 } fc_ukr_d_info;
 
 typedef struct {

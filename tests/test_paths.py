@@ -477,3 +477,32 @@ def test_nonfinite_weights_leave_the_lanes_path(isa, force):
 def test_force_conv_path_rejects_long_names():
     with pytest.raises(ValueError):
         _core.force_conv_path("x" * 100)
+
+
+# A 1x1 stride-1 convolution is x times the weights with x as the GEMM's B.
+# Where x is small enough to stay in cache (4 MiB) and the instruction set has
+# a kernel for it (AVX-512), panels of B are read in place; a larger x is
+# packed first.  Both sum every output in the same order, so one large call
+# (packed) and the same images one at a time (in place) agree bit for bit,
+# and both match the oracle.  (Maps of a multiple of 32 pixels, so no tile
+# straddles two images or ends short and both calls run the same tiles; not
+# of 128, whose rows, 1 KiB apart, are always packed.)
+@pytest.mark.parametrize("shape", [(3, 120, 56, 56, 48), (3, 40, 80, 124, 29)],
+                         ids=["120ch-56x56", "40ch-80x124-k29"])
+def test_1x1_b_in_place_and_packed_agree(shape, dtype, isa, threads, force):
+    force(None)
+    n, c, h, w_, k = shape
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((k, c, 1, 1)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    # float32: the whole x past 4 MiB; float64: one image within it
+    assert x.nbytes > 4 << 20 and x[:1].nbytes <= 4 << 20, x.nbytes
+    whole = fastconv.conv2d(x, w, b)
+    one_by_one = np.concatenate([fastconv.conv2d(x[i:i + 1], w, b) for i in range(n)])
+    np.testing.assert_array_equal(whole, one_by_one)
+    want = np.einsum("kc,nchw->nkhw", w[:, :, 0, 0].astype(np.float64),
+                     x.astype(np.float64)) + b[None, :, None, None]
+    scale = np.einsum("kc,nchw->nkhw", np.abs(w[:, :, 0, 0]).astype(np.float64),
+                      np.abs(x).astype(np.float64)) + np.abs(b)[None, :, None, None]
+    assert_close(whole, want, scale, dtype, c + 1, f"1x1 conv2d [{isa}]")

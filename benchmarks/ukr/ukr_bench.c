@@ -161,6 +161,23 @@ static long n_checks, n_fail;
                 printf("  C[%lld][%lld] = %.9g, reference %.9Lg\n", (long long)i,    \
                        (long long)j, (double)got, ref);                                \
         }                                                                              \
+        if (ks->FIELD.fn_sb && n == NR) {                                              \
+            /* B read in place: the same panel as rows ldb apart, off any         \
+             * alignment, allocated to the exact byte; same sums, same bits */   \
+            const int64_t ldb = NR + 5;                                                \
+            T *Bs = xalloc(sizeof(T) * (size_t)((kc - 1) * ldb + NR + 1));             \
+            for (int64_t k = 0; k < kc; k++)                                           \
+                memcpy(Bs + 1 + k * ldb, B + k * NR, sizeof(T) * (size_t)NR);          \
+            T *cb2 = xalloc(sizeof(T) * clen);                                         \
+            memcpy(cb2, c0, sizeof(T) * clen);                                         \
+            ks->FIELD.fn_sb(kc, A, Bs + 1, ldb, cb2 + off, ldc, m, bias, flags);       \
+            if (memcmp(cb2, cbuf, sizeof(T) * clen)) {                                 \
+                if (bad++ < 5)                                                         \
+                    printf("  B in place: not the packed kernel's bits\n");            \
+            }                                                                          \
+            free(Bs);                                                                  \
+            free(cb2);                                                                 \
+        }                                                                              \
         n_checks++;                                                                    \
         if (bad) {                                                                     \
             n_fail++;                                                                  \

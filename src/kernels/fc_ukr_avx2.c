@@ -20,6 +20,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../fc_kernels.h"
@@ -80,7 +81,7 @@ static const int64_t d_mask_tbl[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
 #define VMAX(a, b) _mm256_max_ps((a), (b))
 
 INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int AS,
-                       const int BS, int64_t kc,
+                       const int BU, const int64_t BS, int64_t kc,
                        const float *A, const float *B, float *C, int64_t ldc, int n,
                        const float *bias, unsigned flags)
 {
@@ -122,7 +123,7 @@ INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int 
 #define VMAX(a, b) _mm256_max_pd((a), (b))
 
 INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, const int AS,
-                       const int BS, int64_t kc,
+                       const int BU, const int64_t BS, int64_t kc,
                        const double *A, const double *B, double *C, int64_t ldc, int n,
                        const double *bias, unsigned flags)
 {
@@ -139,28 +140,28 @@ INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, const int 
                                    const float *bias, unsigned flags)              \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 1, 1, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);     \
+        s_tile(i + 1, 1, 1, UK_MR, 0, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);  \
     }                                                                              \
     static TGT void s_edge_##i##_2(int64_t kc, const float *A, const float *B,     \
                                    float *C, int64_t ldc, int m, int n,            \
                                    const float *bias, unsigned flags)              \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 2, 1, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);     \
+        s_tile(i + 1, 2, 1, UK_MR, 0, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);  \
     }                                                                              \
     static TGT void d_edge_##i##_1(int64_t kc, const double *A, const double *B,   \
                                    double *C, int64_t ldc, int m, int n,           \
                                    const double *bias, unsigned flags)             \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 1, 1, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);     \
+        d_tile(i + 1, 1, 1, UK_MR, 0, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);  \
     }                                                                              \
     static TGT void d_edge_##i##_2(int64_t kc, const double *A, const double *B,   \
                                    double *C, int64_t ldc, int m, int n,           \
                                    const double *bias, unsigned flags)             \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 2, 1, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);     \
+        d_tile(i + 1, 2, 1, UK_MR, 0, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);  \
     }
 
 ROWS(EDGE_FNS, 0)
@@ -178,7 +179,7 @@ static TGT void sgemm_avx2_6x16(int64_t kc, const float *A, const float *B, floa
                                 unsigned flags)
 {
     if (m == UK_MR && n == 16)
-        s_tile(UK_MR, 2, 0, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);
+        s_tile(UK_MR, 2, 0, UK_MR, 0, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);
     else
         s_edges[n > 8][m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
@@ -188,17 +189,17 @@ static TGT void dgemm_avx2_6x8(int64_t kc, const double *A, const double *B, dou
                                unsigned flags)
 {
     if (m == UK_MR && n == 8)
-        d_tile(UK_MR, 2, 0, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);
+        d_tile(UK_MR, 2, 0, UK_MR, 0, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);
     else
         d_edges[n > 4][m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
 
 const fc_kernel_set fc_kernels_avx2 = {
     "avx2",
-    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16},
-    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8},
-    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16},
-    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8},
+    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16, NULL},
+    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8, NULL},
+    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16, NULL},
+    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8, NULL},
 };
 
 #endif

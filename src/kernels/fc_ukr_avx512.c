@@ -25,6 +25,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../fc_kernels.h"
@@ -88,7 +89,7 @@
 #define VMAX(a, b) _mm512_max_ps((a), (b))
 
 INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int AS,
-                       const int BS, int64_t kc,
+                       const int BU, const int64_t BS, int64_t kc,
                        const float *A, const float *B, float *C, int64_t ldc, int n,
                        const float *bias, unsigned flags)
 {
@@ -130,7 +131,7 @@ INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int 
 #define VMAX(a, b) _mm512_max_pd((a), (b))
 
 INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, const int AS,
-                       const int BS, int64_t kc,
+                       const int BU, const int64_t BS, int64_t kc,
                        const double *A, const double *B, double *C, int64_t ldc, int n,
                        const double *bias, unsigned flags)
 {
@@ -147,28 +148,28 @@ INLINE_TGT void d_tile(const int MRE, const int NV, const int MASKED, const int 
                                    const float *bias, unsigned flags)              \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 1, 1, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);     \
+        s_tile(i + 1, 1, 1, UK_MR, 0, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);  \
     }                                                                              \
     static TGT void s_edge_##i##_2(int64_t kc, const float *A, const float *B,     \
                                    float *C, int64_t ldc, int m, int n,            \
                                    const float *bias, unsigned flags)              \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 2, 1, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);     \
+        s_tile(i + 1, 2, 1, UK_MR, 0, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);  \
     }                                                                              \
     static TGT void d_edge_##i##_1(int64_t kc, const double *A, const double *B,   \
                                    double *C, int64_t ldc, int m, int n,           \
                                    const double *bias, unsigned flags)             \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 1, 1, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);     \
+        d_tile(i + 1, 1, 1, UK_MR, 0, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);  \
     }                                                                              \
     static TGT void d_edge_##i##_2(int64_t kc, const double *A, const double *B,   \
                                    double *C, int64_t ldc, int m, int n,           \
                                    const double *bias, unsigned flags)             \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 2, 1, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);     \
+        d_tile(i + 1, 2, 1, UK_MR, 0, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);  \
     }
 
 ROWS14(EDGE_FNS, 0)
@@ -180,14 +181,14 @@ ROWS14(EDGE_FNS, 0)
                                 const float *bias, unsigned flags)                 \
     {                                                                              \
         (void)m;                                                                   \
-        s_tile(i + 1, 1, 1, UK_MR_N, 16, kc, A, B, C, ldc, n, bias, flags);        \
+        s_tile(i + 1, 1, 1, UK_MR_N, 0, 16, kc, A, B, C, ldc, n, bias, flags);     \
     }                                                                              \
     static TGT void d_nedge_##i(int64_t kc, const double *A, const double *B,      \
                                 double *C, int64_t ldc, int m, int n,              \
                                 const double *bias, unsigned flags)                \
     {                                                                              \
         (void)m;                                                                   \
-        d_tile(i + 1, 1, 1, UK_MR_N, 8, kc, A, B, C, ldc, n, bias, flags);         \
+        d_tile(i + 1, 1, 1, UK_MR_N, 0, 8, kc, A, B, C, ldc, n, bias, flags);      \
     }
 
 ROWS(NARROW_EDGE_FNS, 0)
@@ -209,7 +210,7 @@ static TGT void sgemm_avx512_14x32(int64_t kc, const float *A, const float *B, f
                                    unsigned flags)
 {
     if (m == UK_MR && n == 32)
-        s_tile(UK_MR, 2, 0, UK_MR, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);
+        s_tile(UK_MR, 2, 0, UK_MR, 0, UK_NR_S, kc, A, B, C, ldc, n, bias, flags);
     else
         s_edges[n > 16][m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
@@ -219,7 +220,7 @@ static TGT void dgemm_avx512_14x16(int64_t kc, const double *A, const double *B,
                                    unsigned flags)
 {
     if (m == UK_MR && n == 16)
-        d_tile(UK_MR, 2, 0, UK_MR, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);
+        d_tile(UK_MR, 2, 0, UK_MR, 0, UK_NR_D, kc, A, B, C, ldc, n, bias, flags);
     else
         d_edges[n > 8][m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
@@ -229,7 +230,7 @@ static TGT void sgemm_avx512_16x16(int64_t kc, const float *A, const float *B, f
                                    unsigned flags)
 {
     if (m == UK_MR_N && n == 16)
-        s_tile(UK_MR_N, 1, 0, UK_MR_N, 16, kc, A, B, C, ldc, n, bias, flags);
+        s_tile(UK_MR_N, 1, 0, UK_MR_N, 0, 16, kc, A, B, C, ldc, n, bias, flags);
     else
         s_nedges[m - 1](kc, A, B, C, ldc, m, n, bias, flags);
 }
@@ -239,19 +240,60 @@ static TGT void dgemm_avx512_16x8(int64_t kc, const double *A, const double *B, 
                                   unsigned flags)
 {
     if (m == UK_MR_N && n == 8)
-        d_tile(UK_MR_N, 1, 0, UK_MR_N, 8, kc, A, B, C, ldc, n, bias, flags);
+        d_tile(UK_MR_N, 1, 0, UK_MR_N, 0, 8, kc, A, B, C, ldc, n, bias, flags);
     else
         d_nedges[m - 1](kc, A, B, C, ldc, m, n, bias, flags);
+}
+
+/* The wide tiles with B read in place (full width, any row count). */
+#define SB_FNS(i, u)                                                               \
+    static TGT void s_sb_##i(int64_t kc, const float *A, const float *B,           \
+                             int64_t ldb, float *C, int64_t ldc, int m,            \
+                             const float *bias, unsigned flags)                    \
+    {                                                                              \
+        (void)m;                                                                   \
+        s_tile(i + 1, 2, 0, UK_MR, 1, ldb, kc, A, B, C, ldc, UK_NR_S, bias, flags); \
+    }                                                                              \
+    static TGT void d_sb_##i(int64_t kc, const double *A, const double *B,         \
+                             int64_t ldb, double *C, int64_t ldc, int m,           \
+                             const double *bias, unsigned flags)                   \
+    {                                                                              \
+        (void)m;                                                                   \
+        d_tile(i + 1, 2, 0, UK_MR, 1, ldb, kc, A, B, C, ldc, UK_NR_D, bias, flags); \
+    }
+
+ROWS14(SB_FNS, 0)
+
+#define S_SB(i, u) s_sb_##i,
+#define D_SB(i, u) d_sb_##i,
+static const fc_ukr_sb_s_t s_sbs[UK_MR] = {ROWS14(S_SB, 0)};
+static const fc_ukr_sb_d_t d_sbs[UK_MR] = {ROWS14(D_SB, 0)};
+
+static TGT void sgemm_avx512_14x32_sb(int64_t kc, const float *A, const float *B, int64_t ldb,
+                                      float *C, int64_t ldc, int m, const float *bias,
+                                      unsigned flags)
+{
+    s_sbs[m - 1](kc, A, B, ldb, C, ldc, m, bias, flags);
+}
+
+static TGT void dgemm_avx512_14x16_sb(int64_t kc, const double *A, const double *B,
+                                      int64_t ldb, double *C, int64_t ldc, int m,
+                                      const double *bias, unsigned flags)
+{
+    d_sbs[m - 1](kc, A, B, ldb, C, ldc, m, bias, flags);
 }
 
 /* MC of the narrow tiles: the wide tiles' A block, in multiples of 16 rows. */
 const fc_kernel_set fc_kernels_avx512 = {
     "avx512",
-    {"sgemm_avx512_14x32", UK_MR, 32, S_KC, S_MC, S_NC, sgemm_avx512_14x32},
-    {"dgemm_avx512_14x16", UK_MR, 16, D_KC, D_MC, D_NC, dgemm_avx512_14x16},
+    {"sgemm_avx512_14x32", UK_MR, 32, S_KC, S_MC, S_NC, sgemm_avx512_14x32,
+     sgemm_avx512_14x32_sb},
+    {"dgemm_avx512_14x16", UK_MR, 16, D_KC, D_MC, D_NC, dgemm_avx512_14x16,
+     dgemm_avx512_14x16_sb},
     {"sgemm_avx512_16x16", UK_MR_N, 16, S_KC, S_MC / UK_MR_N * UK_MR_N, S_NC,
-     sgemm_avx512_16x16},
-    {"dgemm_avx512_16x8", UK_MR_N, 8, D_KC, D_MC / UK_MR_N * UK_MR_N, D_NC, dgemm_avx512_16x8},
+     sgemm_avx512_16x16, NULL},
+    {"dgemm_avx512_16x8", UK_MR_N, 8, D_KC, D_MC / UK_MR_N * UK_MR_N, D_NC, dgemm_avx512_16x8,
+     NULL},
 };
 
 #endif

@@ -1,5 +1,7 @@
 /* Portable C microkernels: the reference every ISA variant is tested against,
  * and the path used on CPUs without AVX2 (and on non-x86 machines). */
+#include <stddef.h>
+
 #include "../fc_kernels.h"
 
 #define T float
@@ -24,8 +26,8 @@
 
 const fc_kernel_set fc_kernels_generic = {
     "generic",
-    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16},
-    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8},
-    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16},
-    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8},
+    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16, NULL},
+    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8, NULL},
+    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16, NULL},
+    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8, NULL},
 };
