@@ -487,22 +487,15 @@ def test_force_conv_path_rejects_long_names():
 # and both match the oracle.  (Maps of a multiple of 32 pixels, so no tile
 # straddles two images or ends short and both calls run the same tiles; not
 # of 128, whose rows, 1 KiB apart, are always packed.)
-@pytest.mark.parametrize("shape", [(3, 120, 56, 56, 48), (3, 40, 80, 124, 29)],
-                         ids=["120ch-56x56", "40ch-80x124-k29"])
-def test_1x1_b_in_place_and_packed_agree(shape, dtype, isa, threads, force):
+@pytest.mark.parametrize("case", [ConvCase(3, 120, 56, 56, 48, 1, 1),
+                                  ConvCase(3, 40, 80, 124, 29, 1, 1)], ids=str)
+def test_1x1_b_in_place_and_packed_agree(case, dtype, isa, threads, force):
     force(None)
-    n, c, h, w_, k = shape
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((k, c, 1, 1)).astype(dtype)
-    b = rng.standard_normal(k).astype(dtype)
+    x, w, b, _ = case.inputs(dtype)
     # float32: the whole x past 4 MiB; float64: one image within it
     assert x.nbytes > 4 << 20 and x[:1].nbytes <= 4 << 20, x.nbytes
     whole = fastconv.conv2d(x, w, b)
-    one_by_one = np.concatenate([fastconv.conv2d(x[i:i + 1], w, b) for i in range(n)])
+    one_by_one = np.concatenate([fastconv.conv2d(x[i:i + 1], w, b) for i in range(case.N)])
     np.testing.assert_array_equal(whole, one_by_one)
-    want = np.einsum("kc,nchw->nkhw", w[:, :, 0, 0].astype(np.float64),
-                     x.astype(np.float64)) + b[None, :, None, None]
-    scale = np.einsum("kc,nchw->nkhw", np.abs(w[:, :, 0, 0]).astype(np.float64),
-                      np.abs(x).astype(np.float64)) + np.abs(b)[None, :, None, None]
-    assert_close(whole, want, scale, dtype, c + 1, f"1x1 conv2d [{isa}]")
+    expected, scale = conv_oracle_forward(case, dtype)
+    assert_close(whole, expected, scale, dtype, case.len_fwd, f"1x1 conv2d [{isa}]")
