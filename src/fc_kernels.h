@@ -15,6 +15,10 @@
  *   flags & FC_UK_ACC   C += A*B          otherwise C = A*B (C is not read)
  *   bias != NULL        then adds bias[i] to row i (bias has m valid entries)
  *   flags & FC_UK_RELU  finally C = max(C, 0), NaN stays NaN
+ *   flags & FC_UK_STREAM  a hint that C will not be read again soon: a kernel
+ *                       may write its full vectors that start on a 64-byte
+ *                       boundary with non-temporal stores, around the caches
+ *                       (the caller issues FC_STORE_FENCE before C is read)
  *
  * The engine passes the bias on the first kc block only and RELU on the last.
  * Microkernels know nothing of threads, convolution or Python.
@@ -26,6 +30,7 @@
 
 #define FC_UK_ACC  1u
 #define FC_UK_RELU 2u
+#define FC_UK_STREAM 4u
 
 typedef void (*fc_ukr_s_t)(int64_t kc, const float *A, const float *B, float *C,
                            int64_t ldc, int m, int n, const float *bias, unsigned flags);

@@ -59,6 +59,15 @@ static inline void fc_free(void *p)
 #define FC_PREFETCH(p) ((void)(p))
 #endif
 
+/* Orders the non-temporal stores before it ahead of any later store, so
+ * that threads joining after it see them. */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#include <immintrin.h>
+#define FC_STORE_FENCE() _mm_sfence()
+#else
+#define FC_STORE_FENCE() ((void)0)
+#endif
+
 static inline int64_t fc_min(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fc_max(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t fc_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

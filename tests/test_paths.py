@@ -499,3 +499,42 @@ def test_1x1_b_in_place_and_packed_agree(case, dtype, isa, threads, force):
     np.testing.assert_array_equal(whole, one_by_one)
     expected, scale = conv_oracle_forward(case, dtype)
     assert_close(whole, expected, scale, dtype, case.len_fwd, f"1x1 conv2d [{isa}]")
+
+
+# An output of 16 MiB or more from the GEMM goes around the caches
+# (non-temporal stores on AVX-512; a hint the other kernels ignore).  One
+# large call (streamed) and the same images one at a time (each under the
+# threshold, cached stores) agree bit for bit, and both match the oracle:
+# the 1x1 forward with bias and ReLU, its data gradient (dx = w^T dy, large),
+# and a padded 3x3 forward on the GEMM with the im2col gather.
+@pytest.mark.parametrize("case, path", [(ConvCase(4, 24, 72, 96, 160, 1, 1), None),
+                                        (ConvCase(4, 8, 128, 128, 70, 3, 3, PH=1, PW=1),
+                                         "gemm")], ids=str)
+def test_large_output_streamed_and_cached_agree(case, path, dtype, isa, threads, force):
+    force(path)
+    x, w, b, _ = case.inputs(dtype)
+    n_out = case.N * case.K * case.H * case.W    # every case keeps its size
+    assert n_out * np.dtype(dtype).itemsize >= 16 << 20
+    assert n_out // case.N * np.dtype(dtype).itemsize < 16 << 20
+    whole = fastconv.conv2d(x, w, b, case.stride, case.padding, activation="relu")
+    assert _core.last_conv_path() == "gemm"
+    one_by_one = np.concatenate([
+        fastconv.conv2d(x[i:i + 1], w, b, case.stride, case.padding, activation="relu")
+        for i in range(case.N)])
+    np.testing.assert_array_equal(whole, one_by_one)
+    expected, scale = conv_oracle_forward(case, dtype, activation="relu")
+    assert_close(whole, expected, scale, dtype, case.len_fwd, f"conv2d streamed [{isa}]")
+
+
+@pytest.mark.parametrize("case", [ConvCase(4, 160, 72, 96, 24, 1, 1)], ids=str)
+def test_large_1x1_data_gradient_streamed_and_cached_agree(case, dtype, isa, threads, force):
+    force("gemm")
+    x, w, _, dy = case.inputs(dtype)
+    assert x.nbytes >= 16 << 20 and x[:1].nbytes < 16 << 20
+    dx = fastconv.conv2d_backward(dy, x, w, need_dx=True)[0]
+    assert _core.last_conv_path() == "gemm"
+    one_by_one = np.concatenate([
+        fastconv.conv2d_backward(dy[i:i + 1], x[i:i + 1], w)[0] for i in range(case.N)])
+    np.testing.assert_array_equal(dx, one_by_one)
+    (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
+    assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx streamed [{isa}]")

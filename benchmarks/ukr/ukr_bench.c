@@ -161,6 +161,17 @@ static long n_checks, n_fail;
                 printf("  C[%lld][%lld] = %.9g, reference %.9Lg\n", (long long)i,    \
                        (long long)j, (double)got, ref);                                \
         }                                                                              \
+        if (flags & FC_UK_STREAM) {                                                    \
+            /* the streaming hint changes how C is stored, not what */             \
+            T *cb3 = xalloc(sizeof(T) * clen);                                         \
+            memcpy(cb3, c0, sizeof(T) * clen);                                         \
+            ks->FIELD.fn(kc, A, B, cb3 + off, ldc, m, n, bias, flags & ~FC_UK_STREAM); \
+            if (memcmp(cb3, cbuf, sizeof(T) * clen)) {                                 \
+                if (bad++ < 5)                                                         \
+                    printf("  streamed: not the cached stores' bits\n");              \
+            }                                                                          \
+            free(cb3);                                                                 \
+        }                                                                              \
         if (ks->FIELD.fn_sb && n == NR) {                                              \
             /* B read in place: the same panel as rows ldb apart, off any         \
              * alignment, allocated to the exact byte; same sums, same bits */   \
@@ -244,16 +255,17 @@ static void run_tests(const fc_kernel_set *ks)
         for (size_t q = 0; q < sizeof kcs / sizeof kcs[0]; q++)
             for (int m = 1; m <= MR; m++)
                 for (int n = 1; n <= NR; n++)
-                    for (unsigned v = 0; v < 16; v++) {
-                        const unsigned flags = v & 3;
+                    for (unsigned v = 0; v < 32; v++) {
+                        const unsigned flags = (v & 3) | ((v & 16) ? FC_UK_STREAM : 0u);
                         const int use_bias = (v >> 2) & 1, nan_case = (v >> 3) & 1;
                         check_kind(ks, dt, m, n, kcs[q], flags, use_bias, nan_case, 0);
                     }
         /* exact-size C: a read or write past the m x n corner of the last row
-         * leaves the allocation */
+         * leaves the allocation; it starts on a cache line, so with n = NR
+         * (rows of 64 or 128 bytes) the streaming hint streams every row */
         for (int m = 1; m <= MR; m++)
             for (int n = 1; n <= NR; n++)
-                for (unsigned flags = 0; flags < 4; flags++)
+                for (unsigned flags = 0; flags < 8; flags++)
                     check_kind(ks, dt, m, n, 7, flags, 1, 0, 1);
     }
     printf("%-8s %-20s %-20s %ld cases, %ld failed\n", ks->isa, ks->s.name, ks->d.name,

@@ -55,6 +55,9 @@
 /* Row list for the macros below: X(row, arg). */
 #define ROWS(X, u) X(0, u) X(1, u) X(2, u) X(3, u) X(4, u) X(5, u)
 
+/* AVX2 tiles ignore FC_UK_STREAM: VSTREAM is never reached */
+#define HAVE_STREAM 0
+#define VSTREAM(p, v) VSTOREU((p), (v))
 #include "fc_ukr_tile.inc"
 
 /* Lane masks for vmaskmov: a window of r all-ones lanes read from a table, one

@@ -68,6 +68,7 @@
 #define ROWS(X, u) ROWS14(X, u) X(14, u) X(15, u)
 #define UK_MR_N 16   /* rows of the narrow tiles (one vector wide) */
 
+#define HAVE_STREAM 1
 #include "fc_ukr_tile.inc"
 
 /* ---------------------------------------------------------------- float32 */
@@ -82,6 +83,7 @@
 #define VLOADA(p) _mm512_load_ps(p)
 #define VLOADU(p) _mm512_loadu_ps(p)
 #define VSTOREU(p, v) _mm512_storeu_ps((p), (v))
+#define VSTREAM(p, v) _mm512_stream_ps((p), (v))
 #define VMLOAD(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define VMSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
@@ -106,6 +108,7 @@ INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int 
 #undef VLOADA
 #undef VLOADU
 #undef VSTOREU
+#undef VSTREAM
 #undef VMLOAD
 #undef VMSTORE
 #undef VFMA
@@ -124,6 +127,7 @@ INLINE_TGT void s_tile(const int MRE, const int NV, const int MASKED, const int 
 #define VLOADA(p) _mm512_load_pd(p)
 #define VLOADU(p) _mm512_loadu_pd(p)
 #define VSTOREU(p, v) _mm512_storeu_pd((p), (v))
+#define VSTREAM(p, v) _mm512_stream_pd((p), (v))
 #define VMLOAD(p, m) _mm512_maskz_loadu_pd((m), (p))
 #define VMSTORE(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))
 #define VFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
