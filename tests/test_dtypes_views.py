@@ -170,14 +170,14 @@ def test_fortran_order_output_is_c_contiguous():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_large_outputs_start_on_a_cache_line(dtype):
-    # Outputs of 256 KiB and more are 64-byte aligned (views into a slightly
+    # Outputs of 4 MiB and more are 64-byte aligned (views into a slightly
     # larger buffer): fresh, writeable, C-contiguous, of the right shape and
     # dtype, and each in its own memory.
-    x = randn((2, 16, 48, 48), dtype, "big x")
+    x = randn((2, 16, 192, 192), dtype, "big x")
     w = randn((24, 16, 1, 1), dtype, "big w")
-    dy = randn((2, 24, 48, 48), dtype, "big dy")
-    xl = randn((512, 64), dtype, "big xl")
-    wl = randn((256, 64), dtype, "big wl")
+    dy = randn((2, 24, 192, 192), dtype, "big dy")
+    xl = randn((2048, 64), dtype, "big xl")
+    wl = randn((600, 64), dtype, "big wl")
     y1, y2 = F.conv2d(x, w), F.conv2d(x, w)
     outs = {"conv2d": y1, "dx": F.conv2d_backward(dy, x, w)[0],
             "max_pool2d": F.max_pool2d(x, 1), "avg_pool2d": F.avg_pool2d(x, 1),
@@ -188,7 +188,7 @@ def test_large_outputs_start_on_a_cache_line(dtype):
         assert y.ctypes.data % 64 == 0, name
         assert y.dtype == dtype, name
         assert_fresh_output(y, x, w, dy, xl, wl)
-    assert y1.shape == (2, 24, 48, 48) and outs["linear"].shape == (512, 256)
+    assert y1.shape == (2, 24, 192, 192) and outs["linear"].shape == (2048, 600)
     np.testing.assert_array_equal(y1, y2)
     y1[...] = 1
     assert not np.shares_memory(y1, y2) and (y2 != 1).any()
