@@ -526,18 +526,6 @@ def test_large_output_streamed_and_cached_agree(case, path, dtype, isa, threads,
     assert_close(whole, expected, scale, dtype, case.len_fwd, f"conv2d streamed [{isa}]")
 
 
-# The weight gradient's reduction runs over every pixel of the batch, in
-# blocks that span images (small maps: 35, 72 and 144 pixels here).  A 1x1's
-# B panels are blocks of x transposed as they lie (several panels of
-# channels: 70 and 40 of them); other shapes gather col(x)^T.
-@pytest.mark.parametrize("case", [ConvCase(3, 70, 5, 7, 20, 1, 1),
-                                  ConvCase(4, 40, 12, 12, 30, 1, 1),
-                                  ConvCase(3, 5, 9, 8, 12, 3, 3, 1, 1, 1, 1)], ids=str)
-def test_gemm_weight_gradient_blocks_span_images(case, dtype, isa, threads, force):
-    force("gemm")
-    _check_weight_gradient(case, dtype, isa, "gemm")
-
-
 @pytest.mark.parametrize("case", [ConvCase(4, 160, 72, 96, 24, 1, 1)], ids=str)
 def test_large_1x1_data_gradient_streamed_and_cached_agree(case, dtype, isa, threads, force):
     force("gemm")
@@ -550,3 +538,15 @@ def test_large_1x1_data_gradient_streamed_and_cached_agree(case, dtype, isa, thr
     np.testing.assert_array_equal(dx, one_by_one)
     (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
     assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx streamed [{isa}]")
+
+
+# The weight gradient's reduction runs over every pixel of the batch, in
+# blocks that span images (small maps: 35, 72 and 144 pixels here).  A 1x1's
+# B panels are blocks of x transposed as they lie (several panels of
+# channels: 70 and 40 of them); other shapes gather col(x)^T.
+@pytest.mark.parametrize("case", [ConvCase(3, 70, 5, 7, 20, 1, 1),
+                                  ConvCase(4, 40, 12, 12, 30, 1, 1),
+                                  ConvCase(3, 5, 9, 8, 12, 3, 3, 1, 1, 1, 1)], ids=str)
+def test_gemm_weight_gradient_blocks_span_images(case, dtype, isa, threads, force):
+    force("gemm")
+    _check_weight_gradient(case, dtype, isa, "gemm")
