@@ -66,8 +66,7 @@ def _env_threads():
     return n
 
 
-def get_num_threads():
-    """The number of threads the next fastconv call will use."""
+def _requested_threads():
     n = _num_threads
     if n is not None:
         return n
@@ -75,6 +74,13 @@ def get_num_threads():
     if n is not None:
         return n
     return max(1, _core.omp_max_threads())
+
+
+def get_num_threads():
+    """The number of threads the next fastconv call will use: the setting
+    above, but never more than can run (1 in a build without OpenMP, or
+    inside an OpenMP parallel region that cannot nest)."""
+    return _core.threads_usable(_requested_threads())
 
 
 def available_isas():
@@ -151,6 +157,7 @@ def config_info():
         "kernel_float32_narrow": s_narrow,
         "kernel_float64_narrow": d_narrow,
         "openmp": _core.openmp_enabled(),
+        "algorithms": [name for name, _, _ in _core.algorithms()],
         "num_threads": get_num_threads(),
         "num_threads_source": source,
     }
@@ -170,4 +177,5 @@ def show_config():
           f"  float32 kernel  : {kernels('float32')}\n"
           f"  float64 kernel  : {kernels('float64')}\n"
           f"  OpenMP          : {omp}\n"
+          f"  algorithms      : {', '.join(info['algorithms'])}\n"
           f"  threads         : {info['num_threads']} (from {info['num_threads_source']})")

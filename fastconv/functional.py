@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from . import _config, _core
+from . import _config, _core, _plan
 from ._shapes import ShapeError, conv_output_hw, pair
 from ._shapes import output_size as _output_size
 
@@ -165,7 +165,8 @@ def _conv_setup(x, w, stride, padding, strict, where):
 
 # -------------------------------------------------------------- convolution
 
-def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
+def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
+           algorithm=None):
     """2-D convolution (cross-correlation, as in deep learning frameworks).
 
     x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
@@ -173,6 +174,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
     ``stride`` and ``padding`` are an int or an (h, w) pair; padding is zeros.
     ``strict=True`` raises ShapeError when the formula does not give an
     integer; ``strict=False`` floors it.  ``activation="relu"`` fuses a ReLU.
+    ``algorithm`` forces one of ``fastconv.algorithms()`` (None: the planner
+    chooses, see ``fastconv.plan``); a name that cannot serve the shape raises
+    ValueError saying why.
 
     >>> import numpy as np, fastconv
     >>> x = np.ones((1, 3, 32, 32), np.float32); w = np.ones((8, 3, 5, 5), np.float32)
@@ -180,6 +184,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
     (1, 8, 32, 32)
     """
     where = "conv2d"
+    alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d"], where)
     x = _array(x, "x", where)
     w = _array(w, "w", where)
     if b is not None:
@@ -198,12 +203,42 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
         y[...] = 0 if b is None else np.asarray(b, dtype).reshape(1, K, 1, 1)
         return np.maximum(y, 0) if relu else y
     bf = _flat(b, dtype) if b is not None else _empty_flat(dtype)
-    _core.conv2d_fwd(geom, _flat(x, dtype), _flat(w, dtype), bf, y.reshape(-1), relu,
-                     _config.get_num_threads())
+    _plan._ran("conv2d", _core.conv2d_fwd(tuple(geom), _flat(x, dtype), _flat(w, dtype), bf,
+                                          y.reshape(-1), relu, _config.get_num_threads(), alg))
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
+def _backward_algorithms(algorithm, geom, dtype, nt, need_dx, where):
+    """(data, weight) algorithm indices for conv2d_backward's ``algorithm``:
+    a name forces each gradient it computes (the other is planned freely), a
+    pair (data, weight) forces each; either may be None.  Both are planned
+    before anything computes, so a name that cannot serve raises first."""
+    if algorithm is None:
+        return -1, -1
+    if isinstance(algorithm, (tuple, list)):
+        if len(algorithm) != 2:
+            raise ValueError(f"{where}: algorithm must be a name or a (data, weight) pair, "
+                             f"got {algorithm!r}")
+        names = list(algorithm)
+    else:
+        _plan.algorithm_id(algorithm, ["conv2d_backward_data", "conv2d_backward_weight"], where)
+        names = [algorithm if _plan._serves(algorithm, _core.OP_CONV_DATA) else None,
+                 algorithm if _plan._serves(algorithm, _core.OP_CONV_WEIGHT) else None]
+    ids = []
+    for name, op, code in ((names[0], "conv2d_backward_data", _core.OP_CONV_DATA),
+                           (names[1], "conv2d_backward_weight", _core.OP_CONV_WEIGHT)):
+        if name is None or (op == "conv2d_backward_data" and not need_dx):
+            ids.append(-1)
+            continue
+        ids.append(_plan.algorithm_id(name, [op], where))
+        try:
+            _core.plan_conv(code, tuple(geom), dtype.itemsize, nt, ids[-1])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return ids[0], ids[1]
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=None):
     """Gradients of ``conv2d`` with respect to x, w and b.
 
     dy: (N, K, H2, W2), the gradient of the loss with respect to conv2d's
@@ -211,6 +246,11 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
     flooring, so this works after either ``strict`` setting).
     Returns (dx, dw, db) shaped like x, w and (K,); dx is None when
     ``need_dx=False`` (a first layer needs no input gradient).
+    ``algorithm`` forces an algorithm: a name applies to each gradient it
+    computes (``"col2im"`` the data gradient alone, ``"dot"`` the weight
+    gradient alone, ``"gemm"`` both), a pair ``(data, weight)`` names each
+    (None: the planner chooses).  A name that cannot serve the shape raises
+    ValueError saying why, before anything computes.
 
     >>> import numpy as np, fastconv
     >>> x = np.ones((2, 3, 8, 8)); w = np.ones((4, 3, 3, 3))
@@ -239,13 +279,20 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
             dx[...] = 0
         return dx, dw, db
     nt = _config.get_num_threads()
+    geom = tuple(geom)
+    alg_data, alg_weight = _backward_algorithms(algorithm, geom, np.dtype(dtype), nt,
+                                                need_dx and dx is not None and dx.size > 0,
+                                                where)
     dyf = _flat(dy, dtype)
     wf = _flat(w, dtype)
-    _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt)
+    _plan._ran("conv2d_backward_weight",
+               _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt,
+                                       alg_weight))
     # An input of height or width 0 (the output then comes from padding
     # alone) has an empty gradient, and nothing to compute.
     if dx is not None and dx.size:
-        _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt)
+        _plan._ran("conv2d_backward_data",
+                   _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt, alg_data))
     return dx, dw, db
 
 

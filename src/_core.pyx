@@ -17,12 +17,6 @@ cdef extern from "fc_core.h" nogil:
     int FC_ENOMEM
     int FC_EINDEX
 
-    int fc_conv2d_fwd_s(const fc_conv_geom *g, const float *x, const float *w, const float *b, float *y, int relu, int nt)
-    int fc_conv2d_fwd_d(const fc_conv_geom *g, const double *x, const double *w, const double *b, double *y, int relu, int nt)
-    int fc_conv2d_bwd_data_s(const fc_conv_geom *g, const float *dy, const float *w, float *dx, int nt)
-    int fc_conv2d_bwd_data_d(const fc_conv_geom *g, const double *dy, const double *w, double *dx, int nt)
-    int fc_conv2d_bwd_weight_s(const fc_conv_geom *g, const float *dy, const float *x, float *dw, float *db, int nt)
-    int fc_conv2d_bwd_weight_d(const fc_conv_geom *g, const double *dy, const double *x, double *dw, double *db, int nt)
     int fc_linear_fwd_s(fc_int N, fc_int D, fc_int O, const float *x, const float *w, const float *b, float *y, int relu, int nt)
     int fc_linear_fwd_d(fc_int N, fc_int D, fc_int O, const double *x, const double *w, const double *b, double *y, int relu, int nt)
     int fc_linear_bwd_s(fc_int N, fc_int D, fc_int O, const float *dy, const float *x, const float *w, float *dx, float *dw, float *db, int nt)
@@ -53,9 +47,42 @@ cdef extern from "fc_core.h" nogil:
     double fc_fma_peak_gflops(int dsize, double seconds)
     size_t fc_last_workspace_bytes()
     void fc_reset_workspace_bytes()
-    const char *fc_last_conv_path()
-    const char *fc_last_lanes_kernel()
-    int fc_force_conv_path(const char *name)
+
+cdef extern from "fc_plan.h" nogil:
+    int FC_EPLAN
+    int FC_ALG_NONE
+    int FC_OP_CONV_FWD, FC_OP_CONV_DATA, FC_OP_CONV_WEIGHT, FC_OP_LINEAR_FWD, FC_OP_LINEAR_BWD
+    int FC_OP_POOL
+    ctypedef struct fc_plan:
+        int op, alg, threads, nthreads, engine, dsize
+        unsigned flags
+        size_t workspace
+        const char *kernel
+        double cost
+        fc_conv_geom g, ag
+        int narrow
+        fc_int th, tw
+        char reason[200]
+    void fc_plan_init(fc_plan *pl)
+    int fc_plan_needs_finite(const fc_plan *pl)
+    int fc_plan_conv_s(int op, const fc_conv_geom *g, int nt, int forced, int wfinite, fc_plan *pl)
+    int fc_plan_conv_d(int op, const fc_conv_geom *g, int nt, int forced, int wfinite, fc_plan *pl)
+    int fc_conv2d_fwd_plan_s(const fc_plan *pl, const float *x, const float *w, const float *b, float *y, int relu)
+    int fc_conv2d_fwd_plan_d(const fc_plan *pl, const double *x, const double *w, const double *b, double *y, int relu)
+    int fc_conv2d_bwd_data_plan_s(const fc_plan *pl, const float *dy, const float *w, float *dx)
+    int fc_conv2d_bwd_data_plan_d(const fc_plan *pl, const double *dy, const double *w, double *dx)
+    int fc_conv2d_bwd_weight_plan_s(const fc_plan *pl, const float *dy, const float *x, float *dw, float *db)
+    int fc_conv2d_bwd_weight_plan_d(const fc_plan *pl, const double *dy, const double *x, double *dw, double *db)
+    int fc_all_finite_s(const float *a, fc_int n, int nt)
+    int fc_all_finite_d(const double *a, fc_int n, int nt)
+    int fc_plan_linear_s(fc_int N, fc_int D, fc_int O, int backward, int nt, fc_plan *pl)
+    int fc_plan_linear_d(fc_int N, fc_int D, fc_int O, int backward, int nt, fc_plan *pl)
+    int fc_plan_pool(const fc_pool_geom *g, int dsize, int nt, fc_plan *pl)
+    int fc_algorithm_count()
+    const char *fc_algorithm_name(int alg)
+    const char *fc_algorithm_doc(int alg)
+    unsigned fc_algorithm_ops(int alg)
+    int fc_threads_usable(int nthreads)
 
 
 cdef inline const floating *cptr(const floating[::1] a) noexcept nogil:
@@ -67,6 +94,8 @@ cdef inline floating *ptr(floating[::1] a) noexcept nogil:
 cdef inline int check(int rc) except -1:
     if rc == FC_ENOMEM:
         raise MemoryError("fastconv: could not allocate the kernel workspace")
+    if rc == FC_EPLAN:
+        raise RuntimeError("fastconv: a plan did not match its run (a bug: please report it)")
     if rc == FC_EINDEX:
         raise ValueError("indices: an index lies outside its input plane (indices must "
                          "come from max_pool2d(..., return_indices=True) on an input of "
@@ -84,43 +113,150 @@ cdef fc_pool_geom pool_geom(tuple s):
     return g
 
 
-def conv2d_fwd(tuple geom, const floating[::1] x, const floating[::1] w,
-               const floating[::1] b, floating[::1] y, bint relu, int nt):
-    cdef fc_conv_geom g = conv_geom(geom)
+OP_CONV_FWD = FC_OP_CONV_FWD
+OP_CONV_DATA = FC_OP_CONV_DATA
+OP_CONV_WEIGHT = FC_OP_CONV_WEIGHT
+OP_LINEAR_FWD = FC_OP_LINEAR_FWD
+OP_LINEAR_BWD = FC_OP_LINEAR_BWD
+OP_POOL = FC_OP_POOL
+
+
+def algorithms():
+    """The one list of algorithms: a tuple of (name, doc, op bit mask)."""
+    return tuple((fc_algorithm_name(i).decode(), fc_algorithm_doc(i).decode(),
+                  fc_algorithm_ops(i)) for i in range(fc_algorithm_count()))
+
+
+def threads_usable(int n):
+    return fc_threads_usable(n)
+
+
+cdef dict plan_dict(fc_plan *pl):
+    return {"algorithm": fc_algorithm_name(pl.alg).decode(),
+            "kernel": (pl.kernel or b"").decode(),
+            "threads": pl.threads,
+            "workspace_bytes": pl.workspace,
+            "reason": pl.reason.decode(),
+            "cost": pl.cost,
+            "tile": (pl.th, pl.tw) if pl.alg == fc_algorithm_id_lanes() else None}
+
+
+cdef int fc_algorithm_id_lanes():
+    for i in range(fc_algorithm_count()):
+        if fc_algorithm_name(i) == b"lanes":
+            return i
+    return -1
+
+
+cdef int make_plan(int op, fc_conv_geom *g, int dsize, int nt, int alg, int narrow, fc_int th,
+                   fc_int tw, int wfinite, fc_plan *pl) except -1:
     cdef int rc
+    fc_plan_init(pl)
+    pl.narrow = narrow
+    pl.th = th
+    pl.tw = tw
+    with nogil:
+        if dsize == 4:
+            rc = fc_plan_conv_s(op, g, nt, alg, wfinite, pl)
+        else:
+            rc = fc_plan_conv_d(op, g, nt, alg, wfinite, pl)
+    if rc == FC_EPLAN:
+        raise ValueError(pl.reason.decode())
+    return 0
+
+
+def plan_conv(int op, tuple geom, int dsize, int nt, int alg=-1, int narrow=-1, fc_int th=0,
+              fc_int tw=0):
+    """The plan of a convolution op (OP_CONV_*), weights taken as finite."""
+    cdef fc_conv_geom g = conv_geom(geom)
+    cdef fc_plan pl
+    make_plan(op, &g, dsize, nt, alg, narrow, th, tw, 1, &pl)
+    return plan_dict(&pl)
+
+
+def plan_linear(fc_int N, fc_int D, fc_int O, bint backward, int dsize, int nt):
+    cdef fc_plan pl
+    if dsize == 4:
+        fc_plan_linear_s(N, D, O, backward, nt, &pl)
+    else:
+        fc_plan_linear_d(N, D, O, backward, nt, &pl)
+    return plan_dict(&pl)
+
+
+def plan_pool(tuple geom, int dsize, int nt):
+    cdef fc_pool_geom g = pool_geom(geom)
+    cdef fc_plan pl
+    fc_plan_pool(&g, dsize, nt, &pl)
+    return plan_dict(&pl)
+
+
+cdef int plan_for_weights(int op, fc_conv_geom *g, const floating[::1] w, int nt, int alg,
+                          int narrow, fc_int th, fc_int tw, fc_plan *pl) except -1:
+    """Plans op; where the plan needs finite weights and w is not, plans
+    again without the algorithms that need them."""
+    cdef int finite = 1
+    cdef int dsize = sizeof(floating)
+    make_plan(op, g, dsize, nt, alg, narrow, th, tw, 1, pl)
+    if fc_plan_needs_finite(pl):
+        with nogil:
+            if floating is float:
+                finite = fc_all_finite_s(cptr(w), w.shape[0], nt)
+            else:
+                finite = fc_all_finite_d(cptr(w), w.shape[0], nt)
+        if not finite:
+            make_plan(op, g, dsize, nt, alg, narrow, th, tw, 0, pl)
+    return 0
+
+
+def conv2d_fwd(tuple geom, const floating[::1] x, const floating[::1] w,
+               const floating[::1] b, floating[::1] y, bint relu, int nt, int alg=-1,
+               int narrow=-1, fc_int th=0, fc_int tw=0):
+    """Plans and runs a forward convolution; returns the plan it ran."""
+    cdef fc_conv_geom g = conv_geom(geom)
+    cdef fc_plan pl
+    cdef int rc
+    plan_for_weights(FC_OP_CONV_FWD, &g, w, nt, alg, narrow, th, tw, &pl)
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
-            rc = fc_conv2d_fwd_s(&g, &x[0], &w[0], cptr(b), &y[0], relu, nt)
+            rc = fc_conv2d_fwd_plan_s(&pl, cptr(x), cptr(w), cptr(b), ptr(y), relu)
         else:
-            rc = fc_conv2d_fwd_d(&g, &x[0], &w[0], cptr(b), &y[0], relu, nt)
+            rc = fc_conv2d_fwd_plan_d(&pl, cptr(x), cptr(w), cptr(b), ptr(y), relu)
     check(rc)
+    return plan_dict(&pl)
 
 
 def conv2d_bwd_data(tuple geom, const floating[::1] dy, const floating[::1] w,
-                    floating[::1] dx, int nt):
+                    floating[::1] dx, int nt, int alg=-1, int narrow=-1, fc_int th=0,
+                    fc_int tw=0):
     cdef fc_conv_geom g = conv_geom(geom)
+    cdef fc_plan pl
     cdef int rc
+    plan_for_weights(FC_OP_CONV_DATA, &g, w, nt, alg, narrow, th, tw, &pl)
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
-            rc = fc_conv2d_bwd_data_s(&g, &dy[0], &w[0], &dx[0], nt)
+            rc = fc_conv2d_bwd_data_plan_s(&pl, cptr(dy), cptr(w), ptr(dx))
         else:
-            rc = fc_conv2d_bwd_data_d(&g, &dy[0], &w[0], &dx[0], nt)
+            rc = fc_conv2d_bwd_data_plan_d(&pl, cptr(dy), cptr(w), ptr(dx))
     check(rc)
+    return plan_dict(&pl)
 
 
 def conv2d_bwd_weight(tuple geom, const floating[::1] dy, const floating[::1] x,
-                      floating[::1] dw, floating[::1] db, int nt):
+                      floating[::1] dw, floating[::1] db, int nt, int alg=-1):
     cdef fc_conv_geom g = conv_geom(geom)
+    cdef fc_plan pl
     cdef int rc
+    make_plan(FC_OP_CONV_WEIGHT, &g, sizeof(floating), nt, alg, -1, 0, 0, 1, &pl)
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
-            rc = fc_conv2d_bwd_weight_s(&g, &dy[0], &x[0], &dw[0], ptr(db), nt)
+            rc = fc_conv2d_bwd_weight_plan_s(&pl, cptr(dy), cptr(x), ptr(dw), ptr(db))
         else:
-            rc = fc_conv2d_bwd_weight_d(&g, &dy[0], &x[0], &dw[0], ptr(db), nt)
+            rc = fc_conv2d_bwd_weight_plan_d(&pl, cptr(dy), cptr(x), ptr(dw), ptr(db))
     check(rc)
+    return plan_dict(&pl)
 
 
 def linear_fwd(fc_int N, fc_int D, fc_int O, const floating[::1] x, const floating[::1] w,
@@ -259,28 +395,3 @@ def fma_peak_gflops(int dsize, double seconds):
 def last_workspace_bytes():
     """Workspace bytes the last kernel call on this thread allocated."""
     return fc_last_workspace_bytes()
-
-def last_conv_path():
-    """The algorithm the last convolution call on this thread took: for a
-    forward convolution (also run inside a stride-1 data gradient) "gemm",
-    "gemm_t" (the GEMM turned around: output pixels as tile rows), "direct",
-    "lanes" or "kvec"; for a weight gradient "gemm", "kvec", "dot" or
-    "dot1x1"; for a data gradient also "col2im"; ""
-    when the last call ran none of these."""
-    return fc_last_conv_path().decode()
-
-def last_lanes_kernel():
-    """The microkernel the last "lanes" convolution on this thread ran
-    (the instruction set's wide tile or its narrow one), "" before any."""
-    return fc_last_lanes_kernel().decode()
-
-def force_conv_path(name):
-    """Testing hook: make every forward convolution (and stride-1 data
-    gradient) take algorithm `name` ("gemm", "gemm_t", "direct", "lanes",
-    "lanes:THxTW" or "kvec"; "lanes" and "lanes:THxTW" may end in "/wide" or
-    "/narrow", the kernel tile) wherever it applies, and weight gradients
-    "gemm", "kvec", "dot" or "dot1x1"; None or "" restores the automatic
-    choice.  Not for use while other threads run convolutions."""
-    cdef bytes b = (name or "").encode()
-    if fc_force_conv_path(b) != 0:
-        raise ValueError(f"conv path name too long: {name!r}")

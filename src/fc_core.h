@@ -44,13 +44,8 @@ typedef struct {
     fc_int H2, W2;         /* output */
 } fc_pool_geom;
 
+/* Convolutions are planned, then run: fc_plan.h. */
 #define FC_DECLARE_OPS(T, S)                                                        \
-    int fc_conv2d_fwd_##S(const fc_conv_geom *g, const T *x, const T *w,            \
-                          const T *b, T *y, int relu, int nthreads);                \
-    int fc_conv2d_bwd_data_##S(const fc_conv_geom *g, const T *dy, const T *w,      \
-                               T *dx, int nthreads);                                \
-    int fc_conv2d_bwd_weight_##S(const fc_conv_geom *g, const T *dy, const T *x,    \
-                                 T *dw, T *db, int nthreads);                       \
     int fc_linear_fwd_##S(fc_int N, fc_int D, fc_int O, const T *x, const T *w,     \
                           const T *b, T *y, int relu, int nthreads);                \
     int fc_linear_bwd_##S(fc_int N, fc_int D, fc_int O, const T *dy, const T *x,    \
@@ -86,10 +81,6 @@ int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without Op
  * binding resets before each call, so this is what one call used. */
 size_t fc_last_workspace_bytes(void);
 void fc_reset_workspace_bytes(void);
-const char *fc_last_conv_path(void);     /* "gemm", "direct", "lanes", "kvec" or "" */
-const char *fc_last_lanes_kernel(void);   /* kernel of the last "lanes" convolution, or "" */
-int fc_force_conv_path(const char *name);  /* testing hook, see fc_dispatch.c */
-const char *fc_forced_conv_path(void);
 
 /* A forward convolution keeps its workspace within this many bytes or 10% of
  * its input plus output, whichever is larger. */

@@ -25,36 +25,7 @@ static const fc_kernel_set *active = 0;
 FC_THREAD_LOCAL size_t fc_ws_bytes = 0;
 
 size_t fc_last_workspace_bytes(void) { return fc_ws_bytes; }
-void fc_reset_workspace_bytes(void)
-{
-    fc_ws_bytes = 0;
-    fc_conv_path = "";
-    fc_lanes_kernel = "";
-}
-
-FC_THREAD_LOCAL const char *fc_conv_path = "";
-FC_THREAD_LOCAL const char *fc_lanes_kernel = "";
-
-/* Testing hook: "" lets each convolution choose its algorithm; "gemm",
- * "gemm_t" (turned around: output pixels as tile rows), "direct", "lanes"
- * (optionally "lanes:THxTW", the tile, and "/wide" or "/narrow", the
- * kernel tile: "lanes/narrow", "lanes:2x3/wide") or "kvec" makes it take that one
- * wherever it applies, whatever it would cost (a weight gradient knows
- * "gemm", "kvec", "dot" and "dot1x1"; a data gradient also "col2im").
- * Set it only while no convolution runs. */
-static char fc_forced[32] = "";
-int fc_force_conv_path(const char *name)
-{
-    if (!name)
-        name = "";
-    if (strlen(name) >= sizeof fc_forced)
-        return -1;
-    strcpy(fc_forced, name);
-    return 0;
-}
-const char *fc_forced_conv_path(void) { return fc_forced; }
-const char *fc_last_conv_path(void) { return fc_conv_path; }
-const char *fc_last_lanes_kernel(void) { return fc_lanes_kernel; }
+void fc_reset_workspace_bytes(void) { fc_ws_bytes = 0; }
 
 static const fc_kernel_set *lookup(const char *name)
 {

@@ -38,6 +38,7 @@
 
 #include "fc_core.h"
 #include "fc_kernels.h"
+#include "fc_plan.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -87,7 +88,7 @@ static fc_int fc_pool_spread_len(const fc_pool_geom *g)
  * costs more than it saves. */
 #define FC_POOL_MIN_WORK_PER_THREAD ((fc_int)1 << 15)
 
-static int fc_pool_threads(const fc_pool_geom *g, int nthreads)
+int fc_pool_threads(const fc_pool_geom *g, int nthreads)
 {
 #ifdef _OPENMP
     fc_int nt = nthreads < 1 ? 1 : nthreads;

@@ -22,15 +22,6 @@
  * (fc_dispatch.c); read back through fc_last_workspace_bytes(). */
 extern FC_THREAD_LOCAL size_t fc_ws_bytes;
 
-/* The algorithm the last convolution on this thread took ("gemm", "direct",
- * "lanes", "kvec"; "" before any), read back through fc_last_conv_path() so
- * tests can make sure each one is exercised. */
-extern FC_THREAD_LOCAL const char *fc_conv_path;
-
-/* The microkernel the last batch-lane convolution on this thread ran (its
- * wide or its narrow tile), read back through fc_last_lanes_kernel(). */
-extern FC_THREAD_LOCAL const char *fc_lanes_kernel;
-
 /* Workspace aligned to a cache line (and to the widest vector); the
  * original pointer is stored just below the returned block. */
 static inline void *fc_malloc(size_t bytes)

@@ -1,4 +1,4 @@
-"""Every forward-convolution algorithm against the NumPy oracle, on every ISA.
+"""Every convolution algorithm against the NumPy oracle, on every ISA.
 
 A forward convolution (and the stride-1 data gradient, which is one) takes
 one of five algorithms: "gemm" (packed im2col GEMM), "gemm_t" (the same
@@ -9,38 +9,92 @@ padding are skipped) or "kvec" (vectors along the output channels, inputs
 broadcast from a phase-split slab; for strided first layers).  The weight
 gradient has a GEMM, a "kvec", a "dot" (one dot product per weight, for
 single-channel filters) and a "dot1x1" variant (1x1 filters, dot products
-along the pixels), and the data gradient a "col2im" one
-(w^T dy in tiles, scattered into dx) beside the stride-1 forward
-convolution; all are forced and checked here.  Which one runs depends on
-the shape and on the kernel width, so the shape tests alone may leave one
-unexercised on some ISA.  Here each algorithm is forced
-through the testing hook `_core.force_conv_path` on shapes it handles,
-including lane tilings with ragged last tiles, and checked against the
-oracle; the automatic choice is then checked to pick lanes where it should.
+along the pixels), and the data gradient a "col2im" one (w^T dy in tiles,
+scattered into dx) beside the stride-1 forward convolution.  Which one runs
+depends on the shape and on the kernel width, so the shape tests alone may
+leave one unexercised on some ISA.  Here each algorithm is forced by name
+(``algorithm=``) on shapes it serves, including lane tilings with ragged last
+tiles (forced through the plan's tile hint), and checked against the oracle;
+the planner's own choice is then checked where it matters.
 """
 
 import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _core
+from fastconv import _core, _plan
+from fastconv.functional import _conv_setup
 from conftest import ConvCase, assert_close, conv_oracle_backward, conv_oracle_forward
 import reference as ref
+
+ALGS = fastconv.algorithms()
+
+
+_FORCED = {"name": None}
 
 
 @pytest.fixture
 def force():
-    def set_path(name):
-        _core.force_conv_path(name)
-    yield set_path
-    _core.force_conv_path(None)
+    """force(name) makes this test's forward convolutions and data gradients
+    run algorithm `name`, and its weight gradients too where `name` computes
+    them: "lanes" may carry a tile, "lanes:THxTW", and a kernel tile,
+    "/wide" or "/narrow"; None lets the planner choose."""
+    def set_name(name):
+        _FORCED["name"] = name
+    yield set_name
+    _FORCED["name"] = None
+
+
+def _parse(name):
+    """(algorithm, narrow, th, tw) of a forced name."""
+    if name is None:
+        return None, -1, 0, 0
+    alg, narrow, th, tw = name, -1, 0, 0
+    if "/" in alg:
+        alg, kernel = alg.split("/")
+        narrow = {"wide": 0, "narrow": 1}[kernel]
+    if ":" in alg:
+        alg, tile = alg.split(":")
+        th, tw = (int(v) for v in tile.split("x"))
+    return alg, narrow, th, tw
+
+
+def _forward(x, w, b, stride, padding, strict=True, activation=None):
+    """conv2d with the forced algorithm (and lanes tile), and the plan it ran."""
+    alg, narrow, th, tw = _parse(_FORCED["name"])
+    if narrow < 0 and th == 0:
+        y = fastconv.conv2d(x, w, b, stride, padding, strict=strict, activation=activation,
+                            algorithm=alg)
+        return y, _plan.last_run("conv2d")
+    # a lanes tile: the plan's tile hint, through the binding as conv2d calls it
+    geom = _conv_setup(x, w, stride, padding, strict, "conv2d")
+    dtype = np.result_type(x, w)
+    y = np.empty((geom[0], geom[4], geom[11], geom[12]), dtype)
+    bf = np.empty(0, dtype) if b is None else b.astype(dtype).ravel()
+    info = _core.conv2d_fwd(tuple(geom), np.ascontiguousarray(x, dtype).ravel(),
+                            np.ascontiguousarray(w, dtype).ravel(), bf, y.reshape(-1),
+                            activation == "relu", fastconv.get_num_threads(), ALGS.index(alg),
+                            narrow, th, tw)
+    _plan._ran("conv2d", info)
+    return y, info
+
+
+def _backward(dy, x, w, stride=1, padding=0, need_dx=True, weight=True):
+    """conv2d_backward with the forced algorithm on the data gradient (and on
+    the weight gradient, with `weight`, where it computes one)."""
+    alg = _parse(_FORCED["name"])[0]
+    data_alg = alg if alg is not None and _plan._serves(alg, _core.OP_CONV_DATA) else None
+    weight_alg = alg if weight and alg is not None and \
+        _plan._serves(alg, _core.OP_CONV_WEIGHT) else None
+    return fastconv.conv2d_backward(dy, x, w, stride, padding, need_dx=need_dx,
+                                    algorithm=(data_alg, weight_alg))
 
 
 def _run_forward(case, dtype, activation=None):
     x, w, b, _ = case.inputs(dtype)
-    kw = {} if activation is None else {"activation": activation}
-    y = fastconv.conv2d(x, w, b, case.stride, case.padding, strict=case.exact, **kw)
-    return y, _core.last_conv_path()
+    y, info = _forward(x, w, b, case.stride, case.padding, strict=case.exact,
+                       activation=activation)
+    return y, info["algorithm"]
 
 
 def _at_threads(run, counts=(1, 2, 3)):
@@ -116,7 +170,7 @@ def test_lanes_kernel_tiles(case, dtype, isa, threads, force, tile, kernel):
     force(name)
     _check_forced_forward(case, dtype, isa, name, "lanes")
     names = _core.narrow_kernel_names() if kernel == "narrow" else _core.kernel_names()
-    assert _core.last_lanes_kernel() == names[dtype == np.float64]
+    assert _plan.last_run("conv2d")["kernel"] == names[dtype == np.float64]
 
 
 def test_lanes_takes_the_narrow_tile_where_it_fills_the_lanes(isa, force):
@@ -126,28 +180,37 @@ def test_lanes_takes_the_narrow_tile_where_it_fills_the_lanes(isa, force):
     case = ConvCase(16, 64, 13, 13, 48, 3, 3, 1, 1, 1, 1)
     y, path = _run_forward(case, np.float32)
     assert path == "lanes"
-    assert _core.last_lanes_kernel() == _core.narrow_kernel_names()[0]
+    assert _plan.last_run("conv2d")["kernel"] == _core.narrow_kernel_names()[0]
     expected, scale = conv_oracle_forward(case, np.float32)
     assert_close(y, expected, scale, np.float32, case.len_fwd, f"conv2d auto [{isa}]")
     # 32 images fill 32 lanes: the wide tile
     case = ConvCase(32, 64, 13, 13, 48, 3, 3, 1, 1, 1, 1)
     _, path = _run_forward(case, np.float32)
     assert path == "lanes"
-    assert _core.last_lanes_kernel() == _core.kernel_names()[0]
+    assert _plan.last_run("conv2d")["kernel"] == _core.kernel_names()[0]
 
 
 @pytest.mark.parametrize("path", ["gemm", "gemm_t", "direct", "lanes", "kvec"])
 @pytest.mark.parametrize("case", [c for c in LANE_CASES if c.stride == (1, 1)], ids=str)
 def test_forced_paths_forward_and_data_gradient(case, dtype, isa, force, path):
     force(path)
-    y, ran = _run_forward(case, dtype)
-    # direct needs a kernel larger than 1x1; otherwise the GEMM serves
-    want = "gemm" if path == "direct" and case.FH * case.FW == 1 else path
-    assert ran == want
-    expected, scale = conv_oracle_forward(case, dtype)
-    assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d {path} [{isa}]")
     x, w, _, dy = case.inputs(dtype)
-    dx, _, _ = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
+    if path == "direct" and case.FH * case.FW == 1:
+        # direct needs a kernel larger than 1x1: forcing it says so
+        with pytest.raises(ValueError, match="direct: serves stride 1 with a kernel larger"):
+            _run_forward(case, dtype)
+    else:
+        y, ran = _run_forward(case, dtype)
+        assert ran == path
+        expected, scale = conv_oracle_forward(case, dtype)
+        assert_close(y, expected, scale, dtype, case.len_fwd, f"conv2d {path} [{isa}]")
+    if case.FH * case.FW == 1 and path not in ("gemm", "gemm_t"):
+        # a 1x1 data gradient is one product: gemm, gemm_t or col2im
+        with pytest.raises(ValueError, match="one product"):
+            _backward(dy, x, w, case.stride, case.padding, weight=False)
+        return
+    dx, _, _ = _backward(dy, x, w, case.stride, case.padding, weight=False)
+    assert _plan.last_run("conv2d_backward_data")["algorithm"] == path
     (rdx, _, _), (sdx, _, _) = conv_oracle_backward(case, dtype)
     assert_close(dx, rdx, sdx, dtype, case.len_dx, f"conv2d dx via {path} [{isa}]")
 
@@ -225,8 +288,8 @@ def test_few_pixels_take_the_turned_gemm(case, dtype, isa, force):
 def _check_weight_gradient(case, dtype, isa, path):
     """dw and db come from `path` and match the oracle."""
     x, w, _, dy = case.inputs(dtype)
-    _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
-    assert _core.last_conv_path() == path
+    _, dw, db = _backward(dy, x, w, case.stride, case.padding, need_dx=False)
+    assert _plan.last_run("conv2d_backward_weight")["algorithm"] == path
     (_, rdw, rdb), (_, sdw, sdb) = conv_oracle_backward(case, dtype)
     assert_close(dw, rdw, sdw, dtype, case.len_dw, f"conv2d dw via {path} [{isa}]")
     assert_close(db, rdb, sdb, dtype, case.len_dw, f"conv2d db via {path} [{isa}]")
@@ -266,7 +329,7 @@ def test_dot1x1_weight_gradient_is_chosen_and_thread_independent(dtype, isa, for
     def run():
         x, w, _, dy = case.inputs(dtype)
         _, dw, db = fastconv.conv2d_backward(dy, x, w, need_dx=False)
-        return dw, db, _core.last_conv_path()
+        return dw, db, _plan.last_run("conv2d_backward_weight")["algorithm"]
 
     runs = _at_threads(run)
     assert [r[2] for r in runs] == ["dot1x1"] * 3
@@ -278,11 +341,10 @@ def test_dot1x1_weight_gradient_is_chosen_and_thread_independent(dtype, isa, for
 
 
 def _data_gradient_path(case, dtype):
-    """dx, and the algorithm that computed it (conv2d_backward computes dx
-    after dw, so it is the path reported last)."""
+    """dx, and the algorithm that computed it."""
     x, w, _, dy = case.inputs(dtype)
-    dx, _, _ = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding)
-    return dx, _core.last_conv_path()
+    dx, _, _ = _backward(dy, x, w, case.stride, case.padding, weight=False)
+    return dx, _plan.last_run("conv2d_backward_data")["algorithm"]
 
 
 def _check_data_gradient_at_threads(case, dtype, isa, path):
@@ -373,7 +435,7 @@ def test_few_pixel_gradients_do_not_depend_on_threads(isa, force):
     def run():
         _, dw, db = fastconv.conv2d_backward(dy, x, w, case.stride, case.padding,
                                              need_dx=False)
-        assert _core.last_conv_path() == "gemm"
+        assert _plan.last_run("conv2d_backward_weight")["algorithm"] == "gemm"
         dx, path = _data_gradient_path(case, np.float32)
         assert path == "col2im"
         return dx, dw, db
@@ -425,7 +487,7 @@ def test_kvec_is_chosen_for_strided_first_layers(isa, force):
     # and its weight gradient
     x, w, _, dy = case.inputs(np.float32)
     fastconv.conv2d_backward(dy, x, w, case.stride, case.padding, need_dx=False)
-    assert _core.last_conv_path() == "kvec"
+    assert _plan.last_run("conv2d_backward_weight")["algorithm"] == "kvec"
 
 
 def test_lanes_is_chosen_for_small_maps_and_large_batches(isa, force):
@@ -454,29 +516,43 @@ def test_lanes_results_do_not_depend_on_threads(isa, force, name, case):
     _check_forward_at_threads(case, np.float32, isa, "lanes")
 
 
-def test_nonfinite_weights_leave_the_lanes_path(isa, force):
+def test_nonfinite_weights_leave_the_lanes_path(isa):
     # Skipping a tap that reads only padding differs from the zero-padded sum
     # when a weight is infinite (0 * inf = NaN there).  Such weights go to
-    # the other paths, so the result stays the oracle's.
-    force("lanes")
-    x = np.ones((32, 32, 5, 5), np.float32)
-    w = np.zeros((8, 32, 3, 3), np.float32)
+    # the other algorithms, so the result stays the oracle's; forcing lanes
+    # on them says why it cannot.
+    x = np.ones((64, 64, 7, 7), np.float32)
+    w = np.zeros((64, 64, 3, 3), np.float32)
     w[:, :, 1, 1] = 1.0
-    y = fastconv.conv2d(x, w, None, 1, 1)
-    assert _core.last_conv_path() == "lanes"
+    fastconv.conv2d(x, w, None, 1, 1, algorithm="lanes")
+    assert _plan.last_run("conv2d")["algorithm"] == "lanes"
+    assert fastconv.plan("conv2d", x.shape, w.shape, dtype=np.float32,
+                         padding=1).algorithm == "lanes"
+    fastconv.conv2d(x, w, None, 1, 1)
+    assert _plan.last_run("conv2d")["algorithm"] == "lanes"
     w[:, :, 0, 0] = np.inf
     with np.errstate(invalid="ignore"):
         want = ref.conv2d(x, w, None, 1, 1)
     y = fastconv.conv2d(x, w, None, 1, 1)
-    assert _core.last_conv_path() != "lanes"
+    assert _plan.last_run("conv2d")["algorithm"] != "lanes"
     assert np.all(np.isnan(y[:, :, 0, 0])) and np.all(np.isnan(want[:, :, 0, 0]))
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    with pytest.raises(ValueError, match="lanes: the weights hold inf or NaN"):
+        fastconv.conv2d(x, w, None, 1, 1, algorithm="lanes")
 
 
-def test_force_conv_path_rejects_long_names():
-    with pytest.raises(ValueError):
-        _core.force_conv_path("x" * 100)
+def test_unknown_algorithm_names_list_the_valid_ones():
+    x = np.ones((1, 2, 5, 5), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="unknown algorithm 'fft'; valid: .*gemm"):
+        fastconv.conv2d(x, w, algorithm="fft")
+    with pytest.raises(ValueError, match="'dot' does not compute conv2d; valid:"):
+        fastconv.conv2d(x, w, algorithm="dot")
+    with pytest.raises(TypeError, match="algorithm must be a str"):
+        fastconv.conv2d(x, w, algorithm=3)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        fastconv.conv2d_backward(np.ones((1, 3, 3, 3), np.float32), x, w, algorithm="fft")
 
 
 # A 1x1 stride-1 convolution is x times the weights with x as the GEMM's B.
@@ -516,8 +592,8 @@ def test_large_output_streamed_and_cached_agree(case, path, dtype, isa, threads,
     n_out = case.N * case.K * case.H * case.W    # every case keeps its size
     assert n_out * np.dtype(dtype).itemsize >= 16 << 20
     assert n_out // case.N * np.dtype(dtype).itemsize < 16 << 20
-    whole = fastconv.conv2d(x, w, b, case.stride, case.padding, activation="relu")
-    assert _core.last_conv_path() == "gemm"
+    whole, info = _forward(x, w, b, case.stride, case.padding, activation="relu")
+    assert info["algorithm"] == "gemm"
     one_by_one = np.concatenate([
         fastconv.conv2d(x[i:i + 1], w, b, case.stride, case.padding, activation="relu")
         for i in range(case.N)])
@@ -531,8 +607,8 @@ def test_large_1x1_data_gradient_streamed_and_cached_agree(case, dtype, isa, thr
     force("gemm")
     x, w, _, dy = case.inputs(dtype)
     assert x.nbytes >= 16 << 20 and x[:1].nbytes < 16 << 20
-    dx = fastconv.conv2d_backward(dy, x, w, need_dx=True)[0]
-    assert _core.last_conv_path() == "gemm"
+    dx = _backward(dy, x, w, need_dx=True)[0]
+    assert _plan.last_run("conv2d_backward_data")["algorithm"] == "gemm"
     one_by_one = np.concatenate([
         fastconv.conv2d_backward(dy[i:i + 1], x[i:i + 1], w)[0] for i in range(case.N)])
     np.testing.assert_array_equal(dx, one_by_one)
