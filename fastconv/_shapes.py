@@ -4,48 +4,13 @@ This module is the only place in fastconv where the formula is written down;
 the functional API, the modules and ``Sequential.summary`` all call it.
 """
 
-import numbers
+from ._validate import MAX_WINDOW_PARAM, integer, window_param
 
-__all__ = ["ShapeError", "output_size", "pair", "conv_output_hw", "MAX_WINDOW_PARAM"]
-
-# Kernel sizes, strides and paddings above this are rejected: no real layer
-# comes near it, and the bound keeps every product the C core forms from
-# them (padded sizes, window offsets, workspace rows) far from int64 overflow.
-MAX_WINDOW_PARAM = 2**31 - 1
+__all__ = ["ShapeError", "output_size", "conv_output_hw"]
 
 
 class ShapeError(ValueError):
     """An output-size formula that does not give a positive integer."""
-
-
-def _check_int(value, what, where):
-    if type(value) is int:   # the common case, without the abstract-class check
-        return value
-    # bool is an int subclass, but a True kernel size is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
-                        f"({type(value).__name__})")
-    return int(value)
-
-
-def _check_param(value, what, where):
-    """An int kernel size, stride or padding no larger than MAX_WINDOW_PARAM."""
-    value = _check_int(value, what, where)
-    if value > MAX_WINDOW_PARAM:
-        raise ValueError(f"{where}: {what} must be at most 2**31 - 1 = {MAX_WINDOW_PARAM}, "
-                         f"got {value}")
-    return value
-
-
-def pair(value, what, where="fastconv"):
-    """Normalise an int or an (h, w) pair to a tuple of two Python ints."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{where}: {what} must be an int or an (h, w) pair, "
-                             f"got {value!r}")
-        return (_check_param(value[0], what, where), _check_param(value[1], what, where))
-    v = _check_param(value, what, where)
-    return (v, v)
 
 
 def output_size(size, kernel, stride=1, padding=0, *, strict=True,
@@ -61,10 +26,10 @@ def output_size(size, kernel, stride=1, padding=0, *, strict=True,
     >>> output_size(32, 5, 2, 0, strict=False)
     14
     """
-    size = _check_int(size, "size", where)
-    kernel = _check_param(kernel, "kernel size", where)
-    stride = _check_param(stride, "stride", where)
-    padding = _check_param(padding, "padding", where)
+    size = integer(size, "size", where)
+    kernel = window_param(kernel, "kernel size", where)
+    stride = window_param(stride, "stride", where)
+    padding = window_param(padding, "padding", where)
     if size < 0:
         raise ValueError(f"{where}: {axis} must be >= 0, got {size}")
     if kernel < 1:

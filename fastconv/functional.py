@@ -17,7 +17,8 @@ import numbers
 import numpy as np
 
 from . import _config, _core
-from ._shapes import ShapeError, conv_output_hw, pair
+from . import _validate as valid
+from ._shapes import ShapeError, conv_output_hw
 from ._shapes import output_size as _output_size
 
 __all__ = [
@@ -28,29 +29,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------- helpers
-
-def _array(a, name, where):
-    """``a`` as an ndarray of a real numeric dtype (lists are converted)."""
-    if a is None:
-        raise TypeError(f"{where}: {name} must be an array, got None")
-    if not isinstance(a, np.ndarray):
-        try:
-            a = np.asarray(a)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from None
-    kind = a.dtype.kind
-    if kind in "iu":
-        return a
-    if kind == "f":
-        if a.dtype.itemsize > 8:
-            raise TypeError(f"{where}: {name} has dtype {a.dtype}, which fastconv does not "
-                            f"compute in; cast it to float64")
-        return a
-    what = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind)
-    shown = f"{a.dtype} ({what})" if what and what != str(a.dtype) else str(a.dtype)
-    raise TypeError(f"{where}: {name} has dtype {shown}; fastconv computes in "
-                    f"float32 or float64 and accepts real numeric arrays only")
-
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -90,13 +68,6 @@ def _flat(a, dtype):
     return a.reshape(-1)
 
 
-def _bool_flag(value, what, where):
-    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _empty_flat(dtype):
     return np.empty(0, dtype=dtype)
 
@@ -134,22 +105,9 @@ def _alloc(shape, dtype, what, where):
                           f"and dtype {dtype.name} ({nbytes / 2**30:.3g} GiB)") from None
 
 
-def _check_ndim(a, ndim, name, layout, where):
-    if a.ndim != ndim:
-        raise ValueError(f"{where}: {name} must be {ndim}-D {layout}, got shape {a.shape}")
-
-
-def _activation(activation, where):
-    if activation is None:
-        return False
-    if activation == "relu":
-        return True
-    raise ValueError(f"{where}: activation must be None or 'relu', got {activation!r}")
-
-
 def _conv_setup(x, w, stride, padding, strict, where):
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    _check_ndim(w, 4, "w", "(K, C, F_h, F_w)", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
+    valid.ndim(w.shape, 4, "w", "(K, C, F_h, F_w)", where)
     N, C, H, W = x.shape
     K, Cw, FH, FW = w.shape
     if C != Cw:
@@ -157,8 +115,8 @@ def _conv_setup(x, w, stride, padding, strict, where):
                          f"(w.shape[1]); w must be (K, C, F_h, F_w)")
     if FH < 1 or FW < 1:
         raise ValueError(f"{where}: kernel size must be >= 1, got w.shape = {w.shape}")
-    stride = pair(stride, "stride", where)
-    padding = pair(padding, "padding", where)
+    stride = valid.pair(stride, "stride", where)
+    padding = valid.pair(padding, "padding", where)
     H2, W2 = conv_output_hw(H, W, (FH, FW), stride, padding, strict=strict, where=where)
     return (N, C, H, W, K, FH, FW, stride[0], stride[1], padding[0], padding[1], H2, W2)
 
@@ -180,11 +138,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
     (1, 8, 32, 32)
     """
     where = "conv2d"
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     if b is not None:
-        b = _array(b, "b", where)
-    relu = _activation(activation, where)
+        b = valid.computable_array(b, "b", where)
+    relu = valid.activation(activation, where)
     geom = _conv_setup(x, w, stride, padding, strict, where)
     N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
     if b is not None and b.shape != (K,):
@@ -220,9 +178,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
     ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0])
     """
     where = "conv2d_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     geom = _conv_setup(x, w, stride, padding, False, where)
     N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
     if dy.shape != (N, K, H2, W2):
@@ -252,9 +210,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
 # ------------------------------------------------------------------ pooling
 
 def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
-    kernel = pair(kernel_size, "kernel_size", where)
-    stride = kernel if stride is None else pair(stride, "stride", where)
-    padding = pair(padding, "padding", where)
+    kernel = valid.pair(kernel_size, "kernel_size", where)
+    stride = kernel if stride is None else valid.pair(stride, "stride", where)
+    padding = valid.pair(padding, "padding", where)
     for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
         if k < 1:
             raise ValueError(f"{where}: kernel_size must be >= 1, got {kernel}")
@@ -295,9 +253,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     [[5, 7], [13, 15]]
     """
     where = "max_pool2d"
-    x = _array(x, "x", where)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    return_indices = _bool_flag(return_indices, "return_indices", where)
+    x = valid.computable_array(x, "x", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
+    return_indices = valid.flag(return_indices, "return_indices", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     dtype = _dtype(x)
     y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
@@ -332,9 +290,9 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     [[0.0, 1.0], [0.0, 0.0]]
     """
     where = "max_pool2d_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     out_shape = x.shape[:2] + geom[-2:]
     if dy.shape != out_shape:
@@ -386,8 +344,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     [[2.5, 4.5], [10.5, 12.5]]
     """
     where = "avg_pool2d"
-    x = _array(x, "x", where)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
+    x = valid.computable_array(x, "x", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
     dtype = _dtype(x)
     y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
@@ -406,7 +364,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
     [[0.25, 0.25], [0.25, 0.25]]
     """
     where = "avg_pool2d_backward"
-    dy = _array(dy, "dy", where)
+    dy = valid.computable_array(dy, "dy", where)
     if isinstance(x_shape, np.ndarray) and x_shape.ndim == 1:
         x_shape = x_shape.tolist()
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
@@ -433,7 +391,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
 def _linear_setup(x, w, where):
     if x.ndim < 2:
         raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
-    _check_ndim(w, 2, "w", "(out_features, in_features)", where)
+    valid.ndim(w.shape, 2, "w", "(out_features, in_features)", where)
     N = x.shape[0]
     D = int(np.prod(x.shape[1:], dtype=np.int64))
     O, Dw = w.shape
@@ -454,11 +412,11 @@ def linear(x, w, b=None, *, activation=None):
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
     """
     where = "linear"
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     if b is not None:
-        b = _array(b, "b", where)
-    relu = _activation(activation, where)
+        b = valid.computable_array(b, "b", where)
+    relu = valid.activation(activation, where)
     N, D, O = _linear_setup(x, w, where)
     if b is not None and b.shape != (O,):
         raise ValueError(f"{where}: b must have shape ({O},) to match w's {O} outputs, "
@@ -485,9 +443,9 @@ def linear_backward(dy, x, w):
     ((2, 3), (4, 3), [2.0, 2.0, 2.0, 2.0])
     """
     where = "linear_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     N, D, O = _linear_setup(x, w, where)
     if dy.shape != (N, O):
         raise ValueError(f"{where}: dy must have the shape of linear's output {(N, O)}, "
@@ -515,7 +473,7 @@ def relu(x):
     >>> fastconv.relu([-1.0, 0.5]).tolist()
     [0.0, 0.5]
     """
-    x = _array(x, "x", "relu")
+    x = valid.computable_array(x, "x", "relu")
     dtype = _dtype(x)
     # out= keeps a 0-d input a 0-d array (a bare ufunc call returns a scalar).
     return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", "relu"))
@@ -529,8 +487,8 @@ def relu_backward(dy, x):
     [0.0, 3.0]
     """
     where = "relu_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
     if dy.shape != x.shape:
         raise ValueError(f"{where}: dy must have x's shape {x.shape}, got {dy.shape}")
     dtype = _dtype(dy, x)

@@ -32,8 +32,9 @@ import sys
 
 import numpy as np
 
+from . import _validate as valid
 from . import functional as F
-from ._shapes import ShapeError, conv_output_hw, pair
+from ._shapes import ShapeError, conv_output_hw
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
            "Flatten", "Sequential", "Summary"]
@@ -55,7 +56,7 @@ def _positive_int(value, what, where):
 
 
 def _pair_at_least(value, what, where, lowest):
-    p = pair(value, what, where)
+    p = valid.pair(value, what, where)
     if p[0] < lowest or p[1] < lowest:
         raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
     return p
@@ -70,9 +71,6 @@ def _param_dtype(dtype, where):
     if dt not in _PARAM_DTYPES:
         raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
     return dt
-
-
-_bool_flag = F._bool_flag
 
 
 def _show_pair(p):
@@ -213,9 +211,9 @@ class Conv2d(_Parametrised):
         self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
         self.stride = _pair_at_least(stride, "stride", where, 1)
         self.padding = _pair_at_least(padding, "padding", where, 0)
-        has_bias = _bool_flag(bias, "bias", where)
+        has_bias = valid.flag(bias, "bias", where)
         self.dtype = _param_dtype(dtype, where)
-        self.strict = _bool_flag(strict, "strict", where)
+        self.strict = valid.flag(strict, "strict", where)
         fh, fw = self.kernel_size
         self._init_params((self.out_channels, self.in_channels, fh, fw),
                           self.in_channels * fh * fw, has_bias, self.dtype, seed)
@@ -285,7 +283,7 @@ class Linear(_Parametrised):
         where = "Linear"
         self.in_features = _positive_int(in_features, "in_features", where)
         self.out_features = _positive_int(out_features, "out_features", where)
-        has_bias = _bool_flag(bias, "bias", where)
+        has_bias = valid.flag(bias, "bias", where)
         self.dtype = _param_dtype(dtype, where)
         self._init_params((self.out_features, self.in_features), self.in_features,
                           has_bias, self.dtype, seed)
@@ -339,7 +337,7 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride, padding, strict):
         super().__init__()
         where = self._name
-        self.strict = _bool_flag(strict, "strict", where)
+        self.strict = valid.flag(strict, "strict", where)
         self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
         self.stride = (self.kernel_size if stride is None
                        else _pair_at_least(stride, "stride", where, 1))
@@ -437,7 +435,7 @@ class AvgPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True, *,
                  strict=True):
         super().__init__(kernel_size, stride, padding, strict)
-        self.count_include_pad = _bool_flag(count_include_pad, "count_include_pad",
+        self.count_include_pad = valid.flag(count_include_pad, "count_include_pad",
                                             self._name)
         self._x_shape = None
 

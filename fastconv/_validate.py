@@ -1,0 +1,105 @@
+"""Argument validation: every rule fastconv applies to its arguments, and the
+wording of its error, written once.
+
+The functional API, the layers, the losses, the CS231n layer functions and
+the run-time configuration check their arguments here.  Each function takes
+the argument's name ``what`` and the name ``where`` of the op or layer that
+the message starts with, returns the value in the form its caller goes on
+with, and raises TypeError (the wrong kind of value) or ValueError (the right
+kind, out of range).  The output-size formula, which checks the sizes the
+arguments combine into, is in :mod:`fastconv._shapes`.
+"""
+
+import numbers
+
+import numpy as np
+
+# Kernel sizes, strides and paddings above this are rejected: no real layer
+# comes near it, and the bound keeps every product the C core forms from
+# them (padded sizes, window offsets, workspace rows) far from int64 overflow.
+MAX_WINDOW_PARAM = 2**31 - 1
+
+
+# ------------------------------------------------------------------ numbers
+
+def integer(value, what, where):
+    """``value`` as a Python int; any integral number is accepted but a bool."""
+    if type(value) is int:   # the common case, without the abstract-class check
+        return value
+    # bool is an int subclass, but a True kernel size is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    return int(value)
+
+
+def window_param(value, what, where):
+    """An int kernel size, stride or padding no larger than MAX_WINDOW_PARAM."""
+    value = integer(value, what, where)
+    if value > MAX_WINDOW_PARAM:
+        raise ValueError(f"{where}: {what} must be at most 2**31 - 1 = {MAX_WINDOW_PARAM}, "
+                         f"got {value}")
+    return value
+
+
+def pair(value, what, where="fastconv"):
+    """A window parameter given as an int or an (h, w) pair, as a tuple of two
+    Python ints.  Their lower bounds are the caller's to check."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: {what} must be an int or an (h, w) pair, "
+                             f"got {value!r}")
+        return (window_param(value[0], what, where), window_param(value[1], what, where))
+    v = window_param(value, what, where)
+    return (v, v)
+
+
+def flag(value, what, where):
+    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def activation(value, where):
+    """Whether the ``activation`` argument (None or "relu") asks for a fused ReLU."""
+    if value is None:
+        return False
+    if value == "relu":
+        return True
+    raise ValueError(f"{where}: activation must be None or 'relu', got {value!r}")
+
+
+# ------------------------------------------------------------------- arrays
+
+def ndim(shape, n, what, layout, where):
+    """Check that an array of shape ``shape`` has ``n`` axes, read as ``layout``."""
+    if len(shape) != n:
+        raise ValueError(f"{where}: {what} must be {n}-D {layout}, got shape {shape}")
+
+
+def computable_array(a, what, where):
+    """``a`` as an ndarray whose dtype fastconv's kernels compute on, after
+    conversion: an integer, or a float of at most 64 bits.  Lists are
+    converted; complex, bool, object and string arrays raise TypeError."""
+    if a is None:
+        raise TypeError(f"{where}: {what} must be an array, got None")
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{where}: {what} could not be converted to an array: "
+                            f"{exc}") from None
+    kind = a.dtype.kind
+    if kind in "iu":
+        return a
+    if kind == "f":
+        if a.dtype.itemsize > 8:
+            raise TypeError(f"{where}: {what} has dtype {a.dtype}, which fastconv does not "
+                            f"compute in; cast it to float64")
+        return a
+    described = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind)
+    shown = (f"{a.dtype} ({described})" if described and described != str(a.dtype)
+             else str(a.dtype))
+    raise TypeError(f"{where}: {what} has dtype {shown}; fastconv computes in "
+                    f"float32 or float64 and accepts real numeric arrays only")
