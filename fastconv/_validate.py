@@ -19,6 +19,10 @@ import numpy as np
 # them (padded sizes, window offsets, workspace rows) far from int64 overflow.
 MAX_WINDOW_PARAM = 2**31 - 1
 
+# More threads than this is a typo, not a machine: OpenMP runtimes abort on
+# thread creation long before 2**31.
+MAX_THREADS = 1024
+
 
 # ------------------------------------------------------------------ numbers
 
@@ -54,6 +58,37 @@ def pair(value, what, where="fastconv"):
     return (v, v)
 
 
+def layer_size(value, what, where):
+    """A layer's number of channels or features: an int >= 1 (NumPy's too)."""
+    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    return int(value)
+
+
+def pair_at_least(value, lowest, what, where):
+    """A layer's window setting as :func:`pair` gives it, each entry at least
+    ``lowest``; the error shows the value as the caller wrote it."""
+    p = pair(value, what, where)
+    if p[0] < lowest or p[1] < lowest:
+        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
+    return p
+
+
+def thread_count(value, what, where):
+    """A number of threads: a Python int from 1 to MAX_THREADS."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    if value > MAX_THREADS:
+        raise ValueError(f"{where}: {what} must be at most {MAX_THREADS}, got {value}")
+    return value
+
+
 def flag(value, what, where):
     """A True/False argument (NumPy's bool too); anything else is a TypeError."""
     if not isinstance(value, (bool, np.bool_)):
@@ -68,6 +103,21 @@ def activation(value, where):
     if value == "relu":
         return True
     raise ValueError(f"{where}: activation must be None or 'relu', got {value!r}")
+
+
+_PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def param_dtype(dtype, where):
+    """The dtype a layer keeps its parameters in: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be float32 or float64, "
+                        f"got {dtype!r}") from None
+    if dt not in _PARAM_DTYPES:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
+    return dt
 
 
 # ------------------------------------------------------------------- arrays

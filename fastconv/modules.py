@@ -39,39 +39,8 @@ from ._shapes import ShapeError, conv_output_hw
 __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
            "Flatten", "Sequential", "Summary"]
 
-_PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 # --------------------------------------------------------------------------
 # argument checking helpers
-
-def _positive_int(value, what, where):
-    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
-                        f"({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
-    return int(value)
-
-
-def _pair_at_least(value, what, where, lowest):
-    p = valid.pair(value, what, where)
-    if p[0] < lowest or p[1] < lowest:
-        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
-    return p
-
-
-def _param_dtype(dtype, where):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{where}: dtype must be float32 or float64, "
-                        f"got {dtype!r}") from None
-    if dt not in _PARAM_DTYPES:
-        raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
-    return dt
-
 
 def _show_pair(p):
     return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
@@ -206,13 +175,13 @@ class Conv2d(_Parametrised):
                  bias=True, *, dtype=np.float32, seed=None, strict=True):
         super().__init__()
         where = "Conv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", where)
-        self.out_channels = _positive_int(out_channels, "out_channels", where)
-        self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
-        self.stride = _pair_at_least(stride, "stride", where, 1)
-        self.padding = _pair_at_least(padding, "padding", where, 0)
+        self.in_channels = valid.layer_size(in_channels, "in_channels", where)
+        self.out_channels = valid.layer_size(out_channels, "out_channels", where)
+        self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
+        self.stride = valid.pair_at_least(stride, 1, "stride", where)
+        self.padding = valid.pair_at_least(padding, 0, "padding", where)
         has_bias = valid.flag(bias, "bias", where)
-        self.dtype = _param_dtype(dtype, where)
+        self.dtype = valid.param_dtype(dtype, where)
         self.strict = valid.flag(strict, "strict", where)
         fh, fw = self.kernel_size
         self._init_params((self.out_channels, self.in_channels, fh, fw),
@@ -281,10 +250,10 @@ class Linear(_Parametrised):
                  seed=None):
         super().__init__()
         where = "Linear"
-        self.in_features = _positive_int(in_features, "in_features", where)
-        self.out_features = _positive_int(out_features, "out_features", where)
+        self.in_features = valid.layer_size(in_features, "in_features", where)
+        self.out_features = valid.layer_size(out_features, "out_features", where)
         has_bias = valid.flag(bias, "bias", where)
-        self.dtype = _param_dtype(dtype, where)
+        self.dtype = valid.param_dtype(dtype, where)
         self._init_params((self.out_features, self.in_features), self.in_features,
                           has_bias, self.dtype, seed)
         self._x = None
@@ -338,10 +307,10 @@ class _Pool2d(Module):
         super().__init__()
         where = self._name
         self.strict = valid.flag(strict, "strict", where)
-        self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
+        self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
         self.stride = (self.kernel_size if stride is None
-                       else _pair_at_least(stride, "stride", where, 1))
-        self.padding = _pair_at_least(padding, "padding", where, 0)
+                       else valid.pair_at_least(stride, 1, "stride", where))
+        self.padding = valid.pair_at_least(padding, 0, "padding", where)
         half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
         # A window made only of padding would have no input to pool (PyTorch's rule).
         if self.padding[0] > half[0] or self.padding[1] > half[1]:
