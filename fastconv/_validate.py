@@ -128,6 +128,25 @@ def ndim(shape, n, what, layout, where):
         raise ValueError(f"{where}: {what} must be {n}-D {layout}, got shape {shape}")
 
 
+def real_array(a, what, where):
+    """``a`` as an ndarray of real numbers, of any integer or float dtype, for
+    a caller that converts it to the dtype it computes in."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: {what} must hold real numbers, got dtype {a.dtype}")
+    return a
+
+
+def label_array(y, what, where):
+    """Class labels as an ndarray of an integer dtype; the caller checks
+    their shape and range against the scores."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{where}: {what} must hold integer class labels, got dtype "
+                        f"{y.dtype}")
+    return y
+
+
 def computable_array(a, what, where):
     """``a`` as an ndarray whose dtype fastconv's kernels compute on, after
     conversion: an integer, or a float of at most 64 bits.  Lists are

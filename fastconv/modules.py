@@ -46,14 +46,6 @@ def _show_pair(p):
     return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
 
 
-def _real_array(x, where, what="input"):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"{where}: {what} must hold real numbers, got dtype "
-                        f"{x.dtype}")
-    return x
-
-
 def _fmt_shape(shape):
     return " x ".join(str(s) for s in shape)
 
@@ -131,7 +123,7 @@ class _Parametrised(Module):
         if name not in self.params:
             raise AttributeError(f"{self!r} has no {name}")
         old = self.params[name]
-        arr = _real_array(value, repr(self), name)
+        arr = valid.real_array(value, name, repr(self))
         if arr.shape != old.shape:
             raise ValueError(f"{self!r}: {name} must have shape {old.shape}, "
                              f"got {arr.shape}")
@@ -154,7 +146,7 @@ class _Parametrised(Module):
         self._set_param("bias", value)
 
     def _as_param_dtype(self, a, what):
-        a = _real_array(a, repr(self), what)
+        a = valid.real_array(a, what, repr(self))
         return a.astype(self.dtype, copy=False)
 
 
@@ -339,7 +331,7 @@ class _Pool2d(Module):
         return (c, h2, w2)
 
     def _checked_input(self, x):
-        x = _real_array(x, repr(self))
+        x = valid.real_array(x, "input", repr(self))
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), "
                              f"got shape {x.shape}")
@@ -444,7 +436,7 @@ class ReLU(Module):
         return self._sample_shape(input_shape, None, "")
 
     def forward(self, x):
-        x = _real_array(x, repr(self))
+        x = valid.real_array(x, "input", repr(self))
         y = F.relu(x)
         self._x = x
         return y
