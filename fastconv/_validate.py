@@ -58,6 +58,36 @@ def pair(value, what, where="fastconv"):
     return (v, v)
 
 
+def show_pair(p):
+    """An (h, w) pair as a layer's repr shows it: one number when h == w."""
+    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
+
+
+def pool_window(kernel, padding, where, *, compact=False):
+    """Check pooling's (h, w) kernel and padding pairs: per axis, kernel >= 1
+    and 0 <= padding <= kernel // 2.
+
+    The bound on padding is PyTorch's rule: a window made only of padding
+    would have no input value to pool.  By default the error shows the pairs
+    as the functional API normalises them and names the axis at fault;
+    ``compact=True`` shows them as a layer's repr does, with the bound.
+    """
+    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
+        if k < 1:
+            raise ValueError(f"{where}: kernel_size must be >= 1, got {kernel}")
+        if p < 0:
+            raise ValueError(f"{where}: padding must be >= 0, got {padding}")
+        if p > k // 2:
+            if compact:
+                half = (kernel[0] // 2, kernel[1] // 2)
+                raise ValueError(f"{where}: padding {show_pair(padding)} must be at most "
+                                 f"half the kernel size {show_pair(kernel)}, i.e. <= "
+                                 f"{show_pair(half)}")
+            raise ValueError(f"{where}: padding {padding} must be at most half the kernel "
+                             f"size {kernel} (a window must hold at least one input value); "
+                             f"{axis} padding {p} > {k}//2")
+
+
 def layer_size(value, what, where):
     """A layer's number of channels or features: an int >= 1 (NumPy's too)."""
     # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.

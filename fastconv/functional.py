@@ -213,15 +213,7 @@ def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
     kernel = valid.pair(kernel_size, "kernel_size", where)
     stride = kernel if stride is None else valid.pair(stride, "stride", where)
     padding = valid.pair(padding, "padding", where)
-    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
-        if k < 1:
-            raise ValueError(f"{where}: kernel_size must be >= 1, got {kernel}")
-        if p < 0:
-            raise ValueError(f"{where}: padding must be >= 0, got {padding}")
-        if p > k // 2:
-            raise ValueError(f"{where}: padding {padding} must be at most half the kernel "
-                             f"size {kernel} (a window must hold at least one input value); "
-                             f"{axis} padding {p} > {k}//2")
+    valid.pool_window(kernel, padding, where)
     N, C, H, W = x_shape
     if H == 0 or W == 0:
         raise ValueError(f"{where}: x has height {H} and width {W}; pooling needs H >= 1 and "

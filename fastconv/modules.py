@@ -40,11 +40,7 @@ __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
            "Flatten", "Sequential", "Summary"]
 
 # --------------------------------------------------------------------------
-# argument checking helpers
-
-def _show_pair(p):
-    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
-
+# helpers
 
 def _fmt_shape(shape):
     return " x ".join(str(s) for s in shape)
@@ -182,11 +178,11 @@ class Conv2d(_Parametrised):
 
     def __repr__(self):
         parts = [str(self.in_channels), str(self.out_channels),
-                 f"kernel_size={_show_pair(self.kernel_size)}"]
+                 f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != (1, 1):
-            parts.append(f"stride={_show_pair(self.stride)}")
+            parts.append(f"stride={valid.show_pair(self.stride)}")
         if self.padding != (0, 0):
-            parts.append(f"padding={_show_pair(self.padding)}")
+            parts.append(f"padding={valid.show_pair(self.padding)}")
         if "bias" not in self.params:
             parts.append("bias=False")
         if self.dtype != np.float32:
@@ -303,20 +299,14 @@ class _Pool2d(Module):
         self.stride = (self.kernel_size if stride is None
                        else valid.pair_at_least(stride, 1, "stride", where))
         self.padding = valid.pair_at_least(padding, 0, "padding", where)
-        half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
-        # A window made only of padding would have no input to pool (PyTorch's rule).
-        if self.padding[0] > half[0] or self.padding[1] > half[1]:
-            raise ValueError(f"{where}: padding {_show_pair(self.padding)} must be "
-                             f"at most half the kernel size "
-                             f"{_show_pair(self.kernel_size)}, i.e. <= "
-                             f"{_show_pair(half)}")
+        valid.pool_window(self.kernel_size, self.padding, where, compact=True)
 
     def _repr_parts(self):
-        parts = [f"kernel_size={_show_pair(self.kernel_size)}"]
+        parts = [f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != self.kernel_size:
-            parts.append(f"stride={_show_pair(self.stride)}")
+            parts.append(f"stride={valid.show_pair(self.stride)}")
         if self.padding != (0, 0):
-            parts.append(f"padding={_show_pair(self.padding)}")
+            parts.append(f"padding={valid.show_pair(self.padding)}")
         if not self.strict:
             parts.append("strict=False")
         return parts
