@@ -1,8 +1,11 @@
 """The functional API: stateless convolution, pooling, linear and ReLU ops.
 
-Each function normalises and validates its arguments, picks the computation
-dtype, makes its inputs C-contiguous, allocates the output and makes one call
-into the C core.  Every bad input raises here, before any C runs.
+Each function normalises and validates its arguments (by the rules of
+:mod:`fastconv._validate`; a convolution or pooling describes its sizes by the
+geometry that :mod:`fastconv._shapes` builds from them), picks the
+computation dtype, makes its inputs C-contiguous, allocates the output and
+makes one call into the C core.  Every bad input raises here, before any C
+runs.
 
 Layouts: activations NCHW, conv weights (K, C, F_h, F_w), linear weights
 (out_features, in_features).  dtypes: float32 and float64 natively; integer
@@ -18,7 +21,7 @@ import numpy as np
 
 from . import _config, _core
 from . import _validate as valid
-from ._shapes import ShapeError, conv_output_hw
+from ._shapes import ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
 
 __all__ = [
@@ -105,22 +108,6 @@ def _alloc(shape, dtype, what, where):
                           f"and dtype {dtype.name} ({nbytes / 2**30:.3g} GiB)") from None
 
 
-def _conv_setup(x, w, stride, padding, strict, where):
-    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
-    valid.ndim(w.shape, 4, "w", "(K, C, F_h, F_w)", where)
-    N, C, H, W = x.shape
-    K, Cw, FH, FW = w.shape
-    if C != Cw:
-        raise ValueError(f"{where}: x has {C} channels (x.shape[1]) but w expects {Cw} "
-                         f"(w.shape[1]); w must be (K, C, F_h, F_w)")
-    if FH < 1 or FW < 1:
-        raise ValueError(f"{where}: kernel size must be >= 1, got w.shape = {w.shape}")
-    stride = valid.pair(stride, "stride", where)
-    padding = valid.pair(padding, "padding", where)
-    H2, W2 = conv_output_hw(H, W, (FH, FW), stride, padding, strict=strict, where=where)
-    return (N, C, H, W, K, FH, FW, stride[0], stride[1], padding[0], padding[1], H2, W2)
-
-
 # -------------------------------------------------------------- convolution
 
 def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
@@ -143,20 +130,20 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
     if b is not None:
         b = valid.computable_array(b, "b", where)
     relu = valid.activation(activation, where)
-    geom = _conv_setup(x, w, stride, padding, strict, where)
-    N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+    K = geom.K
     if b is not None and b.shape != (K,):
         raise ValueError(f"{where}: b must have shape ({K},) to match w's {K} filters, "
                          f"got {b.shape}")
     dtype = _dtype(x, w, b)
-    y = _alloc((N, K, H2, W2), dtype, "the output", where)
+    y = _alloc(geom.out_shape, dtype, "the output", where)
     if y.size == 0:
         return y
-    if C == 0:
+    if geom.C == 0:
         y[...] = 0 if b is None else np.asarray(b, dtype).reshape(1, K, 1, 1)
         return np.maximum(y, 0) if relu else y
     bf = _flat(b, dtype) if b is not None else _empty_flat(dtype)
-    _core.conv2d_fwd(geom, _flat(x, dtype), _flat(w, dtype), bf, y.reshape(-1), relu,
+    _core.conv2d_fwd(tuple(geom), _flat(x, dtype), _flat(w, dtype), bf, y.reshape(-1), relu,
                      _config.get_num_threads())
     return y
 
@@ -181,16 +168,15 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
     dy = valid.computable_array(dy, "dy", where)
     x = valid.computable_array(x, "x", where)
     w = valid.computable_array(w, "w", where)
-    geom = _conv_setup(x, w, stride, padding, False, where)
-    N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
-    if dy.shape != (N, K, H2, W2):
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=False, where=where)
+    if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of conv2d's output "
-                         f"{(N, K, H2, W2)}, got {dy.shape}")
+                         f"{geom.out_shape}, got {dy.shape}")
     dtype = _dtype(dy, x, w)
     dx = _alloc(x.shape, dtype, "dx", where) if need_dx else None
     dw = _alloc(w.shape, dtype, "dw", where)
-    db = _alloc((K,), dtype, "db", where)
-    if N == 0 or K == 0 or C == 0:
+    db = _alloc((geom.K,), dtype, "db", where)
+    if geom.N == 0 or geom.K == 0 or geom.C == 0:
         dw[...] = 0
         db[...] = np.asarray(dy, dtype).sum(axis=(0, 2, 3))
         if dx is not None:
@@ -199,29 +185,15 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
     nt = _config.get_num_threads()
     dyf = _flat(dy, dtype)
     wf = _flat(w, dtype)
-    _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt)
+    _core.conv2d_bwd_weight(tuple(geom), dyf, _flat(x, dtype), dw.reshape(-1), db, nt)
     # An input of height or width 0 (the output then comes from padding
     # alone) has an empty gradient, and nothing to compute.
     if dx is not None and dx.size:
-        _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt)
+        _core.conv2d_bwd_data(tuple(geom), dyf, wf, dx.reshape(-1), nt)
     return dx, dw, db
 
 
 # ------------------------------------------------------------------ pooling
-
-def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
-    kernel = valid.pair(kernel_size, "kernel_size", where)
-    stride = kernel if stride is None else valid.pair(stride, "stride", where)
-    padding = valid.pair(padding, "padding", where)
-    valid.pool_window(kernel, padding, where)
-    N, C, H, W = x_shape
-    if H == 0 or W == 0:
-        raise ValueError(f"{where}: x has height {H} and width {W}; pooling needs H >= 1 and "
-                         f"W >= 1 (a window must hold at least one input value)")
-    H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
-    return (N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-            H2, W2)
-
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
                return_indices=False):
@@ -248,17 +220,17 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     return_indices = valid.flag(return_indices, "return_indices", where)
-    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
     dtype = _dtype(x)
-    y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
+    y = _alloc(geom.out_shape, dtype, "the output", where)
     if not return_indices:
         if y.size:
-            _core.maxpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1),
+            _core.maxpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1),
                                 _config.get_num_threads())
         return y
     idx = _alloc(y.shape, np.int64, "the indices", where)
     if y.size:
-        _core.maxpool2d_fwd_idx(geom, _flat(x, dtype), y.reshape(-1), idx.reshape(-1),
+        _core.maxpool2d_fwd_idx(tuple(geom), _flat(x, dtype), y.reshape(-1), idx.reshape(-1),
                                 _config.get_num_threads())
     return y, idx
 
@@ -285,22 +257,21 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     dy = valid.computable_array(dy, "dy", where)
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
-    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
-    out_shape = x.shape[:2] + geom[-2:]
-    if dy.shape != out_shape:
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of max_pool2d's output "
-                         f"{out_shape}, got {dy.shape}")
+                         f"{geom.out_shape}, got {dy.shape}")
     if indices is not None:
-        indices = _indices(indices, out_shape, where)
+        indices = _indices(indices, geom.out_shape, where)
     dtype = _dtype(dy, x)
     dx = _alloc(x.shape, dtype, "dx", where)
     if dx.size:
         if indices is None:
-            _core.maxpool2d_bwd(geom, _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
+            _core.maxpool2d_bwd(tuple(geom), _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
                                 _config.get_num_threads())
         else:
             try:
-                _core.maxpool2d_bwd_idx(geom, _flat(dy, dtype), indices, dx.reshape(-1),
+                _core.maxpool2d_bwd_idx(tuple(geom), _flat(dy, dtype), indices, dx.reshape(-1),
                                         _config.get_num_threads())
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
@@ -338,12 +309,12 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     where = "avg_pool2d"
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
-    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
     dtype = _dtype(x)
-    y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
+    y = _alloc(geom.out_shape, dtype, "the output", where)
     if y.size:
-        _core.avgpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), bool(count_include_pad),
-                            _config.get_num_threads())
+        _core.avgpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1),
+                            bool(count_include_pad), _config.get_num_threads())
     return y
 
 
@@ -365,16 +336,15 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
         raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
                          f"got {x_shape!r}")
     x_shape = tuple(int(s) for s in x_shape)
-    geom = _pool_setup(x_shape, kernel_size, stride, padding, strict, where)
-    out_shape = x_shape[:2] + geom[-2:]
-    if dy.shape != out_shape:
+    geom = pool_geometry(x_shape, kernel_size, stride, padding, strict=strict, where=where)
+    if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of avg_pool2d's output "
-                         f"{out_shape}, got {dy.shape}")
+                         f"{geom.out_shape}, got {dy.shape}")
     dtype = _dtype(dy)
     dx = _alloc(x_shape, dtype, "dx", where)
     if dx.size:
-        _core.avgpool2d_bwd(geom, _flat(dy, dtype), dx.reshape(-1), bool(count_include_pad),
-                            _config.get_num_threads())
+        _core.avgpool2d_bwd(tuple(geom), _flat(dy, dtype), dx.reshape(-1),
+                            bool(count_include_pad), _config.get_num_threads())
     return dx
 
 
