@@ -7,6 +7,11 @@ computation dtype, makes its inputs C-contiguous, allocates the output and
 makes one call into the C core.  Every bad input raises here, before any C
 runs.
 
+The forward ops also take a private keyword ``_name``, the name their error
+messages start with (the op's own by default): the layers of
+:mod:`fastconv.modules` pass their repr, so that an error raised during a
+layer's call names the layer.
+
 Layouts: activations NCHW, conv weights (K, C, F_h, F_w), linear weights
 (out_features, in_features).  dtypes: float32 and float64 natively; integer
 inputs count as float64, float16 as float32, and mixed inputs follow NumPy's
@@ -110,7 +115,8 @@ def _alloc(shape, dtype, what, where):
 
 # -------------------------------------------------------------- convolution
 
-def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
+def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
+           _name="conv2d"):
     """2-D convolution (cross-correlation, as in deep learning frameworks).
 
     x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
@@ -124,7 +130,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None):
     >>> fastconv.conv2d(x, w, stride=1, padding=2).shape
     (1, 8, 32, 32)
     """
-    where = "conv2d"
+    where = _name
     x = valid.computable_array(x, "x", where)
     w = valid.computable_array(w, "w", where)
     if b is not None:
@@ -196,7 +202,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True):
 # ------------------------------------------------------------------ pooling
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
-               return_indices=False):
+               return_indices=False, _name="max_pool2d"):
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
@@ -216,7 +222,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     >>> idx[0, 0].tolist()
     [[5, 7], [13, 15]]
     """
-    where = "max_pool2d"
+    where = _name
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     return_indices = valid.flag(return_indices, "return_indices", where)
@@ -294,7 +300,7 @@ def _indices(indices, out_shape, where):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,
-               strict=True):
+               strict=True, _name="avg_pool2d"):
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
     With ``count_include_pad=True`` every window is divided by F_h*F_w
@@ -306,7 +312,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     >>> fastconv.avg_pool2d(x, 2)[0, 0].tolist()
     [[2.5, 4.5], [10.5, 12.5]]
     """
-    where = "avg_pool2d"
+    where = _name
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
@@ -363,7 +369,7 @@ def _linear_setup(x, w, where):
     return N, D, O
 
 
-def linear(x, w, b=None, *, activation=None):
+def linear(x, w, b=None, *, activation=None, _name="linear"):
     """Fully connected layer: y = x_flat @ w.T + b.
 
     x: (N, D) or (N, d1, ..., dk) flattened to (N, D); w: (out_features, D);
@@ -373,7 +379,7 @@ def linear(x, w, b=None, *, activation=None):
     >>> fastconv.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
     """
-    where = "linear"
+    where = _name
     x = valid.computable_array(x, "x", where)
     w = valid.computable_array(w, "w", where)
     if b is not None:
@@ -428,17 +434,17 @@ def linear_backward(dy, x, w):
 
 # --------------------------------------------------------------------- relu
 
-def relu(x):
+def relu(x, *, _name="relu"):
     """max(x, 0) elementwise; NaN stays NaN.
 
     >>> import fastconv
     >>> fastconv.relu([-1.0, 0.5]).tolist()
     [0.0, 0.5]
     """
-    x = valid.computable_array(x, "x", "relu")
+    x = valid.computable_array(x, "x", _name)
     dtype = _dtype(x)
     # out= keeps a 0-d input a 0-d array (a bare ufunc call returns a scalar).
-    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", "relu"))
+    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", _name))
 
 
 def relu_backward(dy, x):

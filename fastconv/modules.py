@@ -10,8 +10,10 @@ Every layer is a plain object::
 an optimiser updates ``params`` in place.  ``backward`` overwrites ``grads``
 (it does not accumulate), so calling ``zero_grad`` between steps is optional.
 
-The computation itself is one call into :mod:`fastconv.functional`; the
-output-size formula ``(W - F + 2P)/S + 1`` is checked on every forward through
+A layer checks its settings when it is built.  The computation itself is one
+call into :mod:`fastconv.functional`, to which the layer passes its repr as
+the name to start error messages with: the output-size formula
+``(W - F + 2P)/S + 1`` is checked on every forward through
 :mod:`fastconv._shapes`, and a :class:`ShapeError` names the layer (and, inside
 a ``Sequential``, its index).  Conv2d and the pooling layers take the
 functional API's keyword ``strict``: True (the default) rejects a fractional
@@ -191,11 +193,15 @@ class Conv2d(_Parametrised):
             parts.append("strict=False")
         return f"Conv2d({', '.join(parts)})"
 
-    def output_shape(self, input_shape):
-        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+    def _check_channels(self, c):
+        # conv2d checks this too, but words it for a caller who passed w.
         if c != self.in_channels:
             raise ValueError(f"{self!r}: expected {self.in_channels} input "
                              f"channels, got {c}")
+
+    def output_shape(self, input_shape):
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        self._check_channels(c)
         h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
                                 strict=self.strict, where=repr(self))
         return (self.out_channels, h2, w2)
@@ -210,9 +216,9 @@ class Conv2d(_Parametrised):
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, "
                              f"{self.in_channels}, H, W), got shape {x.shape}")
-        self.output_shape(x.shape[1:])
+        self._check_channels(x.shape[1])
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                     strict=self.strict)
+                     strict=self.strict, _name=repr(self))
         self._x = x
         return y
 
@@ -273,8 +279,9 @@ class Linear(_Parametrised):
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected input of shape (N, "
                              f"{self.in_features}) or (N, ...), got shape {x.shape}")
+        # linear checks the feature count too, but words it for a caller who passed w.
         self.output_shape(x.shape[1:])
-        y = F.linear(x, self.weight, self.bias)
+        y = F.linear(x, self.weight, self.bias, _name=repr(self))
         self._x = x
         return y
 
@@ -325,7 +332,6 @@ class _Pool2d(Module):
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), "
                              f"got shape {x.shape}")
-        self.output_shape(x.shape[1:])
         return x
 
 
@@ -359,9 +365,10 @@ class MaxPool2d(_Pool2d):
         x = self._checked_input(x)
         args = (x, self.kernel_size, self.stride, self.padding)
         if self._record:
-            y, self._indices = F.max_pool2d(*args, strict=self.strict, return_indices=True)
+            y, self._indices = F.max_pool2d(*args, strict=self.strict, return_indices=True,
+                                            _name=repr(self))
         else:
-            y = F.max_pool2d(*args, strict=self.strict)
+            y = F.max_pool2d(*args, strict=self.strict, _name=repr(self))
         self._x = x
         return y
 
@@ -399,7 +406,8 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         x = self._checked_input(x)
         y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
-                         count_include_pad=self.count_include_pad, strict=self.strict)
+                         count_include_pad=self.count_include_pad, strict=self.strict,
+                         _name=repr(self))
         self._x_shape = x.shape
         return y
 
@@ -427,7 +435,7 @@ class ReLU(Module):
 
     def forward(self, x):
         x = valid.real_array(x, "input", repr(self))
-        y = F.relu(x)
+        y = F.relu(x, _name=repr(self))
         self._x = x
         return y
 
