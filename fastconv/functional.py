@@ -473,7 +473,9 @@ def output_size(size, kernel, stride=1, padding=0, *, strict=True):
     ``strict``.
 
     >>> import fastconv
-    >>> fastconv.output_size(224, 7, 2, 3)
+    >>> fastconv.output_size(227, 11, 4, 0)
+    55
+    >>> fastconv.output_size(224, 7, 2, 3, strict=False)
     112
     """
     return _output_size(size, kernel, stride, padding, strict=strict, where="output_size")
