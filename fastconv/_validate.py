@@ -24,7 +24,7 @@ MAX_WINDOW_PARAM = 2**31 - 1
 MAX_THREADS = 1024
 
 
-# ------------------------------------------------------------------ numbers
+# ----------------------------------------------------- numbers and switches
 
 def integer(value, what, where):
     """``value`` as a Python int; any integral number is accepted but a bool."""
@@ -36,6 +36,46 @@ def integer(value, what, where):
                         f"({type(value).__name__})")
     return int(value)
 
+
+def layer_size(value, what, where):
+    """A layer's number of channels or features: an int >= 1 (NumPy's too)."""
+    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    return int(value)
+
+
+def thread_count(value, what, where):
+    """A number of threads: a Python int from 1 to MAX_THREADS."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    if value > MAX_THREADS:
+        raise ValueError(f"{where}: {what} must be at most {MAX_THREADS}, got {value}")
+    return value
+
+
+def flag(value, what, where):
+    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def activation(value, where):
+    """Whether the ``activation`` argument (None or "relu") asks for a fused ReLU."""
+    if value is None:
+        return False
+    if value == "relu":
+        return True
+    raise ValueError(f"{where}: activation must be None or 'relu', got {value!r}")
+
+
+# ------------------------------------ windows: kernel size, stride, padding
 
 def window_param(value, what, where):
     """An int kernel size, stride or padding no larger than MAX_WINDOW_PARAM."""
@@ -56,6 +96,15 @@ def pair(value, what, where="fastconv"):
         return (window_param(value[0], what, where), window_param(value[1], what, where))
     v = window_param(value, what, where)
     return (v, v)
+
+
+def pair_at_least(value, lowest, what, where):
+    """A layer's window setting as :func:`pair` gives it, each entry at least
+    ``lowest``; the error shows the value as the caller wrote it."""
+    p = pair(value, what, where)
+    if p[0] < lowest or p[1] < lowest:
+        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
+    return p
 
 
 def show_pair(p):
@@ -88,52 +137,7 @@ def pool_window(kernel, padding, where, *, compact=False):
                              f"{axis} padding {p} > {k}//2")
 
 
-def layer_size(value, what, where):
-    """A layer's number of channels or features: an int >= 1 (NumPy's too)."""
-    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
-                        f"({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
-    return int(value)
-
-
-def pair_at_least(value, lowest, what, where):
-    """A layer's window setting as :func:`pair` gives it, each entry at least
-    ``lowest``; the error shows the value as the caller wrote it."""
-    p = pair(value, what, where)
-    if p[0] < lowest or p[1] < lowest:
-        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
-    return p
-
-
-def thread_count(value, what, where):
-    """A number of threads: a Python int from 1 to MAX_THREADS."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where}: {what} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
-    if value > MAX_THREADS:
-        raise ValueError(f"{where}: {what} must be at most {MAX_THREADS}, got {value}")
-    return value
-
-
-def flag(value, what, where):
-    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def activation(value, where):
-    """Whether the ``activation`` argument (None or "relu") asks for a fused ReLU."""
-    if value is None:
-        return False
-    if value == "relu":
-        return True
-    raise ValueError(f"{where}: activation must be None or 'relu', got {value!r}")
-
+# -------------------------------------------------------- dtypes and arrays
 
 _PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -149,8 +153,6 @@ def param_dtype(dtype, where):
         raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
     return dt
 
-
-# ------------------------------------------------------------------- arrays
 
 def ndim(shape, n, what, layout, where):
     """Check that an array of shape ``shape`` has ``n`` axes, read as ``layout``."""

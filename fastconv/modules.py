@@ -328,6 +328,7 @@ class _Pool2d(Module):
         return (c, h2, w2)
 
     def _checked_input(self, x):
+        # The op checks the dtype and ndim too, but in words about its argument x.
         x = valid.real_array(x, "input", repr(self))
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), "
