@@ -15,27 +15,14 @@ import threading
 import warnings
 
 from . import _core
+from . import _validate as valid
+from ._validate import MAX_THREADS
 from ._version import __version__
 
 ISAS = ("generic", "avx2", "avx512")
 
 _lock = threading.Lock()
 _num_threads = None
-
-
-# More threads than this is a typo, not a machine: OpenMP runtimes abort on
-# thread creation long before 2**31.
-MAX_THREADS = 1024
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    if value > MAX_THREADS:
-        raise ValueError(f"{what} must be at most {MAX_THREADS}, got {value}")
-    return value
 
 
 def set_num_threads(n):
@@ -48,7 +35,7 @@ def set_num_threads(n):
     """
     global _num_threads
     with _lock:
-        _num_threads = None if n is None else _positive_int(n, "set_num_threads: n")
+        _num_threads = None if n is None else valid.thread_count(n, "n", "set_num_threads")
 
 
 def _env_threads():

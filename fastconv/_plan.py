@@ -13,7 +13,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _config, _core
+from . import _config, _core, _validate
+from ._shapes import conv_geometry, pool_geometry
 
 _OPS = {
     "conv2d": _core.OP_CONV_FWD,
@@ -153,7 +154,7 @@ def plan(op, x_shape, w_shape=None, *, dtype, stride=1, padding=0, **op_args):
         raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
     threads = op_args.pop("threads", None)
     nt = _config.get_num_threads() if threads is None else \
-        _config._positive_int(threads, f"{where}: threads")
+        _validate.thread_count(threads, "threads", where)
     algorithm = op_args.pop("algorithm", None)
     x = _shaped(x_shape, "x_shape", where)
     if op.startswith("conv2d"):
@@ -174,12 +175,12 @@ def _no_more(op_args, where):
 
 
 def _plan_conv(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, where):
-    from .functional import _conv_setup
     if w_shape is None:
         raise ValueError(f"{where}: {op} needs w_shape (K, C, F_h, F_w)")
     strict = op_args.pop("strict", op == "conv2d")
     _no_more(op_args, where)
-    geom = _conv_setup(x, _shaped(w_shape, "w_shape", where), stride, padding, strict, op)
+    w = _shaped(w_shape, "w_shape", where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=op)
     alg = -1 if algorithm is None else algorithm_id(algorithm, [op], where)
     return _core.plan_conv(_OPS[op], tuple(geom), dt.itemsize, nt, alg)
 
@@ -198,7 +199,6 @@ def _plan_linear(op, x, w_shape, dt, algorithm, nt, op_args, where):
 
 
 def _plan_pool(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, where):
-    from .functional import _pool_setup
     if w_shape is not None:
         raise ValueError(f"{where}: pooling has no weights: w_shape must be None")
     if "kernel_size" not in op_args:
@@ -208,7 +208,6 @@ def _plan_pool(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, wher
     _no_more(op_args, where)
     if algorithm is not None:
         algorithm_id(algorithm, [op], where)
-    if x.ndim != 4:
-        raise ValueError(f"{where}: x_shape must be (N, C, H, W), got {x.shape}")
-    geom = _pool_setup(x.shape, kernel, stride, padding, strict, op)
+    _validate.ndim(x.shape, 4, "x", "(N, C, H, W)", op)
+    geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=op)
     return _core.plan_pool(tuple(geom), dt.itemsize, nt)

@@ -1,51 +1,23 @@
-"""The output-size formula ``(W - F + 2P) / S + 1`` and its error messages.
+"""The output-size formula ``(W - F + 2P) / S + 1`` and its error messages,
+and the geometry of a convolution or pooling call built with it.
 
 This module is the only place in fastconv where the formula is written down;
-the functional API, the modules and ``Sequential.summary`` all call it.
+the functional API, the modules and ``Sequential.summary`` all call it.  Every
+convolution op describes its call by a :class:`ConvGeometry` from
+:func:`conv_geometry`, every pooling op by a :class:`PoolGeometry` from
+:func:`pool_geometry`.
 """
 
-import numbers
+from typing import NamedTuple
 
-__all__ = ["ShapeError", "output_size", "pair", "conv_output_hw", "MAX_WINDOW_PARAM"]
+from ._validate import MAX_WINDOW_PARAM, integer, ndim, pair, pool_window, window_param
 
-# Kernel sizes, strides and paddings above this are rejected: no real layer
-# comes near it, and the bound keeps every product the C core forms from
-# them (padded sizes, window offsets, workspace rows) far from int64 overflow.
-MAX_WINDOW_PARAM = 2**31 - 1
+__all__ = ["ShapeError", "output_size", "conv_output_hw", "ConvGeometry", "PoolGeometry",
+           "conv_geometry", "pool_geometry"]
 
 
 class ShapeError(ValueError):
     """An output-size formula that does not give a positive integer."""
-
-
-def _check_int(value, what, where):
-    if type(value) is int:   # the common case, without the abstract-class check
-        return value
-    # bool is an int subclass, but a True kernel size is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
-                        f"({type(value).__name__})")
-    return int(value)
-
-
-def _check_param(value, what, where):
-    """An int kernel size, stride or padding no larger than MAX_WINDOW_PARAM."""
-    value = _check_int(value, what, where)
-    if value > MAX_WINDOW_PARAM:
-        raise ValueError(f"{where}: {what} must be at most 2**31 - 1 = {MAX_WINDOW_PARAM}, "
-                         f"got {value}")
-    return value
-
-
-def pair(value, what, where="fastconv"):
-    """Normalise an int or an (h, w) pair to a tuple of two Python ints."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{where}: {what} must be an int or an (h, w) pair, "
-                             f"got {value!r}")
-        return (_check_param(value[0], what, where), _check_param(value[1], what, where))
-    v = _check_param(value, what, where)
-    return (v, v)
 
 
 def output_size(size, kernel, stride=1, padding=0, *, strict=True,
@@ -61,10 +33,10 @@ def output_size(size, kernel, stride=1, padding=0, *, strict=True,
     >>> output_size(32, 5, 2, 0, strict=False)
     14
     """
-    size = _check_int(size, "size", where)
-    kernel = _check_param(kernel, "kernel size", where)
-    stride = _check_param(stride, "stride", where)
-    padding = _check_param(padding, "padding", where)
+    size = integer(size, "size", where)
+    kernel = window_param(kernel, "kernel size", where)
+    stride = window_param(stride, "stride", where)
+    padding = window_param(padding, "padding", where)
     if size < 0:
         raise ValueError(f"{where}: {axis} must be >= 0, got {size}")
     if kernel < 1:
@@ -102,3 +74,99 @@ def conv_output_hw(h, w, kernel, stride, padding, *, strict=True, where="conv2d"
                         axis="height", where=where),
             output_size(w, kernel[1], stride[1], padding[1], strict=strict,
                         axis="width", where=where))
+
+
+# The C core takes a call's sizes as a struct (fc_conv_geom, fc_pool_geom in
+# src/fc_core.h); the binding fills it by unpacking a tuple of these fields in
+# this order.  The binding types that argument as `tuple`, which Cython checks
+# exactly (a subclass is refused), so callers pass tuple(geom).
+
+class ConvGeometry(NamedTuple):
+    """One convolution: input x (N, C, H, W), weights w (K, C, FH, FW),
+    stride (SH, SW), zero padding (PH, PW) and output (N, K, H2, W2)."""
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    FH: int
+    FW: int
+    SH: int
+    SW: int
+    PH: int
+    PW: int
+    H2: int
+    W2: int
+
+    @property
+    def out_shape(self):
+        """The shape of the output, (N, K, H2, W2)."""
+        return (self.N, self.K, self.H2, self.W2)
+
+
+class PoolGeometry(NamedTuple):
+    """One pooling: input x (N, C, H, W), window (KH, KW), stride (SH, SW),
+    padding (PH, PW) and output (N, C, H2, W2)."""
+    N: int
+    C: int
+    H: int
+    W: int
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    PH: int
+    PW: int
+    H2: int
+    W2: int
+
+    @property
+    def out_shape(self):
+        """The shape of the output, (N, C, H2, W2)."""
+        return (self.N, self.C, self.H2, self.W2)
+
+
+def conv_geometry(x_shape, w_shape, stride, padding, *, strict, where):
+    """The :class:`ConvGeometry` of convolving an input of shape ``x_shape``
+    (N, C, H, W) with weights of shape ``w_shape`` (K, C, F_h, F_w).
+
+    ``stride`` and ``padding`` are an int or an (h, w) pair; ``strict`` is
+    as for :func:`output_size`.  A ValueError (a :class:`ShapeError` for the
+    formula) starting with ``where`` says what does not fit.
+    """
+    ndim(x_shape, 4, "x", "(N, C, H, W)", where)
+    ndim(w_shape, 4, "w", "(K, C, F_h, F_w)", where)
+    N, C, H, W = x_shape
+    K, Cw, FH, FW = w_shape
+    if C != Cw:
+        raise ValueError(f"{where}: x has {C} channels (x.shape[1]) but w expects {Cw} "
+                         f"(w.shape[1]); w must be (K, C, F_h, F_w)")
+    if FH < 1 or FW < 1:
+        raise ValueError(f"{where}: kernel size must be >= 1, got w.shape = {w_shape}")
+    stride = pair(stride, "stride", where)
+    padding = pair(padding, "padding", where)
+    H2, W2 = conv_output_hw(H, W, (FH, FW), stride, padding, strict=strict, where=where)
+    return ConvGeometry(N, C, H, W, K, FH, FW, stride[0], stride[1], padding[0], padding[1],
+                        H2, W2)
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, *, strict, where):
+    """The :class:`PoolGeometry` of pooling an input of shape ``x_shape``, four
+    ints (N, C, H, W) that the caller has checked.
+
+    ``kernel_size``, ``stride`` and ``padding`` are an int or an (h, w) pair;
+    ``stride=None`` means the kernel size.  ``strict`` is as for
+    :func:`output_size`.  A ValueError (a :class:`ShapeError` for the formula)
+    starting with ``where`` says what does not fit.
+    """
+    kernel = pair(kernel_size, "kernel_size", where)
+    stride = kernel if stride is None else pair(stride, "stride", where)
+    padding = pair(padding, "padding", where)
+    pool_window(kernel, padding, where)
+    N, C, H, W = x_shape
+    if H == 0 or W == 0:
+        raise ValueError(f"{where}: x has height {H} and width {W}; pooling needs H >= 1 and "
+                         f"W >= 1 (a window must hold at least one input value)")
+    H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
+    return PoolGeometry(N, C, H, W, kernel[0], kernel[1], stride[0], stride[1],
+                        padding[0], padding[1], H2, W2)

@@ -1,8 +1,16 @@
 """The functional API: stateless convolution, pooling, linear and ReLU ops.
 
-Each function normalises and validates its arguments, picks the computation
-dtype, makes its inputs C-contiguous, allocates the output and makes one call
-into the C core.  Every bad input raises here, before any C runs.
+Each function normalises and validates its arguments (by the rules of
+:mod:`fastconv._validate`; a convolution or pooling describes its sizes by the
+geometry that :mod:`fastconv._shapes` builds from them), picks the
+computation dtype, makes its inputs C-contiguous, allocates the output and
+makes one call into the C core.  Every bad input raises here, before any C
+runs.
+
+The forward ops also take a private keyword ``_name``, the name their error
+messages start with (the op's own by default): the layers of
+:mod:`fastconv.modules` pass their repr, so that an error raised during a
+layer's call names the layer.
 
 Layouts: activations NCHW, conv weights (K, C, F_h, F_w), linear weights
 (out_features, in_features).  dtypes: float32 and float64 natively; integer
@@ -17,7 +25,8 @@ import numbers
 import numpy as np
 
 from . import _config, _core, _plan
-from ._shapes import ShapeError, conv_output_hw, pair
+from . import _validate as valid
+from ._shapes import ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
 
 __all__ = [
@@ -28,29 +37,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------- helpers
-
-def _array(a, name, where):
-    """``a`` as an ndarray of a real numeric dtype (lists are converted)."""
-    if a is None:
-        raise TypeError(f"{where}: {name} must be an array, got None")
-    if not isinstance(a, np.ndarray):
-        try:
-            a = np.asarray(a)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from None
-    kind = a.dtype.kind
-    if kind in "iu":
-        return a
-    if kind == "f":
-        if a.dtype.itemsize > 8:
-            raise TypeError(f"{where}: {name} has dtype {a.dtype}, which fastconv does not "
-                            f"compute in; cast it to float64")
-        return a
-    what = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind)
-    shown = f"{a.dtype} ({what})" if what and what != str(a.dtype) else str(a.dtype)
-    raise TypeError(f"{where}: {name} has dtype {shown}; fastconv computes in "
-                    f"float32 or float64 and accepts real numeric arrays only")
-
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -90,13 +76,6 @@ def _flat(a, dtype):
     return a.reshape(-1)
 
 
-def _bool_flag(value, what, where):
-    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _empty_flat(dtype):
     return np.empty(0, dtype=dtype)
 
@@ -134,39 +113,10 @@ def _alloc(shape, dtype, what, where):
                           f"and dtype {dtype.name} ({nbytes / 2**30:.3g} GiB)") from None
 
 
-def _check_ndim(a, ndim, name, layout, where):
-    if a.ndim != ndim:
-        raise ValueError(f"{where}: {name} must be {ndim}-D {layout}, got shape {a.shape}")
-
-
-def _activation(activation, where):
-    if activation is None:
-        return False
-    if activation == "relu":
-        return True
-    raise ValueError(f"{where}: activation must be None or 'relu', got {activation!r}")
-
-
-def _conv_setup(x, w, stride, padding, strict, where):
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    _check_ndim(w, 4, "w", "(K, C, F_h, F_w)", where)
-    N, C, H, W = x.shape
-    K, Cw, FH, FW = w.shape
-    if C != Cw:
-        raise ValueError(f"{where}: x has {C} channels (x.shape[1]) but w expects {Cw} "
-                         f"(w.shape[1]); w must be (K, C, F_h, F_w)")
-    if FH < 1 or FW < 1:
-        raise ValueError(f"{where}: kernel size must be >= 1, got w.shape = {w.shape}")
-    stride = pair(stride, "stride", where)
-    padding = pair(padding, "padding", where)
-    H2, W2 = conv_output_hw(H, W, (FH, FW), stride, padding, strict=strict, where=where)
-    return (N, C, H, W, K, FH, FW, stride[0], stride[1], padding[0], padding[1], H2, W2)
-
-
 # -------------------------------------------------------------- convolution
 
 def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
-           algorithm=None):
+           algorithm=None, _name="conv2d"):
     """2-D convolution (cross-correlation, as in deep learning frameworks).
 
     x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
@@ -183,23 +133,23 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
     >>> fastconv.conv2d(x, w, stride=1, padding=2).shape
     (1, 8, 32, 32)
     """
-    where = "conv2d"
+    where = _name
     alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d"], where)
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     if b is not None:
-        b = _array(b, "b", where)
-    relu = _activation(activation, where)
-    geom = _conv_setup(x, w, stride, padding, strict, where)
-    N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
+        b = valid.computable_array(b, "b", where)
+    relu = valid.activation(activation, where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+    K = geom.K
     if b is not None and b.shape != (K,):
         raise ValueError(f"{where}: b must have shape ({K},) to match w's {K} filters, "
                          f"got {b.shape}")
     dtype = _dtype(x, w, b)
-    y = _alloc((N, K, H2, W2), dtype, "the output", where)
+    y = _alloc(geom.out_shape, dtype, "the output", where)
     if y.size == 0:
         return y
-    if C == 0:
+    if geom.C == 0:
         y[...] = 0 if b is None else np.asarray(b, dtype).reshape(1, K, 1, 1)
         return np.maximum(y, 0) if relu else y
     bf = _flat(b, dtype) if b is not None else _empty_flat(dtype)
@@ -260,19 +210,18 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=No
     ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0])
     """
     where = "conv2d_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
-    geom = _conv_setup(x, w, stride, padding, False, where)
-    N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2 = geom
-    if dy.shape != (N, K, H2, W2):
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=False, where=where)
+    if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of conv2d's output "
-                         f"{(N, K, H2, W2)}, got {dy.shape}")
+                         f"{geom.out_shape}, got {dy.shape}")
     dtype = _dtype(dy, x, w)
     dx = _alloc(x.shape, dtype, "dx", where) if need_dx else None
     dw = _alloc(w.shape, dtype, "dw", where)
-    db = _alloc((K,), dtype, "db", where)
-    if N == 0 or K == 0 or C == 0:
+    db = _alloc((geom.K,), dtype, "db", where)
+    if geom.N == 0 or geom.K == 0 or geom.C == 0:
         dw[...] = 0
         db[...] = np.asarray(dy, dtype).sum(axis=(0, 2, 3))
         if dx is not None:
@@ -298,30 +247,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=No
 
 # ------------------------------------------------------------------ pooling
 
-def _pool_setup(x_shape, kernel_size, stride, padding, strict, where):
-    kernel = pair(kernel_size, "kernel_size", where)
-    stride = kernel if stride is None else pair(stride, "stride", where)
-    padding = pair(padding, "padding", where)
-    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
-        if k < 1:
-            raise ValueError(f"{where}: kernel_size must be >= 1, got {kernel}")
-        if p < 0:
-            raise ValueError(f"{where}: padding must be >= 0, got {padding}")
-        if p > k // 2:
-            raise ValueError(f"{where}: padding {padding} must be at most half the kernel "
-                             f"size {kernel} (a window must hold at least one input value); "
-                             f"{axis} padding {p} > {k}//2")
-    N, C, H, W = x_shape
-    if H == 0 or W == 0:
-        raise ValueError(f"{where}: x has height {H} and width {W}; pooling needs H >= 1 and "
-                         f"W >= 1 (a window must hold at least one input value)")
-    H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
-    return (N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-            H2, W2)
-
-
 def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
-               return_indices=False):
+               return_indices=False, _name="max_pool2d"):
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
@@ -341,21 +268,21 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     >>> idx[0, 0].tolist()
     [[5, 7], [13, 15]]
     """
-    where = "max_pool2d"
-    x = _array(x, "x", where)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    return_indices = _bool_flag(return_indices, "return_indices", where)
-    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    where = _name
+    x = valid.computable_array(x, "x", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
+    return_indices = valid.flag(return_indices, "return_indices", where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
     dtype = _dtype(x)
-    y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
+    y = _alloc(geom.out_shape, dtype, "the output", where)
     if not return_indices:
         if y.size:
-            _core.maxpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1),
+            _core.maxpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1),
                                 _config.get_num_threads())
         return y
     idx = _alloc(y.shape, np.int64, "the indices", where)
     if y.size:
-        _core.maxpool2d_fwd_idx(geom, _flat(x, dtype), y.reshape(-1), idx.reshape(-1),
+        _core.maxpool2d_fwd_idx(tuple(geom), _flat(x, dtype), y.reshape(-1), idx.reshape(-1),
                                 _config.get_num_threads())
     return y, idx
 
@@ -379,25 +306,24 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     [[0.0, 1.0], [0.0, 0.0]]
     """
     where = "max_pool2d_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
-    out_shape = x.shape[:2] + geom[-2:]
-    if dy.shape != out_shape:
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of max_pool2d's output "
-                         f"{out_shape}, got {dy.shape}")
+                         f"{geom.out_shape}, got {dy.shape}")
     if indices is not None:
-        indices = _indices(indices, out_shape, where)
+        indices = _indices(indices, geom.out_shape, where)
     dtype = _dtype(dy, x)
     dx = _alloc(x.shape, dtype, "dx", where)
     if dx.size:
         if indices is None:
-            _core.maxpool2d_bwd(geom, _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
+            _core.maxpool2d_bwd(tuple(geom), _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
                                 _config.get_num_threads())
         else:
             try:
-                _core.maxpool2d_bwd_idx(geom, _flat(dy, dtype), indices, dx.reshape(-1),
+                _core.maxpool2d_bwd_idx(tuple(geom), _flat(dy, dtype), indices, dx.reshape(-1),
                                         _config.get_num_threads())
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
@@ -420,7 +346,7 @@ def _indices(indices, out_shape, where):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,
-               strict=True):
+               strict=True, _name="avg_pool2d"):
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
     With ``count_include_pad=True`` every window is divided by F_h*F_w
@@ -432,15 +358,15 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     >>> fastconv.avg_pool2d(x, 2)[0, 0].tolist()
     [[2.5, 4.5], [10.5, 12.5]]
     """
-    where = "avg_pool2d"
-    x = _array(x, "x", where)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", where)
-    geom = _pool_setup(x.shape, kernel_size, stride, padding, strict, where)
+    where = _name
+    x = valid.computable_array(x, "x", where)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
     dtype = _dtype(x)
-    y = _alloc(x.shape[:2] + geom[-2:], dtype, "the output", where)
+    y = _alloc(geom.out_shape, dtype, "the output", where)
     if y.size:
-        _core.avgpool2d_fwd(geom, _flat(x, dtype), y.reshape(-1), bool(count_include_pad),
-                            _config.get_num_threads())
+        _core.avgpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1),
+                            bool(count_include_pad), _config.get_num_threads())
     return y
 
 
@@ -453,7 +379,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
     [[0.25, 0.25], [0.25, 0.25]]
     """
     where = "avg_pool2d_backward"
-    dy = _array(dy, "dy", where)
+    dy = valid.computable_array(dy, "dy", where)
     if isinstance(x_shape, np.ndarray) and x_shape.ndim == 1:
         x_shape = x_shape.tolist()
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
@@ -462,16 +388,15 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
         raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
                          f"got {x_shape!r}")
     x_shape = tuple(int(s) for s in x_shape)
-    geom = _pool_setup(x_shape, kernel_size, stride, padding, strict, where)
-    out_shape = x_shape[:2] + geom[-2:]
-    if dy.shape != out_shape:
+    geom = pool_geometry(x_shape, kernel_size, stride, padding, strict=strict, where=where)
+    if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of avg_pool2d's output "
-                         f"{out_shape}, got {dy.shape}")
+                         f"{geom.out_shape}, got {dy.shape}")
     dtype = _dtype(dy)
     dx = _alloc(x_shape, dtype, "dx", where)
     if dx.size:
-        _core.avgpool2d_bwd(geom, _flat(dy, dtype), dx.reshape(-1), bool(count_include_pad),
-                            _config.get_num_threads())
+        _core.avgpool2d_bwd(tuple(geom), _flat(dy, dtype), dx.reshape(-1),
+                            bool(count_include_pad), _config.get_num_threads())
     return dx
 
 
@@ -480,7 +405,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
 def _linear_setup(x, w, where):
     if x.ndim < 2:
         raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
-    _check_ndim(w, 2, "w", "(out_features, in_features)", where)
+    valid.ndim(w.shape, 2, "w", "(out_features, in_features)", where)
     N = x.shape[0]
     D = int(np.prod(x.shape[1:], dtype=np.int64))
     O, Dw = w.shape
@@ -490,7 +415,7 @@ def _linear_setup(x, w, where):
     return N, D, O
 
 
-def linear(x, w, b=None, *, activation=None):
+def linear(x, w, b=None, *, activation=None, _name="linear"):
     """Fully connected layer: y = x_flat @ w.T + b.
 
     x: (N, D) or (N, d1, ..., dk) flattened to (N, D); w: (out_features, D);
@@ -500,12 +425,12 @@ def linear(x, w, b=None, *, activation=None):
     >>> fastconv.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
     """
-    where = "linear"
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    where = _name
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     if b is not None:
-        b = _array(b, "b", where)
-    relu = _activation(activation, where)
+        b = valid.computable_array(b, "b", where)
+    relu = valid.activation(activation, where)
     N, D, O = _linear_setup(x, w, where)
     if b is not None and b.shape != (O,):
         raise ValueError(f"{where}: b must have shape ({O},) to match w's {O} outputs, "
@@ -532,9 +457,9 @@ def linear_backward(dy, x, w):
     ((2, 3), (4, 3), [2.0, 2.0, 2.0, 2.0])
     """
     where = "linear_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
-    w = _array(w, "w", where)
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
     N, D, O = _linear_setup(x, w, where)
     if dy.shape != (N, O):
         raise ValueError(f"{where}: dy must have the shape of linear's output {(N, O)}, "
@@ -555,17 +480,17 @@ def linear_backward(dy, x, w):
 
 # --------------------------------------------------------------------- relu
 
-def relu(x):
+def relu(x, *, _name="relu"):
     """max(x, 0) elementwise; NaN stays NaN.
 
     >>> import fastconv
     >>> fastconv.relu([-1.0, 0.5]).tolist()
     [0.0, 0.5]
     """
-    x = _array(x, "x", "relu")
+    x = valid.computable_array(x, "x", _name)
     dtype = _dtype(x)
     # out= keeps a 0-d input a 0-d array (a bare ufunc call returns a scalar).
-    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", "relu"))
+    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", _name))
 
 
 def relu_backward(dy, x):
@@ -576,8 +501,8 @@ def relu_backward(dy, x):
     [0.0, 3.0]
     """
     where = "relu_backward"
-    dy = _array(dy, "dy", where)
-    x = _array(x, "x", where)
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
     if dy.shape != x.shape:
         raise ValueError(f"{where}: dy must have x's shape {x.shape}, got {dy.shape}")
     dtype = _dtype(dy, x)
@@ -594,7 +519,9 @@ def output_size(size, kernel, stride=1, padding=0, *, strict=True):
     ``strict``.
 
     >>> import fastconv
-    >>> fastconv.output_size(224, 7, 2, 3)
+    >>> fastconv.output_size(227, 11, 4, 0)
+    55
+    >>> fastconv.output_size(224, 7, 2, 3, strict=False)
     112
     """
     return _output_size(size, kernel, stride, padding, strict=strict, where="output_size")

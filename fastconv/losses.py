@@ -10,14 +10,13 @@ import numbers
 
 import numpy as np
 
+from . import _validate as valid
+
 __all__ = ["softmax_cross_entropy", "multiclass_hinge"]
 
 
 def _check(scores, y, where):
-    scores = np.asarray(scores)
-    if scores.dtype.kind not in "fiu":
-        raise TypeError(f"{where}: scores must hold real numbers, got dtype "
-                        f"{scores.dtype}")
+    scores = valid.real_array(scores, "scores", where)
     if scores.ndim != 2:
         raise ValueError(f"{where}: scores must have shape (N, C), got shape "
                          f"{scores.shape}")
@@ -30,10 +29,7 @@ def _check(scores, y, where):
     if scores.dtype != np.float32:
         scores = scores.astype(np.float64)
 
-    y = np.asarray(y)
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"{where}: y must hold integer class labels, got dtype "
-                        f"{y.dtype}")
+    y = valid.label_array(y, "y", where)
     if y.shape != (n,):
         raise ValueError(f"{where}: y must have shape ({n},) to match scores "
                          f"{scores.shape}, got shape {y.shape}")

@@ -10,8 +10,10 @@ Every layer is a plain object::
 an optimiser updates ``params`` in place.  ``backward`` overwrites ``grads``
 (it does not accumulate), so calling ``zero_grad`` between steps is optional.
 
-The computation itself is one call into :mod:`fastconv.functional`; the
-output-size formula ``(W - F + 2P)/S + 1`` is checked on every forward through
+A layer checks its settings when it is built.  The computation itself is one
+call into :mod:`fastconv.functional`, to which the layer passes its repr as
+the name to start error messages with: the output-size formula
+``(W - F + 2P)/S + 1`` is checked on every forward through
 :mod:`fastconv._shapes`, and a :class:`ShapeError` names the layer (and, inside
 a ``Sequential``, its index).  Conv2d and the pooling layers take the
 functional API's keyword ``strict``: True (the default) rejects a fractional
@@ -32,60 +34,15 @@ import sys
 
 import numpy as np
 
+from . import _validate as valid
 from . import functional as F
-from ._shapes import ShapeError, conv_output_hw, pair
+from ._shapes import ShapeError, conv_output_hw
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
            "Flatten", "Sequential", "Summary"]
 
-_PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 # --------------------------------------------------------------------------
-# argument checking helpers
-
-def _positive_int(value, what, where):
-    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
-                        f"({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
-    return int(value)
-
-
-def _pair_at_least(value, what, where, lowest):
-    p = pair(value, what, where)
-    if p[0] < lowest or p[1] < lowest:
-        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
-    return p
-
-
-def _param_dtype(dtype, where):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{where}: dtype must be float32 or float64, "
-                        f"got {dtype!r}") from None
-    if dt not in _PARAM_DTYPES:
-        raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-_bool_flag = F._bool_flag
-
-
-def _show_pair(p):
-    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
-
-
-def _real_array(x, where, what="input"):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"{where}: {what} must hold real numbers, got dtype "
-                        f"{x.dtype}")
-    return x
-
+# helpers
 
 def _fmt_shape(shape):
     return " x ".join(str(s) for s in shape)
@@ -164,7 +121,7 @@ class _Parametrised(Module):
         if name not in self.params:
             raise AttributeError(f"{self!r} has no {name}")
         old = self.params[name]
-        arr = _real_array(value, repr(self), name)
+        arr = valid.real_array(value, name, repr(self))
         if arr.shape != old.shape:
             raise ValueError(f"{self!r}: {name} must have shape {old.shape}, "
                              f"got {arr.shape}")
@@ -187,7 +144,7 @@ class _Parametrised(Module):
         self._set_param("bias", value)
 
     def _as_param_dtype(self, a, what):
-        a = _real_array(a, repr(self), what)
+        a = valid.real_array(a, what, repr(self))
         return a.astype(self.dtype, copy=False)
 
 
@@ -208,14 +165,14 @@ class Conv2d(_Parametrised):
                  bias=True, *, dtype=np.float32, seed=None, strict=True):
         super().__init__()
         where = "Conv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", where)
-        self.out_channels = _positive_int(out_channels, "out_channels", where)
-        self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
-        self.stride = _pair_at_least(stride, "stride", where, 1)
-        self.padding = _pair_at_least(padding, "padding", where, 0)
-        has_bias = _bool_flag(bias, "bias", where)
-        self.dtype = _param_dtype(dtype, where)
-        self.strict = _bool_flag(strict, "strict", where)
+        self.in_channels = valid.layer_size(in_channels, "in_channels", where)
+        self.out_channels = valid.layer_size(out_channels, "out_channels", where)
+        self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
+        self.stride = valid.pair_at_least(stride, 1, "stride", where)
+        self.padding = valid.pair_at_least(padding, 0, "padding", where)
+        has_bias = valid.flag(bias, "bias", where)
+        self.dtype = valid.param_dtype(dtype, where)
+        self.strict = valid.flag(strict, "strict", where)
         fh, fw = self.kernel_size
         self._init_params((self.out_channels, self.in_channels, fh, fw),
                           self.in_channels * fh * fw, has_bias, self.dtype, seed)
@@ -223,11 +180,11 @@ class Conv2d(_Parametrised):
 
     def __repr__(self):
         parts = [str(self.in_channels), str(self.out_channels),
-                 f"kernel_size={_show_pair(self.kernel_size)}"]
+                 f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != (1, 1):
-            parts.append(f"stride={_show_pair(self.stride)}")
+            parts.append(f"stride={valid.show_pair(self.stride)}")
         if self.padding != (0, 0):
-            parts.append(f"padding={_show_pair(self.padding)}")
+            parts.append(f"padding={valid.show_pair(self.padding)}")
         if "bias" not in self.params:
             parts.append("bias=False")
         if self.dtype != np.float32:
@@ -236,11 +193,15 @@ class Conv2d(_Parametrised):
             parts.append("strict=False")
         return f"Conv2d({', '.join(parts)})"
 
-    def output_shape(self, input_shape):
-        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+    def _check_channels(self, c):
+        # conv2d checks this too, but words it for a caller who passed w.
         if c != self.in_channels:
             raise ValueError(f"{self!r}: expected {self.in_channels} input "
                              f"channels, got {c}")
+
+    def output_shape(self, input_shape):
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        self._check_channels(c)
         h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
                                 strict=self.strict, where=repr(self))
         return (self.out_channels, h2, w2)
@@ -255,9 +216,9 @@ class Conv2d(_Parametrised):
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, "
                              f"{self.in_channels}, H, W), got shape {x.shape}")
-        self.output_shape(x.shape[1:])
+        self._check_channels(x.shape[1])
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                     strict=self.strict)
+                     strict=self.strict, _name=repr(self))
         self._x = x
         return y
 
@@ -283,10 +244,10 @@ class Linear(_Parametrised):
                  seed=None):
         super().__init__()
         where = "Linear"
-        self.in_features = _positive_int(in_features, "in_features", where)
-        self.out_features = _positive_int(out_features, "out_features", where)
-        has_bias = _bool_flag(bias, "bias", where)
-        self.dtype = _param_dtype(dtype, where)
+        self.in_features = valid.layer_size(in_features, "in_features", where)
+        self.out_features = valid.layer_size(out_features, "out_features", where)
+        has_bias = valid.flag(bias, "bias", where)
+        self.dtype = valid.param_dtype(dtype, where)
         self._init_params((self.out_features, self.in_features), self.in_features,
                           has_bias, self.dtype, seed)
         self._x = None
@@ -318,8 +279,9 @@ class Linear(_Parametrised):
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected input of shape (N, "
                              f"{self.in_features}) or (N, ...), got shape {x.shape}")
+        # linear checks the feature count too, but words it for a caller who passed w.
         self.output_shape(x.shape[1:])
-        y = F.linear(x, self.weight, self.bias)
+        y = F.linear(x, self.weight, self.bias, _name=repr(self))
         self._x = x
         return y
 
@@ -339,25 +301,19 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride, padding, strict):
         super().__init__()
         where = self._name
-        self.strict = _bool_flag(strict, "strict", where)
-        self.kernel_size = _pair_at_least(kernel_size, "kernel_size", where, 1)
+        self.strict = valid.flag(strict, "strict", where)
+        self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
         self.stride = (self.kernel_size if stride is None
-                       else _pair_at_least(stride, "stride", where, 1))
-        self.padding = _pair_at_least(padding, "padding", where, 0)
-        half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
-        # A window made only of padding would have no input to pool (PyTorch's rule).
-        if self.padding[0] > half[0] or self.padding[1] > half[1]:
-            raise ValueError(f"{where}: padding {_show_pair(self.padding)} must be "
-                             f"at most half the kernel size "
-                             f"{_show_pair(self.kernel_size)}, i.e. <= "
-                             f"{_show_pair(half)}")
+                       else valid.pair_at_least(stride, 1, "stride", where))
+        self.padding = valid.pair_at_least(padding, 0, "padding", where)
+        valid.pool_window(self.kernel_size, self.padding, where, compact=True)
 
     def _repr_parts(self):
-        parts = [f"kernel_size={_show_pair(self.kernel_size)}"]
+        parts = [f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != self.kernel_size:
-            parts.append(f"stride={_show_pair(self.stride)}")
+            parts.append(f"stride={valid.show_pair(self.stride)}")
         if self.padding != (0, 0):
-            parts.append(f"padding={_show_pair(self.padding)}")
+            parts.append(f"padding={valid.show_pair(self.padding)}")
         if not self.strict:
             parts.append("strict=False")
         return parts
@@ -372,11 +328,11 @@ class _Pool2d(Module):
         return (c, h2, w2)
 
     def _checked_input(self, x):
-        x = _real_array(x, repr(self))
+        # The op checks the dtype and ndim too, but in words about its argument x.
+        x = valid.real_array(x, "input", repr(self))
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), "
                              f"got shape {x.shape}")
-        self.output_shape(x.shape[1:])
         return x
 
 
@@ -410,9 +366,10 @@ class MaxPool2d(_Pool2d):
         x = self._checked_input(x)
         args = (x, self.kernel_size, self.stride, self.padding)
         if self._record:
-            y, self._indices = F.max_pool2d(*args, strict=self.strict, return_indices=True)
+            y, self._indices = F.max_pool2d(*args, strict=self.strict, return_indices=True,
+                                            _name=repr(self))
         else:
-            y = F.max_pool2d(*args, strict=self.strict)
+            y = F.max_pool2d(*args, strict=self.strict, _name=repr(self))
         self._x = x
         return y
 
@@ -437,7 +394,7 @@ class AvgPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True, *,
                  strict=True):
         super().__init__(kernel_size, stride, padding, strict)
-        self.count_include_pad = _bool_flag(count_include_pad, "count_include_pad",
+        self.count_include_pad = valid.flag(count_include_pad, "count_include_pad",
                                             self._name)
         self._x_shape = None
 
@@ -450,7 +407,8 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         x = self._checked_input(x)
         y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
-                         count_include_pad=self.count_include_pad, strict=self.strict)
+                         count_include_pad=self.count_include_pad, strict=self.strict,
+                         _name=repr(self))
         self._x_shape = x.shape
         return y
 
@@ -477,8 +435,8 @@ class ReLU(Module):
         return self._sample_shape(input_shape, None, "")
 
     def forward(self, x):
-        x = _real_array(x, repr(self))
-        y = F.relu(x)
+        x = valid.real_array(x, "input", repr(self))
+        y = F.relu(x, _name=repr(self))
         self._x = x
         return y
 

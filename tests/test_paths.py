@@ -23,7 +23,7 @@ import pytest
 
 import fastconv
 from fastconv import _core, _plan
-from fastconv.functional import _conv_setup
+from fastconv._shapes import conv_geometry
 from conftest import ConvCase, assert_close, conv_oracle_backward, conv_oracle_forward
 import reference as ref
 
@@ -67,7 +67,7 @@ def _forward(x, w, b, stride, padding, strict=True, activation=None):
                             algorithm=alg)
         return y, _plan.last_run("conv2d")
     # a lanes tile: the plan's tile hint, through the binding as conv2d calls it
-    geom = _conv_setup(x, w, stride, padding, strict, "conv2d")
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where="conv2d")
     dtype = np.result_type(x, w)
     y = np.empty((geom[0], geom[4], geom[11], geom[12]), dtype)
     bf = np.empty(0, dtype) if b is None else b.astype(dtype).ravel()

@@ -38,6 +38,7 @@ it between them).
 
 import numpy as np
 
+from .. import _validate
 from .. import functional as _F
 
 __all__ = [
@@ -632,17 +633,12 @@ def conv_relu_pool_backward(dout, cache):
 
 
 def _loss_inputs(x, y, where):
-    x = np.asarray(x)
+    x = _validate.real_array(x, "x", where)
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
-    elif x.dtype.kind != "f":
-        raise TypeError(f"{where}: x must hold real numbers, got dtype {x.dtype}")
     if x.ndim != 2:
         raise ValueError(f"{where}: x must have shape (N, C), got shape {x.shape}")
-    y = np.asarray(y)
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"{where}: y must hold integer class labels, got dtype "
-                        f"{y.dtype}")
+    y = _validate.label_array(y, "y", where)
     n, c = x.shape
     if y.shape != (n,):
         raise ValueError(f"{where}: y must have shape ({n},) to match x of shape "

@@ -1,0 +1,206 @@
+"""Argument validation: every rule fastconv applies to its arguments, and the
+wording of its error, written once.
+
+The functional API, the layers, the losses, the CS231n layer functions and
+the run-time configuration check their arguments here.  Each function takes
+the argument's name ``what`` and the name ``where`` of the op or layer that
+the message starts with, returns the value in the form its caller goes on
+with, and raises TypeError (the wrong kind of value) or ValueError (the right
+kind, out of range).  The output-size formula, which checks the sizes the
+arguments combine into, is in :mod:`fastconv._shapes`.
+"""
+
+import numbers
+
+import numpy as np
+
+# Kernel sizes, strides and paddings above this are rejected: no real layer
+# comes near it, and the bound keeps every product the C core forms from
+# them (padded sizes, window offsets, workspace rows) far from int64 overflow.
+MAX_WINDOW_PARAM = 2**31 - 1
+
+# More threads than this is a typo, not a machine: OpenMP runtimes abort on
+# thread creation long before 2**31.
+MAX_THREADS = 1024
+
+
+# ----------------------------------------------------- numbers and switches
+
+def integer(value, what, where):
+    """``value`` as a Python int; any integral number is accepted but a bool."""
+    if type(value) is int:   # the common case, without the abstract-class check
+        return value
+    # bool is an int subclass, but a True kernel size is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    return int(value)
+
+
+def layer_size(value, what, where):
+    """A layer's number of channels or features: an int >= 1 (NumPy's too)."""
+    # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    return int(value)
+
+
+def thread_count(value, what, where):
+    """A number of threads: a Python int from 1 to MAX_THREADS."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: {what} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{where}: {what} must be >= 1, got {value}")
+    if value > MAX_THREADS:
+        raise ValueError(f"{where}: {what} must be at most {MAX_THREADS}, got {value}")
+    return value
+
+
+def flag(value, what, where):
+    """A True/False argument (NumPy's bool too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def activation(value, where):
+    """Whether the ``activation`` argument (None or "relu") asks for a fused ReLU."""
+    if value is None:
+        return False
+    if value == "relu":
+        return True
+    raise ValueError(f"{where}: activation must be None or 'relu', got {value!r}")
+
+
+# ------------------------------------ windows: kernel size, stride, padding
+
+def window_param(value, what, where):
+    """An int kernel size, stride or padding no larger than MAX_WINDOW_PARAM."""
+    value = integer(value, what, where)
+    if value > MAX_WINDOW_PARAM:
+        raise ValueError(f"{where}: {what} must be at most 2**31 - 1 = {MAX_WINDOW_PARAM}, "
+                         f"got {value}")
+    return value
+
+
+def pair(value, what, where="fastconv"):
+    """A window parameter given as an int or an (h, w) pair, as a tuple of two
+    Python ints.  Their lower bounds are the caller's to check."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: {what} must be an int or an (h, w) pair, "
+                             f"got {value!r}")
+        return (window_param(value[0], what, where), window_param(value[1], what, where))
+    v = window_param(value, what, where)
+    return (v, v)
+
+
+def pair_at_least(value, lowest, what, where):
+    """A layer's window setting as :func:`pair` gives it, each entry at least
+    ``lowest``; the error shows the value as the caller wrote it."""
+    p = pair(value, what, where)
+    if p[0] < lowest or p[1] < lowest:
+        raise ValueError(f"{where}: {what} must be >= {lowest}, got {value!r}")
+    return p
+
+
+def show_pair(p):
+    """An (h, w) pair as a layer's repr shows it: one number when h == w."""
+    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
+
+
+def pool_window(kernel, padding, where, *, compact=False):
+    """Check pooling's (h, w) kernel and padding pairs: per axis, kernel >= 1
+    and 0 <= padding <= kernel // 2.
+
+    The bound on padding is PyTorch's rule: a window made only of padding
+    would have no input value to pool.  By default the error shows the pairs
+    as the functional API normalises them and names the axis at fault;
+    ``compact=True`` shows them as a layer's repr does, with the bound.
+    """
+    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
+        if k < 1:
+            raise ValueError(f"{where}: kernel_size must be >= 1, got {kernel}")
+        if p < 0:
+            raise ValueError(f"{where}: padding must be >= 0, got {padding}")
+        if p > k // 2:
+            if compact:
+                half = (kernel[0] // 2, kernel[1] // 2)
+                raise ValueError(f"{where}: padding {show_pair(padding)} must be at most "
+                                 f"half the kernel size {show_pair(kernel)}, i.e. <= "
+                                 f"{show_pair(half)}")
+            raise ValueError(f"{where}: padding {padding} must be at most half the kernel "
+                             f"size {kernel} (a window must hold at least one input value); "
+                             f"{axis} padding {p} > {k}//2")
+
+
+# -------------------------------------------------------- dtypes and arrays
+
+_PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def param_dtype(dtype, where):
+    """The dtype a layer keeps its parameters in: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be float32 or float64, "
+                        f"got {dtype!r}") from None
+    if dt not in _PARAM_DTYPES:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def ndim(shape, n, what, layout, where):
+    """Check that an array of shape ``shape`` has ``n`` axes, read as ``layout``."""
+    if len(shape) != n:
+        raise ValueError(f"{where}: {what} must be {n}-D {layout}, got shape {shape}")
+
+
+def real_array(a, what, where):
+    """``a`` as an ndarray of real numbers, of any integer or float dtype, for
+    a caller that converts it to the dtype it computes in."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: {what} must hold real numbers, got dtype {a.dtype}")
+    return a
+
+
+def label_array(y, what, where):
+    """Class labels as an ndarray of an integer dtype; the caller checks
+    their shape and range against the scores."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{where}: {what} must hold integer class labels, got dtype "
+                        f"{y.dtype}")
+    return y
+
+
+def computable_array(a, what, where):
+    """``a`` as an ndarray whose dtype fastconv's kernels compute on, after
+    conversion: an integer, or a float of at most 64 bits.  Lists are
+    converted; complex, bool, object and string arrays raise TypeError."""
+    if a is None:
+        raise TypeError(f"{where}: {what} must be an array, got None")
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{where}: {what} could not be converted to an array: "
+                            f"{exc}") from None
+    kind = a.dtype.kind
+    if kind in "iu":
+        return a
+    if kind == "f":
+        if a.dtype.itemsize > 8:
+            raise TypeError(f"{where}: {what} has dtype {a.dtype}, which fastconv does not "
+                            f"compute in; cast it to float64")
+        return a
+    described = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind)
+    shown = (f"{a.dtype} ({described})" if described and described != str(a.dtype)
+             else str(a.dtype))
+    raise TypeError(f"{where}: {what} has dtype {shown}; fastconv computes in "
+                    f"float32 or float64 and accepts real numeric arrays only")
