@@ -3,7 +3,7 @@
  * Register budget (16 ymm): a 6 x 2-vector tile keeps 12 accumulators live,
  * plus the two B vectors of the current k and one broadcast of A.  12
  * independent FMA chains exceed latency x ports of two 256-bit FMA pipes (4-5
- * cycles on Haswell through Zen: 8-10 chains), and each k step issues 12 FMAs
+ * cycles of latency: 8-10 chains), and each k step issues 12 FMAs
  * against 2 vector loads and 6 broadcasts, within the two or three loads per
  * cycle these cores sustain.
  *
@@ -32,7 +32,7 @@
 /* Default cache blocking, in BLIS terms: the kc x NR micro-panel of B is
  * reused from L1 by every micro-panel of an mc x kc block of A, which stays in
  * L2, while the kc x nc block of B sits in L2/L3.  AVX2-only CPUs have L1d
- * 32 KiB and L2 from 256 KiB (Haswell..Skylake client) to 1 MiB, so:
+ * 32 KiB and L2 from 256 KiB to 1 MiB, so:
  *   KC 256: the B micro-panel is 16 KiB in both types, half of L1, leaving
  *       room for the streaming A micro-panel (6 / 12 KiB) and the C tile; the
  *       C-tile update (12 loads and stores) is ~1% of the 6*kc FMA cycles.
@@ -198,8 +198,8 @@ static TGT void dgemm_avx2_6x8(int64_t kc, const double *A, const double *B, dou
 }
 
 /* No tile reading B in place (fn_sb NULL): a 6-row tile reuses each B row 6
- * times, not 14, and the unpacked rows measured 5-22% slower on 1x1 layers
- * (batch 1 and 2, 56x56), so the engine packs B.  No narrow tile either:
+ * times, not 14, too few to hide reading unpacked rows from L2 (docs/tuning.md),
+ * so the engine packs B.  No narrow tile either:
  * the lanes path's second entries repeat the first. */
 const fc_kernel_set fc_kernels_avx2 = {
     "avx2",

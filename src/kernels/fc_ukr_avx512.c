@@ -11,8 +11,8 @@
  * small feature map (7x7, 14x14) in edge tiles than a three-vector tile would.
  *
  * The narrow tiles keep 16 accumulators and issue 16 FMAs against one vector
- * load and 16 broadcasts per k step: still more chains than latency x ports,
- * and measured at the same rate as the wide tiles on L1-resident panels.
+ * load and 16 broadcasts per k step: still more chains than latency x ports
+ * (their rate against the wide tiles' is in docs/tuning.md).
  *
  * Edge tiles: every (m, nv) pair, nv being the number of B vectors the tile
  * needs, is its own specialisation, so a short tile only does the FMAs it
@@ -37,10 +37,10 @@
 /* Default cache blocking, in BLIS terms: the kc x NR micro-panel of B is
  * reused from L1 by every micro-panel of an mc x kc block of A, which stays in
  * L2, while the kc x nc block of B sits in L2/L3.  Sizes assume L1d 32-48 KiB,
- * L2 1 MiB per core, a shared L3 (Skylake-SP, Ice Lake, Zen 4, Zen 5).
+ * L2 of 1 MiB or more per core and a shared L3.
  *   KC 256: each k step reads 2 B vectors per 14 FMA cycles, so even the part
  *       of the 32 KiB B micro-panel that falls out of a 32 KiB L1 streams from
- *       L2 without stalls (kc = 128..512 measured within 3% of each other);
+ *       L2 without stalls (kc from 128 to 512 run alike: docs/tuning.md);
  *       256 halves the passes over C against 128 for convolution depths
  *       C*FH*FW of 576..4608, and keeps the C-tile update (28 loads and
  *       stores) under 1% of the 14*kc FMA cycles.
