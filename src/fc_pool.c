@@ -31,17 +31,13 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("align-loops=32")
 #endif
-#include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include <math.h>
 
 #include "fc_core.h"
 #include "fc_kernels.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "fc_util.h"
 
 /* FC_POOL_GENERIC_ONLY builds what a non-x86 machine gets. */
 #if defined(FC_HAVE_X86_KERNELS) && !defined(FC_POOL_GENERIC_ONLY)
@@ -60,13 +56,7 @@
  * one window's overhang, split into SW phases, with slack. */
 static fc_int fc_pool_phase_len(const fc_pool_geom *g)
 {
-    const fc_int wb = g->W + 2 * g->PW + g->KW;
-    return (wb + g->SW - 1) / g->SW + 2;
-}
-
-static fc_int fc_pool_round16(fc_int n)
-{
-    return (n + 15) & ~(fc_int)15;
+    return fc_ceil_div(g->W + 2 * g->PW + g->KW, g->SW) + 2;
 }
 
 /* Backward spreads a row of W2 window values over the phases of a row
@@ -80,25 +70,29 @@ static fc_int fc_pool_spread_pad(const fc_pool_geom *g)
 
 static fc_int fc_pool_spread_len(const fc_pool_geom *g)
 {
-    return fc_pool_round16(fc_pool_spread_pad(g) + fc_pool_phase_len(g));
+    return fc_round_up(fc_pool_spread_pad(g) + fc_pool_phase_len(g), 16);
+}
+
+/* Real columns (or rows) in the window of output index i. */
+static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
+{
+    return fc_min(i * s - p + k, n) - fc_max(i * s - p, 0);
 }
 
 /* Below this many elements (input plus output) per thread a second thread
  * costs more than it saves. */
 #define FC_POOL_MIN_WORK_PER_THREAD ((fc_int)1 << 15)
 
+/* The team to ask for: at most one thread per plane and per
+ * FC_POOL_MIN_WORK_PER_THREAD elements.  Workspace is taken for this many
+ * threads; the team that runs may be smaller (fc_pool_share). */
 static int fc_pool_threads(const fc_pool_geom *g, int nthreads)
 {
 #ifdef _OPENMP
-    fc_int nt = nthreads < 1 ? 1 : nthreads;
     const fc_int planes = g->N * g->C;
     const fc_int work = planes * (g->H * g->W + g->H2 * g->W2);
-    const fc_int by_work = work / FC_POOL_MIN_WORK_PER_THREAD;
-    if (nt > planes)
-        nt = planes;
-    if (nt > by_work)
-        nt = by_work;
-    return nt < 1 ? 1 : (int)nt;
+    const fc_int nt = fc_min(fc_min(nthreads, planes), work / FC_POOL_MIN_WORK_PER_THREAD);
+    return (int)fc_max(nt, 1);
 #else
     (void)g;
     (void)nthreads;
@@ -106,61 +100,17 @@ static int fc_pool_threads(const fc_pool_geom *g, int nthreads)
 #endif
 }
 
-static int fc_pool_tid(void)
+/* The calling thread's planes [*p0, *p1): whole planes in contiguous,
+ * nearly equal ranges over the team that actually runs, which may have
+ * fewer threads than were asked for (one in a build without OpenMP).  Each
+ * plane goes to one thread whatever the team, so the result does not
+ * depend on it. */
+static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
 {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int fc_pool_nthr(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-/* Static partition of [0, n) into nthr nearly equal contiguous ranges. */
-static void fc_pool_split(fc_int n, int tid, int nthr, fc_int *b, fc_int *e)
-{
-    const fc_int q = n / nthr, r = n % nthr;
-    *b = tid * q + (tid < r ? tid : r);
-    *e = *b + q + (tid < r ? 1 : 0);
-}
-
-/* Workspace pieces start on cache lines. */
-static size_t fc_pool_round(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
-
-static void *fc_pool_alloc(size_t bytes)
-{
-    char *raw = (char *)malloc(bytes + 64 + sizeof(void *));
-    if (!raw)
-        return NULL;
-    uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
-    ((void **)a)[-1] = raw;
-    return (void *)a;
-}
-
-static void fc_pool_free(void *p)
-{
-    if (p)
-        free(((void **)p)[-1]);
-}
-
-/* Real columns (or rows) in the window of output index i. */
-static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
-{
-    fc_int a = i * s - p, b = a + k;
-    if (a < 0) a = 0;
-    if (b > n) b = n;
-    return b - a;
+    const fc_int tid = fc_thread_id(), nthr = fc_team_size();
+    const fc_int q = planes / nthr, r = planes % nthr;
+    *p0 = tid * q + fc_min(tid, r);
+    *p1 = *p0 + q + (tid < r ? 1 : 0);
 }
 
 /* ---------------------------------------------------------------- kernels */

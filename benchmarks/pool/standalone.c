@@ -1,15 +1,16 @@
 /* Stand-ins for the parts of the fastconv core that the pooling kernels use,
  * so src/fc_pool.c can be built and timed on its own (see harness.py):
- * the active instruction set comes from FASTCONV_ISA (default: the best one
- * the CPU runs), and fc_copy gives the copy bandwidth the pooling speed is
+ * the workspace counter of fc_util.h (fc_dispatch.c in the real build), the
+ * active instruction set, which comes from FASTCONV_ISA (default: the best
+ * one the CPU runs), and fc_copy, the copy bandwidth the pooling speed is
  * compared with. */
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include "fc_kernels.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "fc_util.h"
+
+FC_THREAD_LOCAL size_t fc_ws_bytes = 0;
 
 static const fc_kernel_set set_generic = {"generic", {0}, {0}};
 #ifdef FC_HAVE_X86_KERNELS
@@ -50,7 +51,7 @@ void fc_copy(void *dst, const void *src, int64_t bytes, int nthreads)
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
     {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int t = fc_thread_id(), n = fc_team_size();
         const int64_t q = bytes / n, r = bytes % n;
         const int64_t b = t * q + (t < r ? t : r), e = b + q + (t < r ? 1 : 0);
         memcpy((char *)dst + b, (const char *)src + b, (size_t)(e - b));
