@@ -199,20 +199,20 @@ FC_POOL_TABLE(d, avx2)
 #endif
 #undef FC_POOL_TABLE
 
-/* Whether the active instruction set (fc_active_kernels(), so FASTCONV_ISA
- * moves pooling too) includes AVX2.  The AVX-512 level also runs the AVX2
- * loops: measured on this project's Zen 4 machine, 512-bit versions of
- * these memory-bound loops were no faster on large rows and up to twice as
- * slow on short ones (16-lane bodies leave 56- or 13-wide rows mostly to
- * their scalar tails). */
+/* Whether the active instruction set (fc_active_kernels(), the core's one
+ * dispatch, so FASTCONV_ISA moves pooling too) includes AVX2.  The AVX-512
+ * level also runs the AVX2 loops: measured on this project's Zen 4 machine,
+ * 512-bit versions of these memory-bound loops were no faster on large rows
+ * and up to twice as slow on short ones (16-lane bodies leave 56- or
+ * 13-wide rows mostly to their scalar tails). */
 static int fc_pool_use_avx2(void)
 {
 #ifdef FC_POOL_X86
     const fc_kernel_set *k = fc_active_kernels();
-    if (k && k->isa)
-        return strcmp(k->isa, "avx512") == 0 || strcmp(k->isa, "avx2") == 0;
-#endif
+    return k == &fc_kernels_avx2 || k == &fc_kernels_avx512;
+#else
     return 0;
+#endif
 }
 
 static const fc_pool_tab_s *fc_pool_get_s(void)

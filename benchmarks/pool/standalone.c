@@ -12,10 +12,12 @@
 
 FC_THREAD_LOCAL size_t fc_ws_bytes = 0;
 
-static const fc_kernel_set set_generic = {"generic", {0}, {0}};
+/* The kernel tables pooling compares the active one with; only their names
+ * are filled in, pooling reads nothing else. */
+const fc_kernel_set fc_kernels_generic = {.isa = "generic"};
 #ifdef FC_HAVE_X86_KERNELS
-static const fc_kernel_set set_avx2 = {"avx2", {0}, {0}};
-static const fc_kernel_set set_avx512 = {"avx512", {0}, {0}};
+const fc_kernel_set fc_kernels_avx2 = {.isa = "avx2"};
+const fc_kernel_set fc_kernels_avx512 = {.isa = "avx512"};
 #endif
 
 const fc_kernel_set *fc_active_kernels(void)
@@ -26,17 +28,17 @@ const fc_kernel_set *fc_active_kernels(void)
     const int has512 = __builtin_cpu_supports("avx512f");
     const int has2 = __builtin_cpu_supports("avx2");
     if (e && strcmp(e, "generic") == 0)
-        return &set_generic;
+        return &fc_kernels_generic;
     if (e && strcmp(e, "avx2") == 0 && has2)
-        return &set_avx2;
+        return &fc_kernels_avx2;
     if (has512 && !(e && strcmp(e, "avx2") == 0))
-        return &set_avx512;
+        return &fc_kernels_avx512;
     if (has2)
-        return &set_avx2;
+        return &fc_kernels_avx2;
 #else
     (void)e;
 #endif
-    return &set_generic;
+    return &fc_kernels_generic;
 }
 
 const char *fc_standalone_isa(void)
