@@ -32,9 +32,10 @@
  * fc_pool_drivers.inc.
  */
 /* Loop heads on 32-byte boundaries: these loops are short and run many
- * times (a 49-element plane is 6 vector stores); one that straddles a
- * fetch boundary was measured to run at half speed (global average
- * backward, 0.21 -> 0.43 ms, after unrelated code moved it). */
+ * times (a 49-element plane is 6 vector stores), and a loop that straddles
+ * an instruction-fetch boundary is fetched in two pieces on every
+ * iteration.  Without the alignment, a loop's speed would depend on where
+ * unrelated code happens to place it (docs/tuning.md, Pooling). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("align-loops=32")
 #endif
@@ -192,10 +193,9 @@ static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
  * (fc_pool_drivers.inc), 0 for generic, 1 for avx2.  It follows the active
  * kernel table (fc_active_kernels(), the core's one dispatch, so
  * FASTCONV_ISA and set_isa move pooling too).  The AVX-512 level also runs
- * the AVX2 loops: measured on this project's Zen 4 machine, 512-bit
- * versions of these memory-bound loops were no faster on large rows and up
- * to twice as slow on short ones (16-lane bodies leave 56- or 13-wide rows
- * mostly to their scalar tails). */
+ * the AVX2 loops: they are bound by memory, so wider vectors gain nothing
+ * on long rows, and on the short rows pooling often has, 16-lane bodies
+ * leave most of a row to their scalar tails (docs/tuning.md, Pooling). */
 static int fc_pool_isa(void)
 {
 #ifdef FC_POOL_X86
