@@ -23,15 +23,22 @@
  * the baseline of the target, and on x86 once more with an AVX2 target
  * attribute, chosen at run time.  No loop reassociates a sum, so both give
  * the same bits.
+ *
+ * This file holds the helpers and the instantiation; the kernels are in
+ * fc_pool_rows.inc (row buffers), fc_pool_fwd.inc (forward),
+ * fc_pool_argmax.inc (window maxima, forward with indices),
+ * fc_pool_max_bwd.inc and fc_pool_avg_bwd.inc (backward), gathered into one
+ * instance by fc_pool_kernels.inc; the entry points are in
+ * fc_pool_drivers.inc.
  */
 /* Loop heads on 32-byte boundaries: these loops are short and run many
- * times (a 49-element plane is 6 vector stores); one that straddles a
- * fetch boundary was measured to run at half speed (global average
- * backward, 0.21 -> 0.43 ms, after unrelated code moved it). */
+ * times (a 49-element plane is 6 vector stores), and a loop that straddles
+ * an instruction-fetch boundary is fetched in two pieces on every
+ * iteration.  Without the alignment, a loop's speed would depend on where
+ * unrelated code happens to place it (docs/tuning.md, Pooling). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("align-loops=32")
 #endif
-#include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include <math.h>
@@ -39,10 +46,7 @@
 #include "fc_core.h"
 #include "fc_kernels.h"
 #include "fc_plan.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "fc_util.h"
 
 /* FC_POOL_GENERIC_ONLY builds what a non-x86 machine gets. */
 #if defined(FC_HAVE_X86_KERNELS) && !defined(FC_POOL_GENERIC_ONLY)
@@ -57,23 +61,17 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-/* Entries per phase of a row buffer (see fc_pool.inc): the padded row plus
- * one window's overhang, split into SW phases, with slack. */
+/* Entries per phase of a row buffer (see fc_pool_rows.inc): the padded row
+ * plus one window's overhang, split into SW phases, with slack. */
 static fc_int fc_pool_phase_len(const fc_pool_geom *g)
 {
-    const fc_int wb = g->W + 2 * g->PW + g->KW;
-    return (wb + g->SW - 1) / g->SW + 2;
-}
-
-static fc_int fc_pool_round16(fc_int n)
-{
-    return (n + 15) & ~(fc_int)15;
+    return fc_ceil_div(g->W + 2 * g->PW + g->KW, g->SW) + 2;
 }
 
 /* Backward spreads a row of W2 window values over the phases of a row
  * buffer by reading them at offsets down to -((KW-1)/SW): the rows of
  * window values get that many entries in front and run to the phase length
- * (fc_pool.inc, spread). */
+ * (fc_pool_rows.inc, spread). */
 static fc_int fc_pool_spread_pad(const fc_pool_geom *g)
 {
     return (g->KW - 1) / g->SW;
@@ -81,25 +79,58 @@ static fc_int fc_pool_spread_pad(const fc_pool_geom *g)
 
 static fc_int fc_pool_spread_len(const fc_pool_geom *g)
 {
-    return fc_pool_round16(fc_pool_spread_pad(g) + fc_pool_phase_len(g));
+    return fc_round_up(fc_pool_spread_pad(g) + fc_pool_phase_len(g), 16);
+}
+
+/* Real columns (or rows) in the window of output index i. */
+static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
+{
+    return fc_min(i * s - p + k, n) - fc_max(i * s - p, 0);
+}
+
+/* The per-thread workspace of max pooling backward and of the forward that
+ * records indices (see max_bwd in fc_pool_max_bwd.inc), for elements of
+ * `elem` bytes: bt bytes of elements, then bi bytes of int32s, then int64s;
+ * each piece starts on a cache line. */
+static size_t fc_pool_argws(const fc_pool_geom *g, size_t elem, size_t *bt, size_t *bi)
+{
+    const fc_int nP = fc_round_up(g->SW * fc_pool_phase_len(g), 16);
+    const fc_int n2 = fc_round_up(g->W2, 16);
+    const fc_int nG = fc_pool_spread_len(g);
+    *bt = (size_t)fc_round_up((2 * nP + n2 + nG) * (fc_int)elem, FC_ALIGN);
+    *bi = (size_t)fc_round_up((nP + n2 + nG) * (fc_int)sizeof(int32_t), FC_ALIGN);
+    return *bt + *bi + (size_t)fc_round_up(n2 * (fc_int)sizeof(int64_t), FC_ALIGN);
+}
+
+/* Whether max pooling may take the vector argmax, which keeps a window's
+ * rows and columns in int32.  FC_POOL_SCALAR_BWD forces the scalar scan,
+ * to test it. */
+static int fc_pool_vec(const fc_pool_geom *g)
+{
+#ifdef FC_POOL_SCALAR_BWD
+    (void)g;
+    return 0;
+#else
+    return g->KH < (fc_int)INT32_MAX && g->KW < (fc_int)INT32_MAX;
+#endif
 }
 
 /* Below this many elements (input plus output) per thread a second thread
  * costs more than it saves. */
 #define FC_POOL_MIN_WORK_PER_THREAD ((fc_int)1 << 15)
 
+/* The team to ask for: at most one thread per plane and per
+ * FC_POOL_MIN_WORK_PER_THREAD elements.  Workspace is taken for this many
+ * threads; the team that runs may be smaller (fc_pool_share).  fc_plan_pool
+ * reports it. */
 int fc_pool_threads(const fc_pool_geom *g, int nthreads)
 {
 #ifdef _OPENMP
-    fc_int nt = nthreads < 1 ? 1 : nthreads;
     const fc_int planes = g->N * g->C;
     const fc_int work = planes * (g->H * g->W + g->H2 * g->W2);
-    const fc_int by_work = work / FC_POOL_MIN_WORK_PER_THREAD;
-    if (nt > planes)
-        nt = planes;
-    if (nt > by_work)
-        nt = by_work;
-    return nt < 1 ? 1 : (int)nt;
+    const fc_int nt = fc_min(fc_min(fc_threads_usable(nthreads), planes),
+                             work / FC_POOL_MIN_WORK_PER_THREAD);
+    return (int)fc_max(nt, 1);
 #else
     (void)g;
     (void)nthreads;
@@ -107,205 +138,81 @@ int fc_pool_threads(const fc_pool_geom *g, int nthreads)
 #endif
 }
 
-static int fc_pool_tid(void)
+/* The calling thread's planes [*p0, *p1): whole planes in contiguous,
+ * nearly equal ranges over the team that actually runs, which may have
+ * fewer threads than were asked for (one in a build without OpenMP).  Each
+ * plane goes to one thread whatever the team, so the result does not
+ * depend on it. */
+static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
 {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
+    const fc_int tid = fc_thread_id(), nthr = fc_team_size();
+    const fc_int q = planes / nthr, r = planes % nthr;
+    *p0 = tid * q + fc_min(tid, r);
+    *p1 = *p0 + q + (tid < r ? 1 : 0);
 }
 
-static int fc_pool_nthr(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
+/* -------------------------------------------------------------- instances */
 
-/* Static partition of [0, n) into nthr nearly equal contiguous ranges. */
-static void fc_pool_split(fc_int n, int tid, int nthr, fc_int *b, fc_int *e)
-{
-    const fc_int q = n / nthr, r = n % nthr;
-    *b = tid * q + (tid < r ? tid : r);
-    *e = *b + q + (tid < r ? 1 : 0);
-}
+#define FC_POOL_CAT_(a, b) a##b
+#define FC_POOL_CAT(a, b) FC_POOL_CAT_(a, b)
+/* A kernel's name in one instance: fc_pool_fwd_s_avx2. */
+#define FC_POOL_NAME_(name, s, isa) fc_pool_##name##_##s##_##isa
+#define FC_POOL_NAME(name, s, isa) FC_POOL_NAME_(name, s, isa)
 
-/* Workspace pieces start on cache lines. */
-static size_t fc_pool_round(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
+/* Element types, by the suffix of their entry points: the type, its -inf,
+ * and an unsigned integer as wide (for the bit blends of fc_pool_rows.inc). */
+#define FC_POOL_T_s float
+#define FC_POOL_NEG_INF_s (-HUGE_VALF)
+#define FC_POOL_UINT_s uint32_t
+#define FC_POOL_T_d double
+#define FC_POOL_NEG_INF_d (-HUGE_VAL)
+#define FC_POOL_UINT_d uint64_t
 
-static void *fc_pool_alloc(size_t bytes)
-{
-    char *raw = (char *)malloc(bytes + 64 + sizeof(void *));
-    if (!raw)
-        return NULL;
-    uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
-    ((void **)a)[-1] = raw;
-    return (void *)a;
-}
+/* Instruction sets, by name: the target attribute of their kernels.
+ * generic is the compiler's baseline for the target (SSE2 on x86-64).
+ * AVX2 goes without FMA: nothing here multiplies and adds, and leaving FMA
+ * out keeps every variant's rounding identical. */
+#define FC_POOL_TGT_generic
+#define FC_POOL_TGT_avx2 __attribute__((target("avx2")))
 
-static void fc_pool_free(void *p)
-{
-    if (p)
-        free(((void **)p)[-1]);
-}
-
-/* Real columns (or rows) in the window of output index i. */
-static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
-{
-    fc_int a = i * s - p, b = a + k;
-    if (a < 0) a = 0;
-    if (b > n) b = n;
-    return b - a;
-}
-
-/* ---------------------------------------------------------------- kernels */
-
-#define FC_POOL_KERNELS
-
-/* generic: the compiler's baseline for the target (SSE2 on x86-64) */
-#define FC_TGT
-#define T float
-#define T_NEG_INF (-HUGE_VALF)
-#define T_UINT uint32_t
-#define FCP(name) fc_pool_##name##_s_generic
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#define T double
-#define T_NEG_INF (-HUGE_VAL)
-#define T_UINT uint64_t
-#define FCP(name) fc_pool_##name##_d_generic
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#undef FC_TGT
-
+/* Every (element type, instruction set) pair: fc_pool_kernels.inc reads
+ * FC_POOL_S and FC_POOL_ISA, and undefines both. */
+#define FC_POOL_S s
+#define FC_POOL_ISA generic
+#include "fc_pool_kernels.inc"
+#define FC_POOL_S d
+#define FC_POOL_ISA generic
+#include "fc_pool_kernels.inc"
 #ifdef FC_POOL_X86
-/* AVX2 without FMA: nothing here multiplies and adds, and leaving FMA out
- * keeps every variant's rounding identical. */
-#define FC_TGT __attribute__((target("avx2")))
-#define T float
-#define T_NEG_INF (-HUGE_VALF)
-#define T_UINT uint32_t
-#define FCP(name) fc_pool_##name##_s_avx2
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#define T double
-#define T_NEG_INF (-HUGE_VAL)
-#define T_UINT uint64_t
-#define FCP(name) fc_pool_##name##_d_avx2
-#include "fc_pool.inc"
-#undef T
-#undef T_NEG_INF
-#undef T_UINT
-#undef FCP
-#undef FC_TGT
-
+#define FC_POOL_S s
+#define FC_POOL_ISA avx2
+#include "fc_pool_kernels.inc"
+#define FC_POOL_S d
+#define FC_POOL_ISA avx2
+#include "fc_pool_kernels.inc"
 #endif
 
-#undef FC_POOL_KERNELS
-
-/* ----------------------------------------------------------- kernel tables */
-
-#define FC_POOL_TAB_TYPE(T, S)                                                 \
-    typedef struct {                                                           \
-        void (*fwd)(const fc_pool_geom *, const T *, T *, fc_int, fc_int, T *, \
-                    const T *, int);                                           \
-        void (*max_bwd)(const fc_pool_geom *, const T *, const T *, T *,       \
-                        fc_int, fc_int, T *, int32_t *, int64_t *, int);       \
-        void (*max_fwd_idx)(const fc_pool_geom *, const T *, T *, int64_t *,   \
-                            fc_int, fc_int, T *, int32_t *, int);              \
-        fc_int (*max_bwd_idx)(const fc_pool_geom *, const T *, const int64_t *,\
-                              T *, fc_int, fc_int);                            \
-        void (*avg_bwd)(const fc_pool_geom *, const T *, T *, fc_int, fc_int,  \
-                        T *, const T *);                                       \
-    } fc_pool_tab_##S;
-FC_POOL_TAB_TYPE(float, s)
-FC_POOL_TAB_TYPE(double, d)
-#undef FC_POOL_TAB_TYPE
-
-#define FC_POOL_TABLE(S, ISA)                                                  \
-    static const fc_pool_tab_##S fc_pool_tab_##S##_##ISA = {                   \
-        fc_pool_fwd_##S##_##ISA, fc_pool_max_bwd_##S##_##ISA,                  \
-        fc_pool_max_fwd_idx_##S##_##ISA, fc_pool_max_bwd_idx_##S##_##ISA,      \
-        fc_pool_avg_bwd_##S##_##ISA};
-FC_POOL_TABLE(s, generic)
-FC_POOL_TABLE(d, generic)
-#ifdef FC_POOL_X86
-FC_POOL_TABLE(s, avx2)
-FC_POOL_TABLE(d, avx2)
-#endif
-#undef FC_POOL_TABLE
-
-/* Whether the active instruction set (fc_active_kernels(), so FASTCONV_ISA
- * moves pooling too) includes AVX2.  The AVX-512 level also runs the AVX2
- * loops: measured on this project's Zen 4 machine, 512-bit versions of
- * these memory-bound loops were no faster on large rows and up to twice as
- * slow on short ones (16-lane bodies leave 56- or 13-wide rows mostly to
- * their scalar tails). */
-static int fc_pool_use_avx2(void)
+/* Which instance runs: an index into each element type's kernel tables
+ * (fc_pool_drivers.inc), 0 for generic, 1 for avx2.  It follows the active
+ * kernel table (fc_active_kernels(), the core's one dispatch, so
+ * FASTCONV_ISA and set_isa move pooling too).  The AVX-512 level also runs
+ * the AVX2 loops: they are bound by memory, so wider vectors gain nothing
+ * on long rows, and on the short rows pooling often has, 16-lane bodies
+ * leave most of a row to their scalar tails (docs/tuning.md, Pooling). */
+static int fc_pool_isa(void)
 {
 #ifdef FC_POOL_X86
     const fc_kernel_set *k = fc_active_kernels();
-    if (k && k->isa)
-        return strcmp(k->isa, "avx512") == 0 || strcmp(k->isa, "avx2") == 0;
+    if (k == &fc_kernels_avx2 || k == &fc_kernels_avx512)
+        return 1;
 #endif
     return 0;
 }
 
-static const fc_pool_tab_s *fc_pool_get_s(void)
-{
-#ifdef FC_POOL_X86
-    if (fc_pool_use_avx2())
-        return &fc_pool_tab_s_avx2;
-#endif
-    return &fc_pool_tab_s_generic;
-}
+/* ----------------------------------------------------------- entry points */
 
-static const fc_pool_tab_d *fc_pool_get_d(void)
-{
-#ifdef FC_POOL_X86
-    if (fc_pool_use_avx2())
-        return &fc_pool_tab_d_avx2;
-#endif
-    return &fc_pool_tab_d_generic;
-}
-
-/* ---------------------------------------------------------- entry points */
-
-#define FC_POOL_DRIVERS
-
-#define T float
-#define S s
-#define FC_POOL_TAB fc_pool_tab_s
-#define FC_POOL_GET fc_pool_get_s
-#include "fc_pool.inc"
-#undef T
-#undef S
-#undef FC_POOL_TAB
-#undef FC_POOL_GET
-
-#define T double
-#define S d
-#define FC_POOL_TAB fc_pool_tab_d
-#define FC_POOL_GET fc_pool_get_d
-#include "fc_pool.inc"
-#undef T
-#undef S
-#undef FC_POOL_TAB
-#undef FC_POOL_GET
-
-#undef FC_POOL_DRIVERS
+/* fc_pool_drivers.inc reads FC_POOL_S and undefines it. */
+#define FC_POOL_S s
+#include "fc_pool_drivers.inc"
+#define FC_POOL_S d
+#include "fc_pool_drivers.inc"
