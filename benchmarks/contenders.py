@@ -7,6 +7,7 @@ contenders' results."""
 import math
 import os
 import sys
+import types
 
 import numpy as np
 
@@ -229,3 +230,81 @@ def compare(a, b, dtype):
 
 
 CHECK_TOL = {"float32": 1e-3, "float64": 1e-9}
+
+
+# ------------------------------------------------------------- the plans
+
+PLAN_FIELDS = ("algorithm", "kernel", "threads", "workspace_bytes", "reason")
+
+
+def plan_ops(task):
+    """The planner's ops behind a task. A backward entry names both
+    gradients' (the data gradient's first), whichever of the two it times;
+    the planner has no pooling backward of its own, so a pooling entry names
+    its pooling op in both directions."""
+    layer = task.layer
+    if layer.kind == "conv":
+        if task.op == "fwd":
+            return ("conv2d",)
+        return ("conv2d_backward_data", "conv2d_backward_weight")
+    return (f"{layer.mode}_pool2d",)
+
+
+def plan_of(fastconv, task, threads):
+    """fastconv's plan for a task at ``threads`` threads, asked before the
+    task is timed: {planner op: Plan} in the order of plan_ops(task)."""
+    saved = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        if not hasattr(fastconv, "plan"):
+            return _plan_from_one_call(fastconv, task)
+        layer = task.layer
+        x_shape = (layer.batch(task.dtype), layer.C, layer.H, layer.W)
+        geometry = {"dtype": task.dtype, "stride": tuple(layer.stride),
+                    "padding": tuple(layer.padding)}
+        if layer.kind == "conv":
+            w_shape = (layer.K, layer.C, layer.FH, layer.FW)
+            return {op: fastconv.plan(op, x_shape, w_shape, **geometry)
+                    for op in plan_ops(task)}
+        return {op: fastconv.plan(op, x_shape, kernel_size=tuple(layer.kernel), **geometry)
+                for op in plan_ops(task)}
+    finally:
+        fastconv.set_num_threads(saved)
+
+
+def _plan_from_one_call(fastconv, task):
+    """For a fastconv without plan() (delete with its call in plan_of once
+    every fastconv to be measured has one): runs the task's op once, untimed,
+    on zeros of the task's shapes and reads the algorithm the convolution
+    reports it took (fastconv._core.last_conv_path); for the timed gradient
+    only, and nothing for pooling, which reports none."""
+    last_conv_path = getattr(fastconv._core, "last_conv_path", None)
+    layer = task.layer
+    if layer.kind != "conv" or last_conv_path is None:
+        return {}
+    n, dtype = layer.batch(task.dtype), np.dtype(task.dtype)
+    h2, w2 = layer.out_hw
+    data = {"x": np.zeros((n, layer.C, layer.H, layer.W), dtype),
+            "w": np.zeros((layer.K, layer.C, layer.FH, layer.FW), dtype),
+            "b": np.zeros(layer.K, dtype),
+            "dy": np.zeros((n, layer.K, h2, w2), dtype)}
+    Contenders(fastconv, None).fastconv_fn(task, data)()
+    algorithm = last_conv_path()
+    if not algorithm:
+        return {}
+    op = plan_ops(task)[1 if task.op == "bwd_weight" else 0]
+    return {op: types.SimpleNamespace(
+        algorithm=algorithm, kernel="", threads=fastconv.get_num_threads(),
+        workspace_bytes=None,
+        reason="fastconv has no plan(): the algorithm of one untimed call")}
+
+
+def plan_record(plan):
+    """A Plan as JSON: its fields, None where it has none."""
+    out = {}
+    for field in PLAN_FIELDS:
+        v = getattr(plan, field, None)
+        if v is not None:
+            v = int(v) if field in ("threads", "workspace_bytes") else str(v)
+        out[field] = v
+    return out

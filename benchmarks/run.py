@@ -271,6 +271,37 @@ def make_record(bench, tr, nt, stats, check):
     return rec
 
 
+def plan_entry(fastconv, task, nt):
+    """fastconv's plans for an entry, asked before it is timed, and the
+    error of a planner that failed (reported in the record, not fatal)."""
+    try:
+        return contenders.plan_of(fastconv, task, nt), None
+    except Exception as exc:
+        return {}, f"{type(exc).__name__}: {exc}"
+
+
+def add_plans(rec, plans, error):
+    """Records the plans in an entry's record; their algorithms (and
+    kernels), joined by "+" for the two gradients, go to the notes."""
+    if error:
+        rec["plan_error"] = error
+        rec["notes"].append(f"plan failed: {error}")
+    if not plans:
+        return
+    rec["plan"] = {op: contenders.plan_record(p) for op, p in plans.items()}
+    algorithms = [p["algorithm"] or "" for p in rec["plan"].values()]
+    kernels = [p["kernel"] or "" for p in rec["plan"].values()]
+    if any(algorithms):
+        rec["algorithm"] = "+".join(a or "-" for a in algorithms)
+    if any(kernels):
+        rec["kernel"] = "+".join(k or "-" for k in kernels)
+    note = rec.get("algorithm", "")
+    if "kernel" in rec:
+        note = f"{note} ({rec['kernel']})".strip()
+    if note:
+        rec["notes"].append(note)
+
+
 def run_entry(bench, tr, nt):
     """Times one task at ``nt`` threads; returns its record."""
     args, task, fastconv = bench.args, tr.task, bench.fastconv
@@ -289,6 +320,7 @@ def run_entry(bench, tr, nt):
     if not entry_fns:
         raise SystemExit("nothing to time: fastconv, torch and numpy are all "
                          "unavailable or disabled")
+    plans, plan_error = plan_entry(fastconv, task, nt) if fastconv else ({}, None)
     first, stats, dropped = time_contenders(bench, entry_fns, nt)
     if "numpy" in stats:
         bench.budget_np.record(np_key, tr.work, stats["numpy"]["median_s"])
@@ -298,13 +330,7 @@ def run_entry(bench, tr, nt):
     check = check_results(first, task.dtype)
     del first
     rec = make_record(bench, tr, nt, stats, check)
-    if fastconv is not None and "fastconv" in stats and task.layer.kind == "conv":
-        # the algorithm of the last fastconv call (a thread-local the
-        # other contenders do not touch)
-        alg = getattr(fastconv._core, "last_conv_path", lambda: "")()
-        if alg:
-            rec["algorithm"] = alg
-            rec["notes"].append(alg)
+    add_plans(rec, plans, plan_error)
     if tr.np_skip_reason:
         rec["notes"].append(tr.np_skip_reason)
     if check and not check["ok"]:
