@@ -165,3 +165,23 @@ def test_gradients_right_at_every_thread_count(case, dtype):
             assert_close(dx, rdx, sdx, dtype, case.len_dx, f"dx at {n} threads")
     finally:
         fastconv.set_num_threads(before)
+
+
+def test_plan_explains_every_entry_of_the_quick_benchmark():
+    # the suite asks the planner before timing each entry; every entry gets a
+    # plan, and for convolutions it is what the timed call then runs
+    import sys
+    sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
+    try:
+        import contenders
+        import suite
+    finally:
+        sys.path.pop(0)
+    tasks = suite.quick_tasks()
+    assert tasks
+    for task in tasks:
+        plans = contenders.plan_of(fastconv, task, 1)
+        assert list(plans) == list(contenders.plan_ops(task)), task
+        for op, pl in plans.items():
+            assert pl.algorithm in fastconv.algorithms(), (task, op)
+            assert pl.threads == 1 and pl.reason, (task, op)
