@@ -21,7 +21,8 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
 
 from . import _config
 from ._config import get_num_threads, set_num_threads, show_config
-from ._plan import Plan, algorithms, plan
+from ._plan import (Plan, algorithms, export_wisdom, forget_wisdom, get_planning,
+                    import_wisdom, plan, set_planning)
 from ._shapes import ShapeError
 from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backward,
                          linear, linear_backward, max_pool2d, max_pool2d_backward,
@@ -40,5 +41,6 @@ __all__ = [
     "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
     "softmax_cross_entropy", "multiclass_hinge", "SGD", "Adam",
     "set_num_threads", "get_num_threads", "show_config",
-    "algorithms", "plan", "Plan",
+    "algorithms", "plan", "Plan", "set_planning", "get_planning", "export_wisdom",
+    "import_wisdom", "forget_wisdom",
 ]

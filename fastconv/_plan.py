@@ -182,6 +182,15 @@ def _plan_conv(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, wher
     w = _shaped(w_shape, "w_shape", where)
     geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=op)
     alg = -1 if algorithm is None else algorithm_id(algorithm, [op], where)
+    if alg < 0 and _planning == "measure":
+        with _wisdom_lock:
+            entry = _wisdom.get(_key(op, geom, dt, nt))
+        if entry is not None:
+            a, narrow, threads = entry["choice"]
+            info = _core.plan_conv(_OPS[op], tuple(geom), dt.itemsize, threads, a, narrow)
+            info["reason"] = f"measured: {_choice_name(entry['choice'])} the fastest of " \
+                             f"{len(entry['seconds'])} candidates; {info['reason']}"
+            return info
     return _core.plan_conv(_OPS[op], tuple(geom), dt.itemsize, nt, alg)
 
 
@@ -211,3 +220,200 @@ def _plan_pool(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, wher
     _validate.ndim(x.shape, 4, "x", "(N, C, H, W)", op)
     geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=op)
     return _core.plan_pool(tuple(geom), dt.itemsize, nt)
+
+
+# ------------------------------------------------------------ measured planning
+#
+# Like FFTW_MEASURE or cudnn.benchmark: with set_planning("measure"), the
+# first call of a convolution op on a shape times every candidate that can
+# serve it (each algorithm, lanes' two kernel tiles, all threads or one) on
+# the call's own arrays and keeps the fastest; later calls of that shape run
+# it straight away.  The decisions ("wisdom") can be saved and loaded.
+
+_PLANNINGS = ("estimate", "measure")
+_planning = "estimate"
+_wisdom = {}
+_wisdom_lock = threading.Lock()
+WISDOM_FORMAT = "fastconv-wisdom"
+WISDOM_VERSION = 1
+
+
+def set_planning(mode):
+    """How convolutions choose their algorithm: ``"estimate"`` (the default:
+    the planner's estimates, deterministic) or ``"measure"`` (the first call
+    of each shape times the candidates and keeps the fastest).
+
+    >>> import fastconv
+    >>> fastconv.set_planning("measure"); fastconv.get_planning()
+    'measure'
+    >>> fastconv.set_planning("estimate")
+    """
+    global _planning
+    if mode not in _PLANNINGS:
+        raise ValueError(f"set_planning: mode must be one of {', '.join(_PLANNINGS)}, "
+                         f"got {mode!r}")
+    _planning = mode
+
+
+def get_planning():
+    """The planning mode: ``"estimate"`` or ``"measure"``."""
+    return _planning
+
+
+def _signature():
+    """What wisdom is only valid for: this fastconv, CPU and kernels."""
+    from ._version import __version__
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if not model:
+        import platform
+        model = platform.processor() or platform.machine()
+    return {"fastconv": __version__, "cpu": model,
+            "isas": list(_config.available_isas()),
+            "kernels": list(_core.kernel_names()) + list(_core.narrow_kernel_names())}
+
+
+def _key(op, geom, dtype, nt):
+    return (op, tuple(int(v) for v in geom), np.dtype(dtype).name, _config.get_isa(), int(nt))
+
+
+def _candidates(op, geom, dsize, nt):
+    """(algorithm id, narrow, threads) of every way op can run geom."""
+    code = _OPS[op]
+    out = []
+    for alg, name in enumerate(_NAMES):
+        if not _serves(name, code):
+            continue
+        try:
+            _core.plan_conv(code, geom, dsize, nt, alg)
+        except ValueError:
+            continue
+        tiles = (0, 1) if name == "lanes" and _core.narrow_kernel_names() != \
+            _core.kernel_names() else (-1,)
+        for narrow in tiles:
+            for threads in ((nt, 1) if nt > 1 else (nt,)):
+                out.append((alg, narrow, threads))
+    return out
+
+
+def _measure(op, geom, dtype, nt, call):
+    """Times each candidate on the call's own arrays (median of three runs
+    after one warm-up) and returns the fastest, with the times."""
+    import time
+    times = {}
+    for cand in _candidates(op, geom, np.dtype(dtype).itemsize, nt):
+        try:
+            call(*cand)
+        except ValueError:   # e.g. lanes on weights holding inf or NaN
+            continue
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            call(*cand)
+            runs.append(time.perf_counter() - t0)
+        times[cand] = sorted(runs)[1]
+    best = min(times, key=times.get)
+    return best, times
+
+
+def _choice_name(cand):
+    alg, narrow, threads = cand
+    tile = {0: "/wide", 1: "/narrow"}.get(narrow, "")
+    return f"{_NAMES[alg]}{tile}@{threads}"
+
+
+def run_planned(op, geom, dtype, nt, alg, call):
+    """Runs ``call(alg, narrow, threads)`` (a binding call returning the plan
+    it ran) as the planning mode says and records it for ``last_run``: a
+    forced algorithm or "estimate" planning runs the planner's choice; under
+    "measure", an unforced call runs the measured best for its shape."""
+    if alg >= 0 or _planning != "measure":
+        info = call(alg, -1, nt)
+        _ran(op, info)
+        return info
+    key = _key(op, geom, dtype, nt)
+    with _wisdom_lock:
+        entry = _wisdom.get(key)
+    if entry is None:
+        best, times = _measure(op, geom, dtype, nt, call)
+        entry = {"choice": best, "seconds": {_choice_name(c): t for c, t in times.items()}}
+        with _wisdom_lock:
+            _wisdom[key] = entry
+    info = call(*entry["choice"])
+    info["reason"] = f"measured: {_choice_name(entry['choice'])} the fastest of " \
+                     f"{len(entry['seconds'])} candidates; {info['reason']}"
+    _ran(op, info)
+    return info
+
+
+def forget_wisdom():
+    """Forgets every measured decision."""
+    with _wisdom_lock:
+        _wisdom.clear()
+
+
+def export_wisdom(path):
+    """Saves the measured decisions to ``path`` (JSON), with the signature of
+    this fastconv and CPU that they are valid for."""
+    import json
+    with _wisdom_lock:
+        entries = [{"op": k[0], "geometry": list(k[1]), "dtype": k[2], "isa": k[3],
+                    "threads": k[4], "algorithm": _NAMES[v["choice"][0]],
+                    "narrow": v["choice"][1], "run_threads": v["choice"][2],
+                    "seconds": v["seconds"]} for k, v in _wisdom.items()]
+    doc = {"format": WISDOM_FORMAT, "version": WISDOM_VERSION, "signature": _signature(),
+           "entries": entries}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+    return len(entries)
+
+
+def _parse_entry(e):
+    if e["op"] not in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
+        raise ValueError(f"unknown op {e['op']!r}")
+    geometry = tuple(int(v) for v in e["geometry"])
+    if len(geometry) != 13:
+        raise ValueError("a geometry has 13 fields")
+    if e["algorithm"] not in _NAMES:
+        raise ValueError(f"unknown algorithm {e['algorithm']!r}")
+    narrow, threads = int(e["narrow"]), int(e["run_threads"])
+    if narrow not in (-1, 0, 1) or threads < 1:
+        raise ValueError("bad kernel tile or thread count")
+    key = (e["op"], geometry, np.dtype(e["dtype"]).name, str(e["isa"]), int(e["threads"]))
+    seconds = {str(k): float(v) for k, v in dict(e.get("seconds", {})).items()}
+    return key, {"choice": (_NAMES.index(e["algorithm"]), narrow, threads), "seconds": seconds}
+
+
+def import_wisdom(path):
+    """Loads decisions saved by ``export_wisdom``; returns how many.  A file
+    from another fastconv version or CPU is ignored with a warning (0); a
+    corrupt one raises ValueError and changes nothing."""
+    import json
+    import warnings
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"import_wisdom: {path} is not a wisdom file (not JSON: {exc})") \
+            from None
+    try:
+        if doc.get("format") != WISDOM_FORMAT:
+            raise ValueError(f"format is {doc.get('format')!r}, not {WISDOM_FORMAT!r}")
+        if doc.get("version") != WISDOM_VERSION or doc.get("signature") != _signature():
+            warnings.warn(f"import_wisdom: {path} was measured by another fastconv version "
+                          f"or on another CPU; ignored", RuntimeWarning, stacklevel=2)
+            return 0
+        parsed = dict(_parse_entry(e) for e in doc["entries"])
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"import_wisdom: {path} is corrupt ({exc}); nothing imported") \
+            from None
+    with _wisdom_lock:
+        _wisdom.update(parsed)
+    return len(parsed)

@@ -153,8 +153,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
         y[...] = 0 if b is None else np.asarray(b, dtype).reshape(1, K, 1, 1)
         return np.maximum(y, 0) if relu else y
     bf = _flat(b, dtype) if b is not None else _empty_flat(dtype)
-    _plan._ran("conv2d", _core.conv2d_fwd(tuple(geom), _flat(x, dtype), _flat(w, dtype), bf,
-                                          y.reshape(-1), relu, _config.get_num_threads(), alg))
+    xf, wf, yf, g = _flat(x, dtype), _flat(w, dtype), y.reshape(-1), tuple(geom)
+    _plan.run_planned("conv2d", g, dtype, _config.get_num_threads(), alg,
+                      lambda a, narrow, nt: _core.conv2d_fwd(g, xf, wf, bf, yf, relu, nt, a,
+                                                             narrow))
     return y
 
 
@@ -234,14 +236,16 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=No
                                                 where)
     dyf = _flat(dy, dtype)
     wf = _flat(w, dtype)
-    _plan._ran("conv2d_backward_weight",
-               _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt,
-                                       alg_weight))
+    xf, dwf = _flat(x, dtype), dw.reshape(-1)
+    _plan.run_planned("conv2d_backward_weight", geom, dtype, nt, alg_weight,
+                      lambda a, _, t: _core.conv2d_bwd_weight(geom, dyf, xf, dwf, db, t, a))
     # An input of height or width 0 (the output then comes from padding
     # alone) has an empty gradient, and nothing to compute.
     if dx is not None and dx.size:
-        _plan._ran("conv2d_backward_data",
-                   _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt, alg_data))
+        dxf = dx.reshape(-1)
+        _plan.run_planned("conv2d_backward_data", geom, dtype, nt, alg_data,
+                          lambda a, narrow, t: _core.conv2d_bwd_data(geom, dyf, wf, dxf, t, a,
+                                                                     narrow))
     return dx, dw, db
 
 
