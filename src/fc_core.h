@@ -27,7 +27,14 @@ typedef struct {
     fc_int K, FH, FW;      /* filters */
     fc_int SH, SW, PH, PW; /* stride and zero padding per axis */
     fc_int H2, W2;         /* output, from the output-size formula */
+    fc_int DH, DW;         /* dilation per axis: tap (r, s) reads input row r*DH, column
+                              s*DW of its window (1: every row and column) */
 } fc_conv_geom;
+
+/* The rows and columns one window spans: (F - 1)*D + 1. */
+static inline fc_int fc_span_h(const fc_conv_geom *g) { return (g->FH - 1) * g->DH + 1; }
+static inline fc_int fc_span_w(const fc_conv_geom *g) { return (g->FW - 1) * g->DW + 1; }
+static inline int fc_conv_is_dilated(const fc_conv_geom *g) { return g->DH != 1 || g->DW != 1; }
 
 /* A 1x1 convolution at stride 1 without padding: a plain product of the
  * weights with each image's C x H*W matrix, which every path can read in

@@ -1,0 +1,123 @@
+"""Dilated convolution in the C core, through the binding.
+
+A convolution with dilation (DH, DW) is the convolution with the kernel
+spread out, zeros between its taps; the NumPy oracle of the spread kernel is
+the reference.  Every algorithm that serves dilation is forced on strided,
+padded, rectangular and 1x1 shapes, forward and both gradients, both dtypes,
+every instruction set; lanes says it cannot serve it.
+"""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _core
+import reference as ref
+from conftest import assert_close
+
+ALGS = fastconv.algorithms()
+
+# (N, C, H, W, K, FH, FW, SH, SW, PH, PW, DH, DW)
+SHAPES = [
+    (2, 3, 11, 13, 4, 3, 3, 1, 1, 2, 2, 2, 2),
+    (1, 5, 14, 12, 6, 3, 2, 2, 1, 1, 0, 3, 2),
+    (3, 2, 9, 10, 5, 2, 3, 1, 2, 0, 3, 1, 3),
+    (2, 4, 16, 16, 8, 5, 5, 1, 1, 4, 4, 2, 2),
+    (2, 6, 7, 8, 3, 1, 1, 1, 1, 0, 0, 2, 3),
+]
+
+
+def _geom(s):
+    N, C, H, W, K, FH, FW, SH, SW, PH, PW, DH, DW = s
+    H2 = (H + 2 * PH - DH * (FH - 1) - 1) // SH + 1
+    W2 = (W + 2 * PW - DW * (FW - 1) - 1) // SW + 1
+    return (N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2, DH, DW)
+
+
+def _spread(w, DH, DW):
+    K, C, FH, FW = w.shape
+    out = np.zeros((K, C, (FH - 1) * DH + 1, (FW - 1) * DW + 1), w.dtype)
+    out[:, :, ::DH, ::DW] = w
+    return out
+
+
+def _inputs(s, dtype):
+    g = _geom(s)
+    rng = np.random.default_rng(sum(s))
+    x = rng.standard_normal(g[:4]).astype(dtype)
+    w = rng.standard_normal((g[4], g[1], g[5], g[6])).astype(dtype)
+    b = rng.standard_normal(g[4]).astype(dtype)
+    dy = rng.standard_normal((g[0], g[4], g[11], g[12])).astype(dtype)
+    return g, x, w, b, dy
+
+
+def _oracle(s, x, w, b, dy):
+    g = _geom(s)
+    ws = _spread(w.astype(np.float64), g[13], g[14])
+    stride, pad = (g[7], g[8]), (g[9], g[10])
+    y = ref.conv2d(x.astype(np.float64), ws, b.astype(np.float64), stride, pad)
+    ya = ref.conv2d(np.abs(x.astype(np.float64)), np.abs(ws), np.abs(b.astype(np.float64)),
+                    stride, pad)
+    dx, dws, db = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), ws,
+                                      stride, pad)
+    adx, adws, _ = ref.conv2d_backward(np.abs(dy.astype(np.float64)),
+                                       np.abs(x.astype(np.float64)), np.abs(ws), stride, pad)
+    DH, DW = g[13], g[14]
+    return (y, ya), (dx, adx), (dws[:, :, ::DH, ::DW], adws[:, :, ::DH, ::DW]), db
+
+
+def _run(op, g, x, w, b, dy, alg, dtype):
+    nt = fastconv.get_num_threads()
+    flat = lambda a: np.ascontiguousarray(a, dtype).ravel()
+    if op == "fwd":
+        y = np.empty((g[0], g[4], g[11], g[12]), dtype)
+        info = _core.conv2d_fwd(g, flat(x), flat(w), flat(b), y.reshape(-1), False, nt, alg)
+        return y, info
+    if op == "data":
+        dx = np.empty(x.shape, dtype)
+        info = _core.conv2d_bwd_data(g, flat(dy), flat(w), dx.reshape(-1), nt, alg)
+        return dx, info
+    dw = np.empty(w.shape, dtype)
+    db = np.empty(g[4], dtype)
+    info = _core.conv2d_bwd_weight(g, flat(dy), flat(x), dw.reshape(-1), db, nt, alg)
+    return (dw, db), info
+
+
+CODES = {"fwd": _core.OP_CONV_FWD, "data": _core.OP_CONV_DATA, "weight": _core.OP_CONV_WEIGHT}
+
+
+@pytest.mark.parametrize("op", ["fwd", "data", "weight"])
+@pytest.mark.parametrize("s", SHAPES, ids=str)
+def test_dilated_convolution_on_every_algorithm(s, op, dtype, isa, threads):
+    g, x, w, b, dy = _inputs(s, dtype)
+    (y, ya), (dx, adx), (dw, adw), db = _oracle(s, x, w, b, dy)
+    FH, FW, DH, DW = g[5], g[6], g[13], g[14]
+    length = {"fwd": g[1] * FH * FW, "data": g[4] * FH * FW, "weight": g[0] * g[11] * g[12]}[op]
+    ran = set()
+    for alg in [-1] + list(range(len(ALGS))):
+        if alg >= 0:
+            try:
+                _core.plan_conv(CODES[op], g, np.dtype(dtype).itemsize, 1, alg)
+            except ValueError as exc:
+                if ALGS[alg] == "lanes" and op == "fwd":
+                    assert "dilation 1" in str(exc)
+                continue
+        out, info = _run(op, g, x, w, b, dy, alg, dtype)
+        ran.add(info["algorithm"])
+        what = f"{op} via {info['algorithm']} [{isa}]"
+        if op == "fwd":
+            assert_close(out, y, ya, dtype, length, what)
+        elif op == "data":
+            assert_close(out, dx, adx, dtype, length, what)
+        else:
+            assert_close(out[0], dw, adw, dtype, length, what)
+            np.testing.assert_allclose(out[1], db, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                       atol=1e-3 if dtype == np.float32 else 1e-9)
+    assert "lanes" not in ran
+    must = {"fwd": {"gemm", "gemm_t", "kvec"}, "data": {"col2im"},
+            "weight": {"gemm", "kvec", "dot"}}[op]
+    if op == "fwd" and g[7] == g[8] == 1 and FH * FW > 1:
+        must.add("direct")
+    if op == "data" and g[7] == g[8] == 1 and FH * FW > 1:
+        must |= {"direct", "kvec", "gemm"}
+    assert must <= ran, (must, ran)
