@@ -146,7 +146,9 @@ def print_header(bench, tasks, threads, out):
     args, fastconv, torch = bench.args, bench.fastconv, bench.torch
     print(f"fastconv benchmark ({'quick' if args.quick else 'full'} suite): "
           f"{len(tasks)} entries x threads {threads}", file=out)
-    print(f"  cpu: {measure.cpu_model()} ({measure.cpus_available()} available)", file=out)
+    caches = ", ".join(f"{k} {v}" for k, v in measure.cpu_caches().items())
+    print(f"  cpu: {measure.cpu_model()} ({measure.cpus_available()} available)"
+          f"{'; caches ' + caches if caches else ''}", file=out)
     if fastconv is None:
         print(f"  fastconv: NOT AVAILABLE ({bench.fc_err}); timing the other contenders only",
               file=out)
