@@ -1,4 +1,5 @@
-"""Dilated convolution in the C core, through the binding.
+"""Dilation and padding that differs on the two sides of an axis, in the C
+core, through the binding.
 
 A convolution with dilation (DH, DW) is the convolution with the kernel
 spread out, zeros between its taps; the NumPy oracle of the spread kernel is
@@ -121,3 +122,60 @@ def test_dilated_convolution_on_every_algorithm(s, op, dtype, isa, threads):
     if op == "data" and g[7] == g[8] == 1 and FH * FW > 1:
         must |= {"direct", "kvec", "gemm"}
     assert must <= ran, (must, ran)
+
+
+# Padding that differs on the two sides of an axis (top, bottom, left,
+# right), with and without dilation: the geometry holds the top and left
+# padding, the output size the total; the oracle pads x explicitly.
+ASYM = [
+    # N, C, H, W, K, FH, FW, SH, SW, (top, bottom), (left, right), DH, DW
+    (2, 3, 10, 9, 4, 4, 4, 1, 1, (1, 2), (1, 2), 1, 1),       # 'same' of an even kernel
+    (1, 4, 12, 11, 5, 2, 2, 1, 1, (0, 1), (0, 1), 1, 1),
+    (2, 2, 13, 14, 3, 3, 3, 2, 1, (2, 0), (0, 3), 2, 1),
+    (1, 3, 9, 16, 6, 3, 5, 1, 1, (3, 1), (4, 2), 2, 2),
+]
+
+
+@pytest.mark.parametrize("op", ["fwd", "data", "weight"])
+@pytest.mark.parametrize("s", ASYM, ids=str)
+def test_asymmetric_padding_on_every_algorithm(s, op, dtype, isa):
+    N, C, H, W, K, FH, FW, SH, SW, (pt, pb), (pl, pr), DH, DW = s
+    H2 = (H + pt + pb - DH * (FH - 1) - 1) // SH + 1
+    W2 = (W + pl + pr - DW * (FW - 1) - 1) // SW + 1
+    g = (N, C, H, W, K, FH, FW, SH, SW, pt, pl, H2, W2, DH, DW)
+    rng = np.random.default_rng(H * W)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C, FH, FW)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    dy = rng.standard_normal((N, K, H2, W2)).astype(dtype)
+    # oracle: x padded explicitly (past the last window's reach, trimmed), the
+    # spread kernel, no padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    ws = _spread(w.astype(np.float64), DH, DW)
+    y = ref.conv2d(xp, ws, b.astype(np.float64), (SH, SW), (0, 0))
+    ya = ref.conv2d(np.abs(xp), np.abs(ws), np.abs(b.astype(np.float64)), (SH, SW), (0, 0))
+    dxp, dws, _ = ref.conv2d_backward(dy.astype(np.float64), xp, ws, (SH, SW), (0, 0))
+    adxp, adws, _ = ref.conv2d_backward(np.abs(dy.astype(np.float64)), np.abs(xp), np.abs(ws),
+                                        (SH, SW), (0, 0))
+    dx, adx = dxp[:, :, pt:pt + H, pl:pl + W], adxp[:, :, pt:pt + H, pl:pl + W]
+    dw, adw = dws[:, :, ::DH, ::DW], adws[:, :, ::DH, ::DW]
+    ran = set()
+    for alg in [-1] + list(range(len(ALGS))):
+        if alg >= 0:
+            try:
+                _core.plan_conv(CODES[op], g, np.dtype(dtype).itemsize, 1, alg)
+            except ValueError:
+                continue
+        out, info = _run(op, g, x, w, b, dy, alg, dtype)
+        ran.add(info["algorithm"])
+        what = f"{op} via {info['algorithm']} [{isa}]"
+        if op == "fwd":
+            assert_close(out, y, ya, dtype, C * FH * FW, what)
+        elif op == "data":
+            assert_close(out, dx, adx, dtype, K * FH * FW, what)
+        else:
+            assert_close(out[0], dw, adw, dtype, N * H2 * W2, what)
+    if op == "fwd" and SH == SW == 1:
+        assert "direct" in ran
+    if op == "fwd" and DH == DW == 1:
+        assert "lanes" in ran
