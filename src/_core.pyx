@@ -11,7 +11,7 @@ from libc.stdint cimport int64_t
 cdef extern from "fc_core.h" nogil:
     ctypedef int64_t fc_int
     ctypedef struct fc_conv_geom:
-        fc_int N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2, DH, DW
+        fc_int N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2, DH, DW, XS, YS, G
     ctypedef struct fc_pool_geom:
         fc_int N, C, H, W, KH, KW, SH, SW, PH, PW, H2, W2
     int FC_ENOMEM
@@ -103,14 +103,18 @@ cdef inline int check(int rc) except -1:
     return 0
 
 cdef fc_conv_geom conv_geom(tuple s):
-    """13 fields (N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2), or 15 with
-    the dilation (DH, DW) after them."""
+    """13 fields (N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2), 15 with the
+    dilation (DH, DW) after them, or 16 with the groups after those.  C and K
+    are the whole tensors' channels and filters; PH and PW the top and left
+    padding."""
     cdef fc_conv_geom g
-    g.DH = g.DW = 1
-    if len(s) == 15:
-        g.N, g.C, g.H, g.W, g.K, g.FH, g.FW, g.SH, g.SW, g.PH, g.PW, g.H2, g.W2, g.DH, g.DW = s
-    else:
-        g.N, g.C, g.H, g.W, g.K, g.FH, g.FW, g.SH, g.SW, g.PH, g.PW, g.H2, g.W2 = s
+    g.DH = g.DW = g.G = 1
+    g.XS = g.YS = 0
+    g.N, g.C, g.H, g.W, g.K, g.FH, g.FW, g.SH, g.SW, g.PH, g.PW, g.H2, g.W2 = s[:13]
+    if len(s) >= 15:
+        g.DH, g.DW = s[13:15]
+    if len(s) == 16:
+        g.G = s[15]
     return g
 
 cdef fc_pool_geom pool_geom(tuple s):

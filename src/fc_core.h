@@ -29,7 +29,16 @@ typedef struct {
     fc_int H2, W2;         /* output, from the output-size formula */
     fc_int DH, DW;         /* dilation per axis: tap (r, s) reads input row r*DH, column
                               s*DW of its window (1: every row and column) */
+    fc_int XS, YS;         /* elements from one image to the next in x (and dx) and in
+                              y (and dy); 0: the dense C*H*W and K*H2*W2.  A group of a
+                              grouped convolution is a geometry of its own channels with
+                              the whole tensors' image strides. */
+    fc_int G;              /* groups (0 or 1: one): channels and filters cut into G equal
+                              groups, group i's filters seeing its channels only */
 } fc_conv_geom;
+
+static inline fc_int fc_xs(const fc_conv_geom *g) { return g->XS ? g->XS : g->C * g->H * g->W; }
+static inline fc_int fc_ys(const fc_conv_geom *g) { return g->YS ? g->YS : g->K * g->H2 * g->W2; }
 
 /* The rows and columns one window spans: (F - 1)*D + 1. */
 static inline fc_int fc_span_h(const fc_conv_geom *g) { return (g->FH - 1) * g->DH + 1; }

@@ -82,6 +82,23 @@ static int engine(void)
 #define FC_ON(e, name, S, args) return ((void)(e), name##_##S##_generic args);
 #endif
 
+#define FC_RUNS(T, S)                                                                \
+    static int run_fwd_##S(const fc_plan *pl, const T *x, const T *w, const T *b, T *y, \
+                           int relu)                                                 \
+    {                                                                                \
+        FC_ON(pl->engine, run_conv_fwd, S, (pl, x, w, b, y, relu))                   \
+    }                                                                                \
+    static int run_data_##S(const fc_plan *pl, const T *dy, const T *w, T *dx)       \
+    {                                                                                \
+        FC_ON(pl->engine, run_conv_data, S, (pl, dy, w, dx))                         \
+    }                                                                                \
+    static int run_weight_##S(const fc_plan *pl, const T *dy, const T *x, T *dw, T *db) \
+    {                                                                                \
+        FC_ON(pl->engine, run_conv_weight, S, (pl, dy, x, dw, db))                   \
+    }
+FC_RUNS(float, s)
+FC_RUNS(double, d)
+
 static int plan_on(int e, int op, const fc_conv_geom *g, int nt, int forced, int wfinite,
                    fc_plan *pl, int dsize)
 {
@@ -91,28 +108,63 @@ static int plan_on(int e, int op, const fc_conv_geom *g, int nt, int forced, int
     FC_ON(e, plan_conv, d, (op, g, nt, forced, wfinite, pl))
 }
 
+/* One group of grouped convolution g: its channels and filters, with the
+ * whole tensors' image strides. */
+static fc_conv_geom group_geom(const fc_conv_geom *g)
+{
+    fc_conv_geom gg = *g;
+    gg.XS = fc_xs(g);
+    gg.YS = fc_ys(g);
+    gg.C = g->C / g->G;
+    gg.K = g->K / g->G;
+    gg.G = 1;
+    return gg;
+}
+
 #define FC_ENTRY_POINTS(T, S, DSIZE)                                                 \
     int fc_plan_conv_##S(int op, const fc_conv_geom *g, int nt, int forced,          \
                          int wfinite, fc_plan *pl)                                   \
     {                                                                                \
         const int e = engine();                                                      \
-        const int rc = plan_on(e, op, g, nt, forced, wfinite, pl, DSIZE);            \
+        const int groups = g->G > 1 ? (int)g->G : 1;                                 \
+        const fc_conv_geom gg = groups > 1 ? group_geom(g) : *g;                     \
+        const int rc = plan_on(e, op, &gg, nt, forced, wfinite, pl, DSIZE);          \
         pl->engine = e;                                                              \
+        pl->groups = groups;                                                         \
         return rc;                                                                   \
     }                                                                                \
     int fc_conv2d_fwd_plan_##S(const fc_plan *pl, const T *x, const T *w, const T *b, \
                                T *y, int relu)                                       \
     {                                                                                \
-        FC_ON(pl->engine, run_conv_fwd, S, (pl, x, w, b, y, relu))                   \
+        const fc_conv_geom *g = &pl->g;                                              \
+        int rc = FC_OK;                                                              \
+        for (int i = 0; i < pl->groups && rc == FC_OK; i++)                          \
+            rc = run_fwd_##S(pl, x + i * g->C * g->H * g->W,                         \
+                             w + i * g->K * g->C * g->FH * g->FW, b ? b + i * g->K : b, \
+                             y + i * g->K * g->H2 * g->W2, relu);                    \
+        return rc;                                                                   \
     }                                                                                \
     int fc_conv2d_bwd_data_plan_##S(const fc_plan *pl, const T *dy, const T *w, T *dx) \
     {                                                                                \
-        FC_ON(pl->engine, run_conv_data, S, (pl, dy, w, dx))                         \
+        const fc_conv_geom *g = &pl->g;                                              \
+        int rc = FC_OK;                                                              \
+        for (int i = 0; i < pl->groups && rc == FC_OK; i++)                          \
+            rc = run_data_##S(pl, dy + i * g->K * g->H2 * g->W2,                     \
+                              w + i * g->K * g->C * g->FH * g->FW,                   \
+                              dx + i * g->C * g->H * g->W);                          \
+        return rc;                                                                   \
     }                                                                                \
     int fc_conv2d_bwd_weight_plan_##S(const fc_plan *pl, const T *dy, const T *x,    \
                                       T *dw, T *db)                                  \
     {                                                                                \
-        FC_ON(pl->engine, run_conv_weight, S, (pl, dy, x, dw, db))                   \
+        const fc_conv_geom *g = &pl->g;                                              \
+        int rc = FC_OK;                                                              \
+        for (int i = 0; i < pl->groups && rc == FC_OK; i++)                          \
+            rc = run_weight_##S(pl, dy + i * g->K * g->H2 * g->W2,                   \
+                                x + i * g->C * g->H * g->W,                          \
+                                dw + i * g->K * g->C * g->FH * g->FW,                \
+                                db ? db + i * g->K : db);                            \
+        return rc;                                                                   \
     }                                                                                \
     int fc_all_finite_##S(const T *a, fc_int n, int nt)                              \
     {                                                                                \

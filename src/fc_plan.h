@@ -74,6 +74,8 @@ typedef struct {
     fc_conv_geom g;        /* the call's convolution */
     fc_conv_geom ag;       /* the one the algorithm computes: g, or g turned around (a data
                               gradient as a forward convolution of dy) */
+    int groups;            /* the call's groups, run one after another on g and ag, the
+                              geometry of one group */
     int narrow;            /* lanes: the narrow register tile */
     fc_int th, tw;         /* lanes: the output tile of a virtual image */
     char reason[200];      /* one line: why this algorithm */

@@ -69,6 +69,7 @@ def _oracle(s, x, w, b, dy):
 
 def _run(op, g, x, w, b, dy, alg, dtype):
     nt = fastconv.get_num_threads()
+    K = g[4]
     flat = lambda a: np.ascontiguousarray(a, dtype).ravel()
     if op == "fwd":
         y = np.empty((g[0], g[4], g[11], g[12]), dtype)
@@ -79,7 +80,7 @@ def _run(op, g, x, w, b, dy, alg, dtype):
         info = _core.conv2d_bwd_data(g, flat(dy), flat(w), dx.reshape(-1), nt, alg)
         return dx, info
     dw = np.empty(w.shape, dtype)
-    db = np.empty(g[4], dtype)
+    db = np.empty(K, dtype)
     info = _core.conv2d_bwd_weight(g, flat(dy), flat(x), dw.reshape(-1), db, nt, alg)
     return (dw, db), info
 
@@ -179,3 +180,69 @@ def test_asymmetric_padding_on_every_algorithm(s, op, dtype, isa):
         assert "direct" in ran
     if op == "fwd" and DH == DW == 1:
         assert "lanes" in ran
+
+
+# Grouped convolution: the channels and filters cut into G groups, each
+# group's filters seeing only its channels; each group runs on the planned
+# algorithm through the whole tensors' image strides (no copies).  The
+# oracle convolves each group's slices on their own.
+GROUPED = [
+    # N, C, H, W, K, FH, FW, SH, SW, PH, PW, DH, DW, G
+    (2, 8, 9, 10, 12, 3, 3, 1, 1, 1, 1, 1, 1, 4),
+    (3, 6, 11, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 6),      # depthwise, two filters each
+    (2, 4, 12, 12, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2),      # dilated
+    (1, 6, 7, 8, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3),        # 1x1
+    (4, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2),      # small maps: lanes
+]
+
+
+@pytest.mark.parametrize("op", ["fwd", "data", "weight"])
+@pytest.mark.parametrize("s", GROUPED, ids=str)
+def test_grouped_convolution_on_every_algorithm(s, op, dtype, isa, threads):
+    N, C, H, W, K, FH, FW, SH, SW, PH, PW, DH, DW, G = s
+    H2 = (H + 2 * PH - DH * (FH - 1) - 1) // SH + 1
+    W2 = (W + 2 * PW - DW * (FW - 1) - 1) // SW + 1
+    g = (N, C, H, W, K, FH, FW, SH, SW, PH, PW, H2, W2, DH, DW, G)
+    Cg, Kg = C // G, K // G
+    rng = np.random.default_rng(C * K + G)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, Cg, FH, FW)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    dy = rng.standard_normal((N, K, H2, W2)).astype(dtype)
+    want, scale = [], []
+    for i in range(G):
+        xs = x[:, i * Cg:(i + 1) * Cg].astype(np.float64)
+        ws = _spread(w[i * Kg:(i + 1) * Kg].astype(np.float64), DH, DW)
+        bs = b[i * Kg:(i + 1) * Kg].astype(np.float64)
+        ds = dy[:, i * Kg:(i + 1) * Kg].astype(np.float64)
+        if op == "fwd":
+            want.append(ref.conv2d(xs, ws, bs, (SH, SW), (PH, PW)))
+            scale.append(ref.conv2d(np.abs(xs), np.abs(ws), np.abs(bs), (SH, SW), (PH, PW)))
+            continue
+        r = ref.conv2d_backward(ds, xs, ws, (SH, SW), (PH, PW))
+        a = ref.conv2d_backward(np.abs(ds), np.abs(xs), np.abs(ws), (SH, SW), (PH, PW))
+        if op == "data":
+            want.append(r[0])
+            scale.append(a[0])
+        else:
+            want.append(r[1][:, :, ::DH, ::DW])
+            scale.append(a[1][:, :, ::DH, ::DW])
+    want = np.concatenate(want, axis=1 if op != "weight" else 0)
+    scale = np.concatenate(scale, axis=1 if op != "weight" else 0)
+    length = {"fwd": Cg * FH * FW, "data": Kg * FH * FW, "weight": N * H2 * W2}[op]
+    ran = set()
+    for alg in [-1] + list(range(len(ALGS))):
+        if alg >= 0:
+            try:
+                _core.plan_conv(CODES[op], g, np.dtype(dtype).itemsize, 1, alg)
+            except ValueError:
+                continue
+        out, info = _run(op, g, x, w, b, dy, alg, dtype)
+        ran.add(info["algorithm"])
+        got = out[0] if op == "weight" else out
+        assert_close(got, want, scale, dtype, length, f"{op} via {info['algorithm']} [{isa}]")
+        if op == "weight":
+            np.testing.assert_allclose(out[1], dy.astype(np.float64).sum(axis=(0, 2, 3)),
+                                       rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                       atol=1e-3 if dtype == np.float32 else 1e-9)
+    assert "gemm" in ran or op == "data"
