@@ -1,0 +1,45 @@
+"""Type aliases of fastconv's public signatures, written once.
+
+Inputs are anything NumPy turns into an array (``numpy.typing.ArrayLike``);
+outputs are NumPy arrays of a floating dtype (float32 or float64).  Window
+settings (kernel size, stride, padding) are an int or an ``(h, w)`` pair of
+ints; NumPy integers count as ints, as they do at run time.
+
+The aliases are evaluated at run time too, so they use ``typing.Union`` and
+``typing.Tuple`` (the package supports Python 3.9); the modules that use them
+in annotations have ``from __future__ import annotations``.
+"""
+
+from typing import Any, Mapping, Sequence, Tuple, TypeVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["ArrayLike", "NDArray", "Int", "IntOrPair", "Shape", "ShapeLike", "FloatArray",
+           "IndexArray", "Float", "Params"]
+
+#: An integer as fastconv's arguments take it: a Python or a NumPy integer.
+Int = Union[int, np.integer[Any]]
+
+#: A kernel size, stride or padding: one int for both axes, or ``(h, w)``.
+IntOrPair = Union[Int, Tuple[Int, Int]]
+
+#: The shape of an array, as NumPy gives it.
+Shape = Tuple[int, ...]
+
+#: A shape as an argument: a sequence of ints (a tuple, a list) or a 1-D
+#: integer array.
+ShapeLike = Union[Sequence[Int], NDArray[np.integer[Any]]]
+
+#: An array fastconv computes and returns: float32 or float64.
+FloatArray = NDArray[np.floating[Any]]
+
+#: Max pooling's indices: int64 offsets within each (H, W) plane.
+IndexArray = NDArray[np.int64]
+
+#: float32 or float64, as a TypeVar: for signatures whose result has the
+#: dtype of their arguments.
+Float = TypeVar("Float", np.float32, np.float64)
+
+#: A layer's or a model's parameters or gradients, by name.
+Params = Mapping[str, FloatArray]
