@@ -9,10 +9,15 @@ Instruction set: detected once at import; ``FASTCONV_ISA=generic|avx2|avx512``
 forces a path, ``set_isa`` / ``using_isa`` switch it at run time.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import threading
 import warnings
+from typing import Any, Dict, Iterator, List, Optional
+
+from numpy.typing import DTypeLike
 
 from . import _core
 from . import _validate as valid
@@ -22,10 +27,10 @@ from ._version import __version__
 ISAS = ("generic", "avx2", "avx512")
 
 _lock = threading.Lock()
-_num_threads = None
+_num_threads: Optional[int] = None
 
 
-def set_num_threads(n):
+def set_num_threads(n: Optional[int]) -> None:
     """Use ``n`` threads in every fastconv call (``None`` restores the default).
 
     >>> import fastconv
@@ -38,7 +43,7 @@ def set_num_threads(n):
         _num_threads = None if n is None else valid.thread_count(n, "n", "set_num_threads")
 
 
-def _env_threads():
+def _env_threads() -> Optional[int]:
     raw = os.environ.get("FASTCONV_NUM_THREADS", "").strip()
     if not raw:
         return None
@@ -53,7 +58,7 @@ def _env_threads():
     return n
 
 
-def _requested_threads():
+def _requested_threads() -> int:
     n = _num_threads
     if n is not None:
         return n
@@ -63,24 +68,24 @@ def _requested_threads():
     return max(1, _core.omp_max_threads())
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads the next fastconv call will use: the setting
     above, but never more than can run (1 in a build without OpenMP, or
     inside an OpenMP parallel region that cannot nest)."""
     return _core.threads_usable(_requested_threads())
 
 
-def available_isas():
+def available_isas() -> List[str]:
     """Instruction sets this build and CPU can run, slowest first."""
     return [name for name in ISAS if _core.isa_supported(name)]
 
 
-def get_isa():
+def get_isa() -> str:
     """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``."""
     return _core.isa()
 
 
-def set_isa(name):
+def set_isa(name: str) -> None:
     """Switch every kernel to instruction set ``name`` (process-wide)."""
     if name not in ISAS:
         raise ValueError(f"unknown instruction set {name!r}; choose one of {', '.join(ISAS)}")
@@ -90,7 +95,7 @@ def set_isa(name):
 
 
 @contextlib.contextmanager
-def using_isa(name):
+def using_isa(name: str) -> Iterator[None]:
     """Context manager running the enclosed code on instruction set ``name``."""
     previous = get_isa()
     set_isa(name)
@@ -100,14 +105,14 @@ def using_isa(name):
         set_isa(previous)
 
 
-def fma_peak_gflops(dtype="float32", seconds=0.2):
+def fma_peak_gflops(dtype: DTypeLike = "float32", seconds: float = 0.2) -> float:
     """Measured single-core FMA peak of the active instruction set, GFLOP/s."""
     import numpy as np
 
     return _core.fma_peak_gflops(np.dtype(dtype).itemsize, float(seconds))
 
 
-def _apply_env_isa():
+def _apply_env_isa() -> None:
     name = os.environ.get("FASTCONV_ISA", "").strip().lower()
     if not name:
         return
@@ -121,7 +126,7 @@ def _apply_env_isa():
     _core.set_isa(name)
 
 
-def config_info():
+def config_info() -> Dict[str, Any]:
     """What ``show_config`` prints, as a dict."""
     s_kernel, d_kernel = _core.kernel_names()
     s_narrow, d_narrow = _core.narrow_kernel_names()
@@ -150,12 +155,12 @@ def config_info():
     }
 
 
-def show_config():
+def show_config() -> None:
     """Print the build and run-time configuration of fastconv."""
     info = config_info()
     omp = "enabled" if info["openmp"] else "not available (sequential build)"
 
-    def kernels(dt):
+    def kernels(dt: str) -> str:
         wide, narrow = info[f"kernel_{dt}"], info[f"kernel_{dt}_narrow"]
         return wide if narrow == wide else f"{wide} (batch lanes also {narrow})"
     print(f"fastconv {info['version']}\n"

@@ -7,14 +7,30 @@ beats the general GEMM's.  ``plan(...)`` shows the decision without running
 anything; ``conv2d(..., algorithm=name)`` forces one.
 """
 
+from __future__ import annotations
+
 import threading
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _validate
 from ._shapes import conv_geometry, pool_geometry
+from ._typing import Int, IntOrPair, ShapeLike
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from typing_extensions import Unpack
+
+    class PlanOptions(TypedDict, total=False):
+        """The keyword arguments of :func:`plan` besides dtype, stride and padding."""
+        algorithm: Optional[str]
+        strict: bool
+        kernel_size: IntOrPair
+        threads: Optional[int]
 
 _OPS = {
     "conv2d": _core.OP_CONV_FWD,
@@ -32,7 +48,7 @@ _TABLE = _core.algorithms()
 _NAMES = tuple(name for name, _, _ in _TABLE)
 
 
-def algorithms():
+def algorithms() -> Tuple[str, ...]:
     """The names of every algorithm fastconv has, in the planner's order.
 
     >>> import fastconv
@@ -42,16 +58,16 @@ def algorithms():
     return _NAMES
 
 
-def algorithm_doc(name):
+def algorithm_doc(name: str) -> str:
     """One line on how algorithm ``name`` computes."""
     return _TABLE[_NAMES.index(name)][1]
 
 
-def _serves(name, op):
+def _serves(name: str, op: int) -> bool:
     return bool(_TABLE[_NAMES.index(name)][2] & (1 << op))
 
 
-def algorithm_id(name, ops, where):
+def algorithm_id(name: object, ops: Sequence[str], where: str) -> int:
     """The index of algorithm ``name``, which must serve one of ``ops``
     (op names of ``_OPS``); ValueError listing the valid names otherwise."""
     if not isinstance(name, str):
@@ -68,12 +84,12 @@ def algorithm_id(name, ops, where):
 _last = threading.local()
 
 
-def _ran(op, info):
+def _ran(op: str, info: Dict[str, Any]) -> None:
     """Records the plan a call on this thread just ran (see ``last_run``)."""
     setattr(_last, op, info)
 
 
-def last_run(op):
+def last_run(op: str) -> Optional[Dict[str, Any]]:
     """What the last ``op`` call on this thread ran, as a dict (algorithm,
     kernel, threads, workspace_bytes, reason), or None before any: the plan
     after the weights were seen (weights holding inf or NaN never run
@@ -82,7 +98,7 @@ def last_run(op):
     return getattr(_last, op, None)
 
 
-def _mib(n):
+def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB" if n >= 1024 \
         else f"{n} B"
 
@@ -106,7 +122,7 @@ class Plan:
     x_shape: Tuple[int, ...]
     w_shape: Optional[Tuple[int, ...]] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         w = f", w_shape={self.w_shape}" if self.w_shape is not None else ""
         return (f"Plan(op={self.op!r}, x_shape={self.x_shape}{w}, dtype={self.dtype!r}: "
                 f"algorithm={self.algorithm!r}, kernel={self.kernel!r}, "
@@ -114,7 +130,7 @@ class Plan:
                 f"{self.reason})")
 
 
-def _shaped(shape, name, where):
+def _shaped(shape: ShapeLike, name: str, where: str) -> NDArray[np.float32]:
     """A zero-byte array of ``shape``, for the functional layer's checks."""
     try:
         shape = tuple(int(s) for s in shape)
@@ -125,7 +141,9 @@ def _shaped(shape, name, where):
     return np.broadcast_to(np.zeros((), np.float32), shape)
 
 
-def plan(op, x_shape, w_shape=None, *, dtype, stride=1, padding=0, **op_args):
+def plan(op: str, x_shape: ShapeLike, w_shape: Optional[ShapeLike] = None, *,
+         dtype: DTypeLike, stride: Optional[IntOrPair] = 1, padding: IntOrPair = 0,
+         **op_args: Unpack[PlanOptions]) -> Plan:
     """The plan fastconv would run for ``op`` on these shapes, computing nothing.
 
     op: ``"conv2d"``, ``"conv2d_backward_data"``, ``"conv2d_backward_weight"``,
@@ -169,23 +187,29 @@ def plan(op, x_shape, w_shape=None, *, dtype, stride=1, padding=0, **op_args):
                 w_shape=None if w_shape is None else tuple(int(s) for s in w_shape))
 
 
-def _no_more(op_args, where):
+def _no_more(op_args: PlanOptions, where: str) -> None:
     if op_args:
         raise TypeError(f"{where}: unexpected argument(s) {', '.join(sorted(op_args))}")
 
 
-def _plan_conv(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, where):
+def _plan_conv(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dtype[Any],
+               stride: Optional[IntOrPair], padding: IntOrPair, algorithm: Optional[str],
+               nt: int, op_args: PlanOptions, where: str) -> Dict[str, Any]:
     if w_shape is None:
         raise ValueError(f"{where}: {op} needs w_shape (K, C, F_h, F_w)")
     strict = op_args.pop("strict", op == "conv2d")
     _no_more(op_args, where)
     w = _shaped(w_shape, "w_shape", where)
-    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=op)
+    # stride=None (pooling's default) is refused here with conv2d's TypeError
+    geom = conv_geometry(x.shape, w.shape, stride, padding,  # type: ignore[arg-type]
+                         strict=strict, where=op)
     alg = -1 if algorithm is None else algorithm_id(algorithm, [op], where)
     return _core.plan_conv(_OPS[op], tuple(geom), dt.itemsize, nt, alg)
 
 
-def _plan_linear(op, x, w_shape, dt, algorithm, nt, op_args, where):
+def _plan_linear(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dtype[Any],
+                 algorithm: Optional[str], nt: int, op_args: PlanOptions,
+                 where: str) -> Dict[str, Any]:
     _no_more(op_args, where)
     if algorithm is not None:
         algorithm_id(algorithm, [op], where)
@@ -198,7 +222,9 @@ def _plan_linear(op, x, w_shape, dt, algorithm, nt, op_args, where):
     return _core.plan_linear(N, D, O, op == "linear_backward", dt.itemsize, nt)
 
 
-def _plan_pool(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, where):
+def _plan_pool(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dtype[Any],
+               stride: Optional[IntOrPair], padding: IntOrPair, algorithm: Optional[str],
+               nt: int, op_args: PlanOptions, where: str) -> Dict[str, Any]:
     if w_shape is not None:
         raise ValueError(f"{where}: pooling has no weights: w_shape must be None")
     if "kernel_size" not in op_args:

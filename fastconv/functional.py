@@ -20,14 +20,19 @@ C-contiguous arrays (from 4 MiB on, views starting on a 64-byte boundary of a
 buffer of their own); inputs are never modified.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _config, _core, _plan
 from . import _validate as valid
 from ._shapes import ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
+from ._typing import FloatArray, IndexArray, Int, IntOrPair, ShapeLike
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
@@ -38,15 +43,18 @@ __all__ = [
 
 # ----------------------------------------------------------------- helpers
 
+#: conv2d_backward's ``algorithm``: one name, a (data, weight) pair, or None.
+BackwardAlgorithm = Optional[Union[str, Tuple[Optional[str], Optional[str]]]]
+
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _dtype(*arrays):
+def _dtype(*arrays: Optional[NDArray[Any]]) -> np.dtype[Any]:
     """The computation dtype: integers count as float64, float16 as float32."""
-    first = arrays[0].dtype
+    first = arrays[0].dtype  # type: ignore[union-attr]  # the first is x, never None
     if first in _NATIVE_FLOATS and all(a is None or a.dtype == first for a in arrays):
         return first   # the common case: every operand already in one native float dtype
-    kinds = []
+    kinds: List[np.dtype[Any]] = []
     for a in arrays:
         if a is None:
             continue
@@ -59,7 +67,7 @@ def _dtype(*arrays):
     return np.result_type(*kinds)
 
 
-def _flat(a, dtype):
+def _flat(a: NDArray[Any], dtype: DTypeLike) -> NDArray[Any]:
     """A flat, C-contiguous, native-order, aligned view or copy of ``a`` in ``dtype``."""
     try:
         a = np.ascontiguousarray(a, dtype=dtype)
@@ -76,7 +84,7 @@ def _flat(a, dtype):
     return a.reshape(-1)
 
 
-def _empty_flat(dtype):
+def _empty_flat(dtype: DTypeLike) -> NDArray[Any]:
     return np.empty(0, dtype=dtype)
 
 
@@ -91,7 +99,7 @@ _ALIGN = 64
 _ALIGN_FROM = 4 << 20
 
 
-def _alloc(shape, dtype, what, where):
+def _alloc(shape: Sequence[int], dtype: DTypeLike, what: str, where: str) -> NDArray[Any]:
     """A new uninitialised C-contiguous array; MemoryError naming the op when
     it cannot exist.  Large ones are views of a slightly larger byte buffer,
     aligned to _ALIGN.
@@ -115,8 +123,10 @@ def _alloc(shape, dtype, what, where):
 
 # -------------------------------------------------------------- convolution
 
-def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
-           algorithm=None, _name="conv2d"):
+def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntOrPair = 1,
+           padding: IntOrPair = 0, *, strict: bool = True,
+           activation: Optional[Literal["relu"]] = None, algorithm: Optional[str] = None,
+           _name: str = "conv2d") -> FloatArray:
     """2-D convolution (cross-correlation, as in deep learning frameworks).
 
     x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
@@ -158,7 +168,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
     return y
 
 
-def _backward_algorithms(algorithm, geom, dtype, nt, need_dx, where):
+def _backward_algorithms(algorithm: BackwardAlgorithm, geom: Tuple[int, ...],
+                         dtype: np.dtype[Any], nt: int, need_dx: bool,
+                         where: str) -> Tuple[int, int]:
     """(data, weight) algorithm indices for conv2d_backward's ``algorithm``:
     a name forces each gradient it computes (the other is planned freely), a
     pair (data, weight) forces each; either may be None.  Both are planned
@@ -188,7 +200,10 @@ def _backward_algorithms(algorithm, geom, dtype, nt, need_dx, where):
     return ids[0], ids[1]
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=None):
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: bool = True,
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """Gradients of ``conv2d`` with respect to x, w and b.
 
     dy: (N, K, H2, W2), the gradient of the loss with respect to conv2d's
@@ -228,27 +243,49 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=No
             dx[...] = 0
         return dx, dw, db
     nt = _config.get_num_threads()
-    geom = tuple(geom)
-    alg_data, alg_weight = _backward_algorithms(algorithm, geom, np.dtype(dtype), nt,
+    g = tuple(geom)
+    alg_data, alg_weight = _backward_algorithms(algorithm, g, np.dtype(dtype), nt,
                                                 need_dx and dx is not None and dx.size > 0,
                                                 where)
     dyf = _flat(dy, dtype)
     wf = _flat(w, dtype)
     _plan._ran("conv2d_backward_weight",
-               _core.conv2d_bwd_weight(geom, dyf, _flat(x, dtype), dw.reshape(-1), db, nt,
+               _core.conv2d_bwd_weight(g, dyf, _flat(x, dtype), dw.reshape(-1), db, nt,
                                        alg_weight))
     # An input of height or width 0 (the output then comes from padding
     # alone) has an empty gradient, and nothing to compute.
     if dx is not None and dx.size:
         _plan._ran("conv2d_backward_data",
-                   _core.conv2d_bwd_data(geom, dyf, wf, dx.reshape(-1), nt, alg_data))
+                   _core.conv2d_bwd_data(g, dyf, wf, dx.reshape(-1), nt, alg_data))
     return dx, dw, db
 
 
 # ------------------------------------------------------------------ pooling
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
-               return_indices=False, _name="max_pool2d"):
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True,
+               return_indices: Literal[False] = False, _name: str = "max_pool2d") -> FloatArray:
+    ...
+
+
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True, return_indices: Literal[True],
+               _name: str = "max_pool2d") -> Tuple[FloatArray, IndexArray]:
+    ...
+
+
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True, return_indices: bool,
+               _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
+    ...
+
+
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True, return_indices: bool = False,
+               _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
@@ -287,8 +324,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     return y, idx
 
 
-def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=True,
-                        indices=None):
+def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
+                        strict: bool = True,
+                        indices: Optional[NDArray[np.integer[Any]]] = None) -> FloatArray:
     """Gradient of ``max_pool2d`` with respect to x.
 
     The first maximum of each window in row-major order receives the window's
@@ -330,7 +369,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     return dx
 
 
-def _indices(indices, out_shape, where):
+def _indices(indices: object, out_shape: Tuple[int, ...], where: str) -> NDArray[np.int64]:
     """Max-pooling indices as a flat C-contiguous int64 array."""
     if not isinstance(indices, np.ndarray):
         raise TypeError(f"{where}: indices must be a NumPy integer array, "
@@ -345,8 +384,9 @@ def _indices(indices, out_shape, where):
     return _flat(indices, np.int64)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,
-               strict=True, _name="avg_pool2d"):
+def avg_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, count_include_pad: bool = True, strict: bool = True,
+               _name: str = "avg_pool2d") -> FloatArray:
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
     With ``count_include_pad=True`` every window is divided by F_h*F_w
@@ -370,8 +410,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     return y
 
 
-def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
-                        count_include_pad=True, strict=True):
+def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPair,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
+                        count_include_pad: bool = True, strict: bool = True) -> FloatArray:
     """Gradient of ``avg_pool2d`` with respect to its input of shape ``x_shape``.
 
     >>> import numpy as np, fastconv
@@ -384,7 +425,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
         x_shape = x_shape.tolist()
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
             or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-                       and s >= 0 for s in x_shape)):
+                       and s >= 0 for s in x_shape)):  # type: ignore[operator]
         raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
                          f"got {x_shape!r}")
     x_shape = tuple(int(s) for s in x_shape)
@@ -402,7 +443,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
 
 # ------------------------------------------------------------------- linear
 
-def _linear_setup(x, w, where):
+def _linear_setup(x: NDArray[Any], w: NDArray[Any], where: str) -> Tuple[int, int, int]:
     if x.ndim < 2:
         raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
     valid.ndim(w.shape, 2, "w", "(out_features, in_features)", where)
@@ -415,7 +456,8 @@ def _linear_setup(x, w, where):
     return N, D, O
 
 
-def linear(x, w, b=None, *, activation=None, _name="linear"):
+def linear(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
+           activation: Optional[Literal["relu"]] = None, _name: str = "linear") -> FloatArray:
     """Fully connected layer: y = x_flat @ w.T + b.
 
     x: (N, D) or (N, d1, ..., dk) flattened to (N, D); w: (out_features, D);
@@ -448,7 +490,8 @@ def linear(x, w, b=None, *, activation=None, _name="linear"):
     return y
 
 
-def linear_backward(dy, x, w):
+def linear_backward(dy: ArrayLike, x: ArrayLike,
+                    w: ArrayLike) -> Tuple[FloatArray, FloatArray, FloatArray]:
     """Gradients of ``linear``: returns (dx, dw, db), dx in x's shape.
 
     >>> import numpy as np, fastconv
@@ -480,7 +523,7 @@ def linear_backward(dy, x, w):
 
 # --------------------------------------------------------------------- relu
 
-def relu(x, *, _name="relu"):
+def relu(x: ArrayLike, *, _name: str = "relu") -> FloatArray:
     """max(x, 0) elementwise; NaN stays NaN.
 
     >>> import fastconv
@@ -490,10 +533,12 @@ def relu(x, *, _name="relu"):
     x = valid.computable_array(x, "x", _name)
     dtype = _dtype(x)
     # out= keeps a 0-d input a 0-d array (a bare ufunc call returns a scalar).
-    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", _name))
+    y: FloatArray = np.maximum(np.asarray(x, dtype), 0,
+                               out=_alloc(x.shape, dtype, "the output", _name))
+    return y
 
 
-def relu_backward(dy, x):
+def relu_backward(dy: ArrayLike, x: ArrayLike) -> FloatArray:
     """Gradient of ``relu``: dy where x > 0, else 0.
 
     >>> import fastconv
@@ -512,7 +557,8 @@ def relu_backward(dy, x):
     return dx
 
 
-def output_size(size, kernel, stride=1, padding=0, *, strict=True):
+def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
+                strict: bool = True) -> int:
     """Output length of a convolution or pooling along one axis.
 
     ``(size - kernel + 2*padding) / stride + 1``; see :func:`conv2d` for
