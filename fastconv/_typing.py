@@ -10,13 +10,13 @@ The aliases are evaluated at run time too, so they use ``typing.Union`` and
 in annotations have ``from __future__ import annotations``.
 """
 
-from typing import Any, Mapping, Sequence, Tuple, TypeVar, Union
+from typing import Any, Mapping, Protocol, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["ArrayLike", "NDArray", "Int", "IntOrPair", "Shape", "ShapeLike", "FloatArray",
-           "IndexArray", "Float", "Params"]
+           "IndexArray", "Float", "Params", "ParamsOwner"]
 
 #: An integer as fastconv's arguments take it: a Python or a NumPy integer.
 Int = Union[int, np.integer[Any]]
@@ -43,3 +43,17 @@ Float = TypeVar("Float", np.float32, np.float64)
 
 #: A layer's or a model's parameters or gradients, by name.
 Params = Mapping[str, FloatArray]
+
+
+class ParamsOwner(Protocol):
+    """What an optimiser updates: a model or a layer with ``params`` and
+    ``grads`` of the same names, and ``zero_grad()`` (a
+    :class:`~fastconv.Sequential` or any layer)."""
+
+    @property
+    def params(self) -> Mapping[str, NDArray[Any]]: ...
+
+    @property
+    def grads(self) -> Mapping[str, NDArray[Any]]: ...
+
+    def zero_grad(self) -> None: ...

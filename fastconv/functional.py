@@ -200,6 +200,30 @@ def _backward_algorithms(algorithm: BackwardAlgorithm, geom: Tuple[int, ...],
     return ids[0], ids[1]
 
 
+@overload
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: Literal[True] = True,
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[FloatArray, FloatArray, FloatArray]:
+    ...
+
+
+@overload
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: Literal[False],
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[None, FloatArray, FloatArray]:
+    ...
+
+
+@overload
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: bool,
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
+    ...
+
+
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
                     padding: IntOrPair = 0, *, need_dx: bool = True,
                     algorithm: BackwardAlgorithm = None

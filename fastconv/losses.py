@@ -6,16 +6,22 @@ Python float together with its gradient with respect to ``scores`` (same shape,
 float32 for float32 scores, float64 otherwise).
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validate as valid
+from ._typing import FloatArray
 
 __all__ = ["softmax_cross_entropy", "multiclass_hinge"]
 
 
-def _check(scores, y, where):
+def _check(scores: ArrayLike, y: ArrayLike,
+           where: str) -> Tuple[FloatArray, NDArray[np.intp], int]:
     scores = valid.real_array(scores, "scores", where)
     if scores.ndim != 2:
         raise ValueError(f"{where}: scores must have shape (N, C), got shape "
@@ -41,7 +47,7 @@ def _check(scores, y, where):
     return scores, y.astype(np.intp, copy=False), n
 
 
-def softmax_cross_entropy(scores, y):
+def softmax_cross_entropy(scores: ArrayLike, y: ArrayLike) -> Tuple[float, FloatArray]:
     """Mean cross-entropy of softmax(scores) against the labels y.
 
     loss = mean_i( log(sum_j exp(s_ij)) - s_{i,y_i} );
@@ -65,7 +71,8 @@ def softmax_cross_entropy(scores, y):
     return loss, dscores
 
 
-def multiclass_hinge(scores, y, margin=1.0):
+def multiclass_hinge(scores: ArrayLike, y: ArrayLike,
+                     margin: float = 1.0) -> Tuple[float, FloatArray]:
     """Mean multiclass SVM (Weston-Watkins) hinge loss.
 
     loss = mean_i sum_{j != y_i} max(0, s_ij - s_{i,y_i} + margin)

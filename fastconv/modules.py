@@ -29,14 +29,23 @@ the functional API (float32 and float64 kept, integers promoted to float64);
 Flatten only reshapes, so it keeps any dtype.
 """
 
+from __future__ import annotations
+
 import math
 import sys
+from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Literal, Optional, Sequence,
+                    Tuple, Union, overload)
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _validate as valid
 from . import functional as F
 from ._shapes import ShapeError, conv_output_hw
+from ._typing import FloatArray, IndexArray, Int, IntOrPair, Shape, ShapeLike
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
            "Flatten", "Sequential", "Summary"]
@@ -44,7 +53,7 @@ __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
 # --------------------------------------------------------------------------
 # helpers
 
-def _fmt_shape(shape):
+def _fmt_shape(shape: Sequence[int]) -> str:
     return " x ".join(str(s) for s in shape)
 
 
@@ -54,42 +63,44 @@ def _fmt_shape(shape):
 class Module:
     """Base of all layers: parameters, gradients and the call protocol."""
 
-    def __init__(self):
-        self.params = {}
-        self.grads = {}
+    def __init__(self) -> None:
+        self.params: Dict[str, FloatArray] = {}
+        self.grads: Dict[str, FloatArray] = {}
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> NDArray[Any]:
         return self.forward(x)
 
-    def forward(self, x):  # pragma: no cover - every layer overrides it
+    def forward(self, x: ArrayLike) -> NDArray[Any]:  # pragma: no cover - every layer overrides it
         raise NotImplementedError
 
-    def backward(self, dy, need_dx=True):  # pragma: no cover
+    def backward(self, dy: ArrayLike,
+                 need_dx: bool = True) -> Optional[NDArray[Any]]:  # pragma: no cover
         raise NotImplementedError
 
-    def output_shape(self, input_shape):  # pragma: no cover
+    def output_shape(self, input_shape: ShapeLike) -> Shape:  # pragma: no cover
         """Shape of one output sample for one input sample (no batch axis)."""
         raise NotImplementedError
 
-    def mult_adds(self, input_shape):
+    def mult_adds(self, input_shape: ShapeLike) -> int:
         """Multiply-adds per sample; layers without weights report 0."""
         return 0
 
     @property
-    def num_params(self):
+    def num_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for name, p in self.params.items():
             self.grads[name] = np.zeros_like(p)
 
-    def _need_forward(self, attr):
+    def _need_forward(self, attr: str) -> Any:
         value = getattr(self, attr, None)
         if value is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
         return value
 
-    def _sample_shape(self, input_shape, ndim, layout):
+    def _sample_shape(self, input_shape: ShapeLike, ndim: Optional[int],
+                      layout: str) -> Shape:
         # Shared by forward (x.shape[1:]) and Sequential.summary.
         try:
             shape = tuple(int(s) for s in input_shape)
@@ -107,7 +118,10 @@ class Module:
 class _Parametrised(Module):
     """Conv2d and Linear: He-initialised weight, zero bias, a fixed dtype."""
 
-    def _init_params(self, wshape, fan_in, bias, dtype, seed):
+    dtype: np.dtype[np.floating[Any]]
+
+    def _init_params(self, wshape: Tuple[int, ...], fan_in: int, bias: bool,
+                     dtype: np.dtype[np.floating[Any]], seed: Optional[int]) -> None:
         rng = np.random.default_rng(seed)
         # Kaiming normal for ReLU networks: keeps the activation variance
         # roughly constant from layer to layer.
@@ -117,7 +131,7 @@ class _Parametrised(Module):
             self.params["bias"] = np.zeros(wshape[0], dtype=dtype)
         self.zero_grad()
 
-    def _set_param(self, name, value):
+    def _set_param(self, name: str, value: ArrayLike) -> None:
         if name not in self.params:
             raise AttributeError(f"{self!r} has no {name}")
         old = self.params[name]
@@ -128,22 +142,22 @@ class _Parametrised(Module):
         self.params[name] = np.array(arr, dtype=self.dtype, order="C", copy=True)
 
     @property
-    def weight(self):
+    def weight(self) -> FloatArray:
         return self.params["weight"]
 
     @weight.setter
-    def weight(self, value):
+    def weight(self, value: ArrayLike) -> None:
         self._set_param("weight", value)
 
     @property
-    def bias(self):
+    def bias(self) -> Optional[FloatArray]:
         return self.params.get("bias")
 
     @bias.setter
-    def bias(self, value):
+    def bias(self, value: ArrayLike) -> None:
         self._set_param("bias", value)
 
-    def _as_param_dtype(self, a, what):
+    def _as_param_dtype(self, a: ArrayLike, what: str) -> FloatArray:
         a = valid.real_array(a, what, repr(self))
         return a.astype(self.dtype, copy=False)
 
@@ -161,8 +175,10 @@ class Conv2d(_Parametrised):
     floors a fractional output size as PyTorch does, instead of raising.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 bias=True, *, dtype=np.float32, seed=None, strict=True):
+    def __init__(self, in_channels: Int, out_channels: Int, kernel_size: IntOrPair,
+                 stride: IntOrPair = 1, padding: IntOrPair = 0, bias: bool = True, *,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None,
+                 strict: bool = True) -> None:
         super().__init__()
         where = "Conv2d"
         self.in_channels = valid.layer_size(in_channels, "in_channels", where)
@@ -176,9 +192,9 @@ class Conv2d(_Parametrised):
         fh, fw = self.kernel_size
         self._init_params((self.out_channels, self.in_channels, fh, fw),
                           self.in_channels * fh * fw, has_bias, self.dtype, seed)
-        self._x = None
+        self._x: Optional[FloatArray] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         parts = [str(self.in_channels), str(self.out_channels),
                  f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != (1, 1):
@@ -193,25 +209,25 @@ class Conv2d(_Parametrised):
             parts.append("strict=False")
         return f"Conv2d({', '.join(parts)})"
 
-    def _check_channels(self, c):
+    def _check_channels(self, c: int) -> None:
         # conv2d checks this too, but words it for a caller who passed w.
         if c != self.in_channels:
             raise ValueError(f"{self!r}: expected {self.in_channels} input "
                              f"channels, got {c}")
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
         self._check_channels(c)
         h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
                                 strict=self.strict, where=repr(self))
         return (self.out_channels, h2, w2)
 
-    def mult_adds(self, input_shape):
+    def mult_adds(self, input_shape: ShapeLike) -> int:
         k, h2, w2 = self.output_shape(input_shape)
         fh, fw = self.kernel_size
         return k * h2 * w2 * self.in_channels * fh * fw
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = self._as_param_dtype(x, "input")
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, "
@@ -222,7 +238,7 @@ class Conv2d(_Parametrised):
         self._x = x
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
         x = self._need_forward("_x")
         dy = self._as_param_dtype(dy, "dy")
         dx, dw, db = F.conv2d_backward(dy, x, self.weight, self.stride, self.padding,
@@ -240,8 +256,8 @@ class Linear(_Parametrised):
     input gradient has the input's shape.
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32,
-                 seed=None):
+    def __init__(self, in_features: Int, out_features: Int, bias: bool = True, *,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None) -> None:
         super().__init__()
         where = "Linear"
         self.in_features = valid.layer_size(in_features, "in_features", where)
@@ -250,9 +266,9 @@ class Linear(_Parametrised):
         self.dtype = valid.param_dtype(dtype, where)
         self._init_params((self.out_features, self.in_features), self.in_features,
                           has_bias, self.dtype, seed)
-        self._x = None
+        self._x: Optional[FloatArray] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         parts = [str(self.in_features), str(self.out_features)]
         if "bias" not in self.params:
             parts.append("bias=False")
@@ -260,7 +276,7 @@ class Linear(_Parametrised):
             parts.append(f"dtype={self.dtype.name}")
         return f"Linear({', '.join(parts)})"
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: ShapeLike) -> Tuple[int]:
         shape = self._sample_shape(input_shape, None, "")
         d = math.prod(shape)
         if len(shape) == 0 or d != self.in_features:
@@ -270,11 +286,11 @@ class Linear(_Parametrised):
                              f"features per sample, got {got}")
         return (self.out_features,)
 
-    def mult_adds(self, input_shape):
+    def mult_adds(self, input_shape: ShapeLike) -> int:
         self.output_shape(input_shape)
         return self.in_features * self.out_features
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = self._as_param_dtype(x, "input")
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected input of shape (N, "
@@ -285,7 +301,7 @@ class Linear(_Parametrised):
         self._x = x
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
         x = self._need_forward("_x")
         dy = self._as_param_dtype(dy, "dy")
         dx, dw, db = F.linear_backward(dy, x, self.weight)
@@ -298,7 +314,8 @@ class Linear(_Parametrised):
 class _Pool2d(Module):
     _name = "Pool2d"
 
-    def __init__(self, kernel_size, stride, padding, strict):
+    def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair],
+                 padding: IntOrPair, strict: bool) -> None:
         super().__init__()
         where = self._name
         self.strict = valid.flag(strict, "strict", where)
@@ -308,7 +325,7 @@ class _Pool2d(Module):
         self.padding = valid.pair_at_least(padding, 0, "padding", where)
         valid.pool_window(self.kernel_size, self.padding, where, compact=True)
 
-    def _repr_parts(self):
+    def _repr_parts(self) -> List[str]:
         parts = [f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != self.kernel_size:
             parts.append(f"stride={valid.show_pair(self.stride)}")
@@ -318,16 +335,16 @@ class _Pool2d(Module):
             parts.append("strict=False")
         return parts
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self._name}({', '.join(self._repr_parts())})"
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
         h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
                                 strict=self.strict, where=repr(self))
         return (c, h2, w2)
 
-    def _checked_input(self, x):
+    def _checked_input(self, x: ArrayLike) -> NDArray[Any]:
         # The op checks the dtype and ndim too, but in words about its argument x.
         x = valid.real_array(x, "input", repr(self))
         if x.ndim != 4:
@@ -350,10 +367,11 @@ class MaxPool2d(_Pool2d):
 
     _name = "MaxPool2d"
 
-    def __init__(self, kernel_size, stride=None, padding=0, *, strict=True):
+    def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+                 padding: IntOrPair = 0, *, strict: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, strict)
-        self._x = None
-        self._indices = None
+        self._x: Optional[NDArray[Any]] = None
+        self._indices: Optional[IndexArray] = None
         # Overlapping windows: the forward records where the maxima are, and
         # the backward only adds dy there (finding them again from x costs
         # more than the forward itself).  Disjoint windows: the backward
@@ -362,18 +380,19 @@ class MaxPool2d(_Pool2d):
         self._record = (self.kernel_size[0] > self.stride[0]
                         or self.kernel_size[1] > self.stride[1])
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = self._checked_input(x)
-        args = (x, self.kernel_size, self.stride, self.padding)
         if self._record:
-            y, self._indices = F.max_pool2d(*args, strict=self.strict, return_indices=True,
+            y, self._indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                            strict=self.strict, return_indices=True,
                                             _name=repr(self))
         else:
-            y = F.max_pool2d(*args, strict=self.strict, _name=repr(self))
+            y = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                             strict=self.strict, _name=repr(self))
         self._x = x
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
         x = self._need_forward("_x")
         if not need_dx:
             return None
@@ -391,20 +410,21 @@ class AvgPool2d(_Pool2d):
 
     _name = "AvgPool2d"
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True, *,
-                 strict=True):
+    def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+                 padding: IntOrPair = 0, count_include_pad: bool = True, *,
+                 strict: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, strict)
         self.count_include_pad = valid.flag(count_include_pad, "count_include_pad",
                                             self._name)
-        self._x_shape = None
+        self._x_shape: Optional[Shape] = None
 
-    def _repr_parts(self):
+    def _repr_parts(self) -> List[str]:
         parts = super()._repr_parts()
         if not self.count_include_pad:
             parts.append("count_include_pad=False")
         return parts
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = self._checked_input(x)
         y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
                          count_include_pad=self.count_include_pad, strict=self.strict,
@@ -412,7 +432,7 @@ class AvgPool2d(_Pool2d):
         self._x_shape = x.shape
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
         x_shape = self._need_forward("_x_shape")
         if not need_dx:
             return None
@@ -424,23 +444,23 @@ class AvgPool2d(_Pool2d):
 class ReLU(Module):
     """max(0, x) elementwise; the gradient at 0 is 0."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._x = None
+        self._x: Optional[NDArray[Any]] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "ReLU()"
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: ShapeLike) -> Shape:
         return self._sample_shape(input_shape, None, "")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = valid.real_array(x, "input", repr(self))
         y = F.relu(x, _name=repr(self))
         self._x = x
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
         x = self._need_forward("_x")
         return F.relu_backward(dy, x) if need_dx else None
 
@@ -448,18 +468,18 @@ class ReLU(Module):
 class Flatten(Module):
     """(N, d1, ..., dk) -> (N, d1*...*dk), the bridge from CONV/POOL to FC."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._x_shape = None
+        self._x_shape: Optional[Shape] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Flatten()"
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: ShapeLike) -> Tuple[int]:
         shape = self._sample_shape(input_shape, None, "")
         return (math.prod(shape),)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[Any]:
         x = np.asarray(x)
         if x.ndim < 1:
             raise ValueError(f"{self!r}: expected input of shape (N, ...), got a "
@@ -468,7 +488,7 @@ class Flatten(Module):
         # An explicit size (not -1) so that an empty batch reshapes too.
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[NDArray[Any]]:
         x_shape = self._need_forward("_x_shape")
         if not need_dx:
             return None
@@ -482,6 +502,11 @@ class Flatten(Module):
 # --------------------------------------------------------------------------
 # Sequential and its summary
 
+#: One row of a :class:`Summary`: index, layer repr, output shape, parameters
+#: and multiply-adds per sample.
+SummaryRow = Tuple[int, str, Shape, int, int]
+
+
 class Summary:
     """The table returned by :meth:`Sequential.summary`.
 
@@ -490,14 +515,14 @@ class Summary:
     ``str(summary)`` is the printed table.
     """
 
-    def __init__(self, input_shape, rows):
+    def __init__(self, input_shape: ShapeLike, rows: List[SummaryRow]) -> None:
         self.input_shape = tuple(input_shape)
         self.rows = rows
         self.total_params = sum(r[3] for r in rows)
         self.total_mult_adds = sum(r[4] for r in rows)
         self.output_shape = rows[-1][2] if rows else self.input_shape
 
-    def __str__(self):
+    def __str__(self) -> str:
         head = ("#", "layer", "output shape", "params", "mult-adds")
         body = [("", "input", _fmt_shape(self.input_shape), "", "")]
         body += [(str(i), name, _fmt_shape(shape), f"{p:,}", f"{m:,}")
@@ -506,7 +531,7 @@ class Summary:
                  f"{self.total_mult_adds:,}")
         widths = [max(len(r[c]) for r in [head, total] + body) for c in range(5)]
 
-        def line(r):
+        def line(r: Sequence[str]) -> str:
             return (f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
                     f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}").rstrip()
 
@@ -514,7 +539,7 @@ class Summary:
         return "\n".join([line(head), rule] + [line(r) for r in body]
                          + [rule, line(total)])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return str(self)
 
 
@@ -526,7 +551,7 @@ class Sequential(Module):
     place updates the layers.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Module) -> None:
         # No Module.__init__: params and grads are gathered from the layers.
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             raise TypeError("Sequential: pass the layers as separate arguments, "
@@ -537,37 +562,44 @@ class Sequential(Module):
                                 f"({type(layer).__name__}), not a fastconv layer")
         self.layers = list(layers)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not self.layers:
             return "Sequential()"
         inner = "\n".join(f"  ({i}): " + repr(layer).replace("\n", "\n  ")
                           for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Module: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> List[Module]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[Module, List[Module]]:
         return self.layers[i]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self.layers)
 
+    # Read-only here: a model's params and grads are gathered from its layers.
     @property
-    def params(self):
+    def params(self) -> Dict[str, FloatArray]:  # type: ignore[override]
         return {f"{i}.{name}": p for i, layer in enumerate(self.layers)
                 for name, p in layer.params.items()}
 
     @property
-    def grads(self):
+    def grads(self) -> Dict[str, FloatArray]:  # type: ignore[override]
         return {f"{i}.{name}": g for i, layer in enumerate(self.layers)
                 for name, g in layer.grads.items()}
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for layer in self.layers:
             layer.zero_grad()
 
-    def _run(self, i, method, *args, **kwargs):
+    def _run(self, i: int, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self.layers[i], method)(*args, **kwargs)
         except (ValueError, TypeError) as e:
@@ -577,12 +609,13 @@ class Sequential(Module):
             # says which of several identical layers failed.
             raise type(e)(f"Sequential[{i}] {e}") from None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[Any]:
         for i in range(len(self.layers)):
             x = self._run(i, "forward", x)
-        return x
+        # (x as given when there are no layers)
+        return x  # type: ignore[return-value]
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[NDArray[Any]]:
         """Back-propagate dy; with ``need_dx=False`` the layers before the
         first one with parameters are skipped and None is returned."""
         stop = 0
@@ -594,18 +627,20 @@ class Sequential(Module):
         for i in range(len(self.layers) - 1, stop - 1, -1):
             dy = self._run(i, "backward", dy,
                            need_dx=need_dx or i > stop)
-        return dy
+        # (dy as given when there are no layers)
+        return dy  # type: ignore[return-value]
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: ShapeLike) -> Shape:
         shape = tuple(input_shape)
         for i in range(len(self.layers)):
             shape = self._run(i, "output_shape", shape)
         return shape
 
-    def mult_adds(self, input_shape):
+    def mult_adds(self, input_shape: ShapeLike) -> int:
         return self.summary(input_shape, file=False).total_mult_adds
 
-    def summary(self, input_shape, *, file=None):
+    def summary(self, input_shape: ShapeLike, *,
+                file: Union[None, Literal[False], SupportsWrite[str]] = None) -> Summary:
         """Walk the output-size formula layer by layer, without running anything.
 
         ``input_shape`` is the shape of one sample: (C, H, W) for images, (D,)
@@ -620,7 +655,7 @@ class Sequential(Module):
         except TypeError:
             raise TypeError(f"Sequential.summary: input_shape must be a tuple of "
                             f"ints such as (3, 32, 32), got {input_shape!r}") from None
-        rows = []
+        rows: List[SummaryRow] = []
         for i, layer in enumerate(self.layers):
             out = self._run(i, "output_shape", shape)
             macs = self._run(i, "mult_adds", shape)

@@ -36,10 +36,16 @@ the first of them in row-major order (the original ``_reshape`` variant split
 it between them).
 """
 
+from __future__ import annotations
+
+from typing import Any, Mapping, Tuple
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _validate
 from .. import functional as _F
+from .._typing import FloatArray, Int, IntOrPair
 
 __all__ = [
     "affine_forward", "affine_backward",
@@ -60,10 +66,31 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# parameter dicts
+# parameter dicts and caches
+
+#: ``conv_param``, {'stride': s, 'pad': p}, and ``pool_param``,
+#: {'pool_height': ph, 'pool_width': pw, 'stride': s}: a dict of ints.
+Param = Mapping[str, Int]
+
+#: A conv forward's cache: (x, w, b, conv_param).
+ConvCache = Tuple[ArrayLike, ArrayLike, ArrayLike, Param]
+
+#: A max-pool forward's cache: (x, pool_param).
+PoolCache = Tuple[ArrayLike, Param]
+
+#: An affine forward's cache: (x, w, b).
+AffineCache = Tuple[ArrayLike, ArrayLike, ArrayLike]
+
+#: The sandwiches' caches.
+AffineReluCache = Tuple[AffineCache, FloatArray]
+ConvReluCache = Tuple[ConvCache, FloatArray]
+ConvReluPoolCache = Tuple[ConvCache, FloatArray, PoolCache]
+
+#: What the conv backward functions return: (dx, dw, db).
+Grads3 = Tuple[FloatArray, FloatArray, FloatArray]
 
 
-def _conv_settings(conv_param):
+def _conv_settings(conv_param: Param) -> Tuple[Int, Int]:
     try:
         return conv_param["stride"], conv_param["pad"]
     except KeyError as e:
@@ -74,7 +101,7 @@ def _conv_settings(conv_param):
                         f"'pad', got {type(conv_param).__name__}") from None
 
 
-def _pool_settings(pool_param):
+def _pool_settings(pool_param: Param) -> Tuple[Tuple[Int, Int], Int]:
     try:
         kernel = (pool_param["pool_height"], pool_param["pool_width"])
         return kernel, pool_param["stride"]
@@ -91,7 +118,7 @@ def _pool_settings(pool_param):
 # affine and ReLU
 
 
-class _AffineCache(tuple):
+class _AffineCache(Tuple[ArrayLike, ArrayLike, ArrayLike]):
     """``(x, w, b)`` as the original cache, plus the contiguous ``w.T``.
 
     fastconv's linear layer stores its weight as (out_features, in_features),
@@ -99,13 +126,15 @@ class _AffineCache(tuple):
     made by the forward pass saves making it again in the backward pass.
     """
 
-    def __new__(cls, x, w, b, wt):
+    wt: FloatArray
+
+    def __new__(cls, x: ArrayLike, w: ArrayLike, b: ArrayLike, wt: FloatArray) -> _AffineCache:
         self = super().__new__(cls, (x, w, b))
         self.wt = wt
         return self
 
 
-def _transposed_weight(w):
+def _transposed_weight(w: ArrayLike) -> FloatArray:
     w = np.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"affine: w must have shape (D, M), got shape {w.shape}")
@@ -113,7 +142,7 @@ def _transposed_weight(w):
     return np.ascontiguousarray(w.T)
 
 
-def affine_forward(x, w, b):
+def affine_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike) -> Tuple[FloatArray, AffineCache]:
     """An affine (fully connected) layer, forward pass.
 
     Each of the N examples in ``x`` is flattened to a vector of length
@@ -140,7 +169,7 @@ def affine_forward(x, w, b):
     return out, _AffineCache(x, w, b, wt)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout: ArrayLike, cache: AffineCache) -> Grads3:
     """An affine (fully connected) layer, backward pass.
 
     Inputs:
@@ -170,7 +199,7 @@ def affine_backward(dout, cache):
     return dx, dwt.T, db
 
 
-def relu_forward(x):
+def relu_forward(x: ArrayLike) -> Tuple[FloatArray, ArrayLike]:
     """A layer of rectified linear units, forward pass: ``max(0, x)``.
 
     Input:
@@ -187,7 +216,7 @@ def relu_forward(x):
     return _F.relu(x), x
 
 
-def relu_backward(dout, cache):
+def relu_backward(dout: ArrayLike, cache: ArrayLike) -> FloatArray:
     """A layer of rectified linear units, backward pass.
 
     Inputs:
@@ -208,19 +237,21 @@ def relu_backward(dout, cache):
 # convolution
 
 
-def _conv_forward(x, w, b, conv_param):
+def _conv_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                  conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     stride, pad = _conv_settings(conv_param)
     out = _F.conv2d(x, w, b, stride, pad, strict=False)
     return out, (x, w, b, conv_param)
 
 
-def _conv_backward(dout, cache):
+def _conv_backward(dout: ArrayLike, cache: ConvCache) -> Grads3:
     x, w, _, conv_param = cache
     stride, pad = _conv_settings(conv_param)
     return _F.conv2d_backward(dout, x, w, stride, pad)
 
 
-def conv_forward_naive(x, w, b, conv_param):
+def conv_forward_naive(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                       conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass.
 
     The input holds N examples of C channels, each H high and W wide. It is
@@ -251,7 +282,7 @@ def conv_forward_naive(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_naive(dout, cache):
+def conv_backward_naive(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass.
 
     Inputs:
@@ -278,7 +309,8 @@ def conv_backward_naive(dout, cache):
     return _conv_backward(dout, cache)
 
 
-def conv_forward_fast(x, w, b, conv_param):
+def conv_forward_fast(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                      conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass (fast_layers.py's name).
 
     Same arguments, output and cache as conv_forward_naive: x (N, C, H, W),
@@ -294,7 +326,7 @@ def conv_forward_fast(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_fast(dout, cache):
+def conv_backward_fast(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (fast_layers.py's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
@@ -303,7 +335,8 @@ def conv_backward_fast(dout, cache):
     return _conv_backward(dout, cache)
 
 
-def conv_forward_strides(x, w, b, conv_param):
+def conv_forward_strides(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                         conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass (the stride-trick variant's name).
 
     Same arguments, output and cache as conv_forward_naive; the output size is
@@ -317,7 +350,7 @@ def conv_forward_strides(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_strides(dout, cache):
+def conv_backward_strides(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (the stride-trick variant's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
@@ -326,7 +359,8 @@ def conv_backward_strides(dout, cache):
     return _conv_backward(dout, cache)
 
 
-def conv_forward_im2col(x, w, b, conv_param):
+def conv_forward_im2col(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                        conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass (the im2col variant's name).
 
     Same arguments, output and cache as conv_forward_naive. Unlike the
@@ -341,7 +375,7 @@ def conv_forward_im2col(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_im2col(dout, cache):
+def conv_backward_im2col(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (the im2col variant's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
@@ -354,19 +388,19 @@ def conv_backward_im2col(dout, cache):
 # max pooling
 
 
-def _pool_forward(x, pool_param):
+def _pool_forward(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     kernel, stride = _pool_settings(pool_param)
     out = _F.max_pool2d(x, kernel, stride, 0, strict=False)
     return out, (x, pool_param)
 
 
-def _pool_backward(dout, cache):
+def _pool_backward(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     x, pool_param = cache
     kernel, stride = _pool_settings(pool_param)
     return _F.max_pool2d_backward(dout, x, kernel, stride, 0, strict=False)
 
 
-def max_pool_forward_naive(x, pool_param):
+def max_pool_forward_naive(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass.
 
     Every channel of every example is pooled separately; there is no padding.
@@ -397,7 +431,7 @@ def max_pool_forward_naive(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_naive(dout, cache):
+def max_pool_backward_naive(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass.
 
     Each window's upstream gradient goes to the position of its maximum (the
@@ -421,7 +455,7 @@ def max_pool_backward_naive(dout, cache):
     return _pool_backward(dout, cache)
 
 
-def max_pool_forward_fast(x, pool_param):
+def max_pool_forward_fast(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass (fast_layers.py's name).
 
     Same arguments, output and cache as max_pool_forward_naive: x (N, C, H, W)
@@ -439,7 +473,7 @@ def max_pool_forward_fast(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_fast(dout, cache):
+def max_pool_backward_fast(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass (fast_layers.py's name).
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
@@ -448,7 +482,7 @@ def max_pool_backward_fast(dout, cache):
     return _pool_backward(dout, cache)
 
 
-def max_pool_forward_reshape(x, pool_param):
+def max_pool_forward_reshape(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass (the reshape variant's name).
 
     Same arguments, output and cache as max_pool_forward_naive. The original
@@ -465,7 +499,7 @@ def max_pool_forward_reshape(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_reshape(dout, cache):
+def max_pool_backward_reshape(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass (the reshape variant's name).
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
@@ -474,7 +508,7 @@ def max_pool_backward_reshape(dout, cache):
     return _pool_backward(dout, cache)
 
 
-def max_pool_forward_im2col(x, pool_param):
+def max_pool_forward_im2col(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass (the im2col variant's name).
 
     Same arguments, output and cache as max_pool_forward_naive; the output
@@ -489,7 +523,7 @@ def max_pool_forward_im2col(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_im2col(dout, cache):
+def max_pool_backward_im2col(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass (the im2col variant's name).
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
@@ -506,7 +540,8 @@ def max_pool_backward_im2col(dout, cache):
 # keep the activated output as the ReLU cache: one pass and one array fewer.
 
 
-def affine_relu_forward(x, w, b):
+def affine_relu_forward(x: ArrayLike, w: ArrayLike,
+                        b: ArrayLike) -> Tuple[FloatArray, AffineReluCache]:
     """An affine layer followed by a ReLU.
 
     Inputs:
@@ -527,7 +562,7 @@ def affine_relu_forward(x, w, b):
     return out, (_AffineCache(x, w, b, wt), out)
 
 
-def affine_relu_backward(dout, cache):
+def affine_relu_backward(dout: ArrayLike, cache: AffineReluCache) -> Grads3:
     """Backward pass of affine_relu_forward.
 
     Inputs:
@@ -546,7 +581,8 @@ def affine_relu_backward(dout, cache):
     return affine_backward(da, fc_cache)
 
 
-def conv_relu_forward(x, w, b, conv_param):
+def conv_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                      conv_param: Param) -> Tuple[FloatArray, ConvReluCache]:
     """A convolutional layer followed by a ReLU.
 
     Inputs:
@@ -570,7 +606,7 @@ def conv_relu_forward(x, w, b, conv_param):
     return out, ((x, w, b, conv_param), out)
 
 
-def conv_relu_backward(dout, cache):
+def conv_relu_backward(dout: ArrayLike, cache: ConvReluCache) -> Grads3:
     """Backward pass of conv_relu_forward.
 
     Inputs:
@@ -585,7 +621,8 @@ def conv_relu_backward(dout, cache):
     return _conv_backward(da, conv_cache)
 
 
-def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
+def conv_relu_pool_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike, conv_param: Param,
+                           pool_param: Param) -> Tuple[FloatArray, ConvReluPoolCache]:
     """A convolutional layer, a ReLU and a max-pooling layer.
 
     Inputs:
@@ -612,7 +649,7 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     return out, ((x, w, b, conv_param), a, pool_cache)
 
 
-def conv_relu_pool_backward(dout, cache):
+def conv_relu_pool_backward(dout: ArrayLike, cache: ConvReluPoolCache) -> Grads3:
     """Backward pass of conv_relu_pool_forward.
 
     Inputs:
@@ -632,7 +669,8 @@ def conv_relu_pool_backward(dout, cache):
 # losses
 
 
-def _loss_inputs(x, y, where):
+def _loss_inputs(x: ArrayLike, y: ArrayLike,
+                 where: str) -> Tuple[NDArray[Any], NDArray[np.integer[Any]], NDArray[np.intp]]:
     x = _validate.real_array(x, "x", where)
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
@@ -649,7 +687,7 @@ def _loss_inputs(x, y, where):
     return x, y, np.arange(n)
 
 
-def softmax_loss(x, y):
+def softmax_loss(x: ArrayLike, y: ArrayLike) -> Tuple[np.floating[Any], FloatArray]:
     """Softmax cross-entropy loss and its gradient, averaged over the batch.
 
     Inputs:
@@ -678,7 +716,7 @@ def softmax_loss(x, y):
     return loss, dx
 
 
-def svm_loss(x, y):
+def svm_loss(x: ArrayLike, y: ArrayLike) -> Tuple[np.floating[Any], FloatArray]:
     """Multiclass SVM (hinge) loss with margin 1 and its gradient, averaged
     over the batch.
 
