@@ -138,10 +138,16 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: In
     chooses, see ``fastconv.plan``); a name that cannot serve the shape raises
     ValueError saying why.
 
+    dtypes: y is float32 when every operand is float32 (or float16), float64
+    when any is float64 or an integer array.
+
     >>> import numpy as np, fastconv
     >>> x = np.ones((1, 3, 32, 32), np.float32); w = np.ones((8, 3, 5, 5), np.float32)
-    >>> fastconv.conv2d(x, w, stride=1, padding=2).shape
-    (1, 8, 32, 32)
+    >>> y = fastconv.conv2d(x, w, stride=1, padding=2)
+    >>> y.shape, y.dtype.name, float(y[0, 0, 16, 16]), float(y[0, 0, 0, 0])
+    ((1, 8, 32, 32), 'float32', 75.0, 27.0)
+    >>> fastconv.conv2d(x, w, stride=2, padding=(0, 1), strict=False).shape
+    (1, 8, 14, 15)
     """
     where = _name
     alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d"], where)
@@ -234,7 +240,9 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair
     output; x and w as given to conv2d (the output size is recomputed with
     flooring, so this works after either ``strict`` setting).
     Returns (dx, dw, db) shaped like x, w and (K,); dx is None when
-    ``need_dx=False`` (a first layer needs no input gradient).
+    ``need_dx=False`` (a first layer needs no input gradient).  The gradients
+    have the dtype conv2d's output has for these operands (float32 or
+    float64).
     ``algorithm`` forces an algorithm: a name applies to each gradient it
     computes (``"col2im"`` the data gradient alone, ``"dot"`` the weight
     gradient alone, ``"gemm"`` both), a pair ``(data, weight)`` names each
@@ -245,8 +253,10 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair
     >>> x = np.ones((2, 3, 8, 8)); w = np.ones((4, 3, 3, 3))
     >>> dy = np.ones((2, 4, 8, 8))
     >>> dx, dw, db = fastconv.conv2d_backward(dy, x, w, padding=1)
-    >>> dx.shape, dw.shape, db.tolist()
-    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0])
+    >>> dx.shape, dw.shape, db.tolist(), dx.dtype.name
+    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0], 'float64')
+    >>> fastconv.conv2d_backward(dy, x, w, padding=1, need_dx=False)[0] is None
+    True
     """
     where = "conv2d_backward"
     dy = valid.computable_array(dy, "dy", where)
@@ -312,8 +322,10 @@ def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair]
                _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
-    x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
-    and may be at most half the kernel.  A window holding NaN gives NaN.
+    x: (N, C, H, W) -> (N, C, H2, W2), H2 = (H - F_h + 2*P_h)/S_h + 1 (same
+    for W).  Padding counts as -inf (it never wins) and may be at most half
+    the kernel.  A window holding NaN gives NaN.  float32 and float64 keep
+    their dtype; integers give float64, float16 float32.
 
     With ``return_indices=True`` the result is ``(y, indices)``: indices
     (int64, shaped like y) holds the offset ``h*W + w`` within its (H, W)
@@ -354,9 +366,11 @@ def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
                         indices: Optional[NDArray[np.integer[Any]]] = None) -> FloatArray:
     """Gradient of ``max_pool2d`` with respect to x.
 
-    The first maximum of each window in row-major order receives the window's
-    gradient; overlapping windows add up, in window order.  Returns dx shaped
-    like x.
+    dy: (N, C, H2, W2), the gradient with respect to max_pool2d's output; x:
+    (N, C, H, W), its input.  The first maximum of each window in row-major
+    order receives the window's gradient; overlapping windows add up, in window
+    order.  Returns dx shaped like x, in the dtype of dy and x promoted
+    (float32 or float64).
 
     ``indices``, from ``max_pool2d(..., return_indices=True)`` on this x, say
     where the maxima are, so x's values are not read (its shape and dtype
@@ -366,6 +380,9 @@ def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
     >>> import numpy as np, fastconv
     >>> x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
     >>> fastconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, 0].tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    >>> y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    >>> fastconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2, indices=idx)[0, 0].tolist()
     [[0.0, 1.0], [0.0, 0.0]]
     """
     where = "max_pool2d_backward"
@@ -413,14 +430,20 @@ def avg_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair]
                _name: str = "avg_pool2d") -> FloatArray:
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
-    With ``count_include_pad=True`` every window is divided by F_h*F_w
-    (padding counts as zeros); otherwise by the number of real input values
-    in the window.
+    x: (N, C, H, W) -> (N, C, H2, W2), H2 = (H - F_h + 2*P_h)/S_h + 1 (same
+    for W).  With ``count_include_pad=True`` every window is divided by
+    F_h*F_w (padding counts as zeros); otherwise by the number of real input
+    values in the window.  float32 and float64 keep their dtype; integers give
+    float64, float16 float32.
 
     >>> import numpy as np, fastconv
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> fastconv.avg_pool2d(x, 2)[0, 0].tolist()
     [[2.5, 4.5], [10.5, 12.5]]
+    >>> ones = np.ones((1, 1, 2, 2), np.float32)
+    >>> y = fastconv.avg_pool2d(ones, 2, stride=1, padding=1, count_include_pad=False)
+    >>> y.shape, y.dtype.name, float(y.min())
+    ((1, 1, 3, 3), 'float32', 1.0)
     """
     where = _name
     x = valid.computable_array(x, "x", where)
@@ -438,6 +461,10 @@ def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPai
                         stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
                         count_include_pad: bool = True, strict: bool = True) -> FloatArray:
     """Gradient of ``avg_pool2d`` with respect to its input of shape ``x_shape``.
+
+    dy: (N, C, H2, W2), the gradient with respect to avg_pool2d's output;
+    x_shape: (N, C, H, W), four ints.  Returns dx of shape x_shape in dy's
+    dtype (float32 or float64; integers give float64).
 
     >>> import numpy as np, fastconv
     >>> fastconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0].tolist()
@@ -485,11 +512,17 @@ def linear(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
     """Fully connected layer: y = x_flat @ w.T + b.
 
     x: (N, D) or (N, d1, ..., dk) flattened to (N, D); w: (out_features, D);
-    b: (out_features,) or None.  Returns (N, out_features).
+    b: (out_features,) or None.  Returns (N, out_features), float32 when every
+    operand is float32, float64 when any is float64 or an integer array.
+    ``activation="relu"`` fuses a ReLU.
 
     >>> import numpy as np, fastconv
     >>> fastconv.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
+    >>> y = fastconv.linear(np.ones((2, 1, 3), np.float32), -np.ones((4, 3), np.float32),
+    ...                     activation="relu")
+    >>> y.shape, y.dtype.name, float(y.max())
+    ((2, 4), 'float32', 0.0)
     """
     where = _name
     x = valid.computable_array(x, "x", where)
@@ -517,6 +550,11 @@ def linear(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
 def linear_backward(dy: ArrayLike, x: ArrayLike,
                     w: ArrayLike) -> Tuple[FloatArray, FloatArray, FloatArray]:
     """Gradients of ``linear``: returns (dx, dw, db), dx in x's shape.
+
+    dy: (N, out_features), the gradient with respect to linear's output; x
+    and w as given to linear.  dx has x's shape, dw (out_features, D) and db
+    (out_features,), in the dtype of the operands promoted (float32 or
+    float64).
 
     >>> import numpy as np, fastconv
     >>> dx, dw, db = fastconv.linear_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((4, 3)))
@@ -550,9 +588,14 @@ def linear_backward(dy: ArrayLike, x: ArrayLike,
 def relu(x: ArrayLike, *, _name: str = "relu") -> FloatArray:
     """max(x, 0) elementwise; NaN stays NaN.
 
+    x: any shape.  Returns a new array of x's shape: float32 and float64 keep
+    their dtype, integers give float64, float16 float32.
+
     >>> import fastconv
     >>> fastconv.relu([-1.0, 0.5]).tolist()
     [0.0, 0.5]
+    >>> fastconv.relu([[-3, 3]]).dtype.name
+    'float64'
     """
     x = valid.computable_array(x, "x", _name)
     dtype = _dtype(x)
@@ -564,6 +607,9 @@ def relu(x: ArrayLike, *, _name: str = "relu") -> FloatArray:
 
 def relu_backward(dy: ArrayLike, x: ArrayLike) -> FloatArray:
     """Gradient of ``relu``: dy where x > 0, else 0.
+
+    dy and x: the same shape, any.  Returns dx of that shape, in the dtype of
+    dy and x promoted (float32 or float64).
 
     >>> import fastconv
     >>> fastconv.relu_backward([2.0, 3.0], [-1.0, 1.0]).tolist()
@@ -585,8 +631,8 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
                 strict: bool = True) -> int:
     """Output length of a convolution or pooling along one axis.
 
-    ``(size - kernel + 2*padding) / stride + 1``; see :func:`conv2d` for
-    ``strict``.
+    ``(size - kernel + 2*padding) / stride + 1``, an int; see :func:`conv2d`
+    for ``strict``.  Every argument is an int (a NumPy integer too).
 
     >>> import fastconv
     >>> fastconv.output_size(227, 11, 4, 0)

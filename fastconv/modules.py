@@ -61,35 +61,95 @@ def _fmt_shape(shape: Sequence[int]) -> str:
 # base class
 
 class Module:
-    """Base of all layers: parameters, gradients and the call protocol."""
+    """Base of all layers: parameters, gradients and the call protocol.
+
+    ``params`` and ``grads`` map names (``"weight"``, ``"bias"``) to arrays of
+    the same shapes, in the layer's dtype (float32 or float64); a layer
+    without parameters has empty dicts.  ``layer(x)`` is ``layer.forward(x)``.
+
+    >>> import numpy as np, fastconv
+    >>> layer = fastconv.Linear(3, 2)
+    >>> isinstance(layer, fastconv.modules.Module), sorted(layer.params)
+    (True, ['bias', 'weight'])
+    >>> layer.params["weight"].shape, layer.grads["weight"].shape, fastconv.ReLU().params
+    ((2, 3), (2, 3), {})
+    """
 
     def __init__(self) -> None:
         self.params: Dict[str, FloatArray] = {}
         self.grads: Dict[str, FloatArray] = {}
 
     def __call__(self, x: ArrayLike) -> NDArray[Any]:
+        """``layer(x)``: the same as ``layer.forward(x)``.
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.ReLU()(np.array([[-1.0, 2.0]])).tolist()
+        [[0.0, 2.0]]
+        """
         return self.forward(x)
 
     def forward(self, x: ArrayLike) -> NDArray[Any]:  # pragma: no cover - every layer overrides it
+        """The layer's output for a batch ``x`` (batch axis first); keeps what
+        ``backward`` needs.  Each layer says its shapes and dtypes.
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.Flatten().forward(np.zeros((2, 3, 4))).shape
+        (2, 12)
+        """
         raise NotImplementedError
 
     def backward(self, dy: ArrayLike,
                  need_dx: bool = True) -> Optional[NDArray[Any]]:  # pragma: no cover
+        """Back-propagate ``dy`` (shaped like the last forward's output):
+        stores the parameters' gradients in ``grads`` (overwriting them) and
+        returns the gradient with respect to the last forward's input, or
+        None with ``need_dx=False``.  RuntimeError before any forward.
+
+        >>> import numpy as np, fastconv
+        >>> relu = fastconv.ReLU()
+        >>> y = relu(np.array([-1.0, 2.0]))
+        >>> relu.backward(np.array([5.0, 5.0])).tolist(), relu.backward(y, need_dx=False)
+        ([0.0, 5.0], None)
+        """
         raise NotImplementedError
 
     def output_shape(self, input_shape: ShapeLike) -> Shape:  # pragma: no cover
-        """Shape of one output sample for one input sample (no batch axis)."""
+        """Shape of one output sample for one input sample (no batch axis).
+
+        >>> import fastconv
+        >>> fastconv.Flatten().output_shape((8, 4, 4))
+        (128,)
+        """
         raise NotImplementedError
 
     def mult_adds(self, input_shape: ShapeLike) -> int:
-        """Multiply-adds per sample; layers without weights report 0."""
+        """Multiply-adds per sample; layers without weights report 0.
+
+        >>> import fastconv
+        >>> fastconv.ReLU().mult_adds((8, 4, 4)), fastconv.Linear(4, 2).mult_adds((4,))
+        (0, 8)
+        """
         return 0
 
     @property
     def num_params(self) -> int:
+        """The number of parameters: the sizes of ``params`` added up.
+
+        >>> import fastconv
+        >>> fastconv.Conv2d(3, 8, 5).num_params, fastconv.MaxPool2d(2).num_params
+        (608, 0)
+        """
         return int(sum(p.size for p in self.params.values()))
 
     def zero_grad(self) -> None:
+        """Set every gradient in ``grads`` to zeros shaped like its parameter.
+
+        >>> import numpy as np, fastconv
+        >>> layer = fastconv.Linear(2, 1)
+        >>> _ = layer(np.ones((1, 2))); _ = layer.backward(np.ones((1, 1)))
+        >>> layer.grads["bias"].tolist(), layer.zero_grad(), layer.grads["bias"].tolist()
+        ([1.0], None, [0.0])
+        """
         for name, p in self.params.items():
             self.grads[name] = np.zeros_like(p)
 
@@ -143,6 +203,19 @@ class _Parametrised(Module):
 
     @property
     def weight(self) -> FloatArray:
+        """The weights: (out_channels, in_channels, F_h, F_w) for Conv2d,
+        (out_features, in_features) for Linear, in the layer's dtype.
+        Assigning an array (any real dtype) of that shape stores a copy in
+        the layer's dtype.
+
+        >>> import numpy as np, fastconv
+        >>> layer = fastconv.Linear(3, 2)
+        >>> layer.weight = np.ones((2, 3), np.int64)
+        >>> layer.weight.dtype.name, float(layer.weight.sum())
+        ('float32', 6.0)
+        >>> layer.weight is layer.params["weight"]
+        True
+        """
         return self.params["weight"]
 
     @weight.setter
@@ -151,6 +224,14 @@ class _Parametrised(Module):
 
     @property
     def bias(self) -> Optional[FloatArray]:
+        """The biases, (out_channels,) or (out_features,), in the layer's
+        dtype; None for a layer built with ``bias=False``.  Assigning copies,
+        as for ``weight``.
+
+        >>> import fastconv
+        >>> fastconv.Conv2d(3, 2, 1).bias.tolist(), fastconv.Linear(3, 2, bias=False).bias
+        ([0.0, 0.0], None)
+        """
         return self.params.get("bias")
 
     @bias.setter
@@ -173,6 +254,15 @@ class Conv2d(_Parametrised):
     ``kernel_size``, ``stride`` and ``padding`` take an int or an (h, w) pair.
     ``seed`` makes the He initialisation reproducible.  ``strict=False``
     floors a fractional output size as PyTorch does, instead of raising.
+    ``dtype`` (float32 or float64) is the dtype of the parameters, of the
+    output and of the input gradient.
+
+    >>> import numpy as np, fastconv
+    >>> conv = fastconv.Conv2d(3, 8, 5, padding=2, seed=0)
+    >>> conv
+    Conv2d(3, 8, kernel_size=5, padding=2)
+    >>> conv.weight.shape, conv.bias.shape, conv.weight.dtype.name, conv.num_params
+    ((8, 3, 5, 5), (8,), 'float32', 608)
     """
 
     def __init__(self, in_channels: Int, out_channels: Int, kernel_size: IntOrPair,
@@ -216,6 +306,14 @@ class Conv2d(_Parametrised):
                              f"channels, got {c}")
 
     def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
+        """(out_channels, H2, W2) for one sample of shape (in_channels, H, W);
+        ShapeError when the output-size formula does not give an integer (with
+        ``strict=True``) or gives less than 1.
+
+        >>> import fastconv
+        >>> fastconv.Conv2d(3, 8, 4, stride=2, padding=1).output_shape((3, 32, 32))
+        (8, 16, 16)
+        """
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
         self._check_channels(c)
         h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
@@ -223,11 +321,27 @@ class Conv2d(_Parametrised):
         return (self.out_channels, h2, w2)
 
     def mult_adds(self, input_shape: ShapeLike) -> int:
+        """Multiply-adds per sample: K*H2*W2 outputs of C*F_h*F_w each.
+
+        >>> import fastconv
+        >>> fastconv.Conv2d(3, 8, 3, padding=1).mult_adds((3, 32, 32))  # 8*32*32 * 3*3*3
+        221184
+        """
         k, h2, w2 = self.output_shape(input_shape)
         fh, fw = self.kernel_size
         return k * h2 * w2 * self.in_channels * fh * fw
 
     def forward(self, x: ArrayLike) -> FloatArray:
+        """The convolution of x: (N, in_channels, H, W) -> (N, out_channels,
+        H2, W2).  x (any real dtype) is converted to the layer's dtype, which
+        the output has.
+
+        >>> import numpy as np, fastconv
+        >>> conv = fastconv.Conv2d(3, 8, 4, stride=2, padding=1, seed=0)
+        >>> y = conv(np.ones((2, 3, 32, 32)))
+        >>> y.shape, y.dtype.name
+        ((2, 8, 16, 16), 'float32')
+        """
         x = self._as_param_dtype(x, "input")
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, "
@@ -239,6 +353,20 @@ class Conv2d(_Parametrised):
         return y
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy, (N, out_channels, H2, W2): stores
+        ``grads["weight"]`` and ``grads["bias"]`` and returns dx shaped like
+        the last forward's input, all in the layer's dtype (dx is None with
+        ``need_dx=False``).
+
+        >>> import numpy as np, fastconv
+        >>> conv = fastconv.Conv2d(1, 2, 3, padding=1, dtype=np.float64, seed=0)
+        >>> y = conv(np.ones((1, 1, 4, 4)))
+        >>> dx = conv.backward(np.ones_like(y))
+        >>> dx.shape, conv.grads["weight"].shape, conv.grads["bias"].tolist()
+        ((1, 1, 4, 4), (2, 1, 3, 3), [16.0, 16.0])
+        >>> conv.backward(np.ones_like(y), need_dx=False) is None
+        True
+        """
         x = self._need_forward("_x")
         dy = self._as_param_dtype(dy, "dy")
         dx, dw, db = F.conv2d_backward(dy, x, self.weight, self.stride, self.padding,
@@ -253,7 +381,16 @@ class Linear(_Parametrised):
     """Fully connected layer: y = x W^T + b with W of shape (out, in).
 
     Input of shape (N, d1, ..., dk) is flattened to (N, in_features); the
-    input gradient has the input's shape.
+    input gradient has the input's shape.  ``dtype`` (float32 or float64) is
+    the dtype of the parameters, of the output and of the input gradient;
+    ``seed`` makes the He initialisation reproducible.
+
+    >>> import numpy as np, fastconv
+    >>> fc = fastconv.Linear(12, 5, dtype=np.float64, seed=0)
+    >>> fc
+    Linear(12, 5, dtype=float64)
+    >>> fc.weight.shape, fc.bias.shape, fc.num_params
+    ((5, 12), (5,), 65)
     """
 
     def __init__(self, in_features: Int, out_features: Int, bias: bool = True, *,
@@ -277,6 +414,12 @@ class Linear(_Parametrised):
         return f"Linear({', '.join(parts)})"
 
     def output_shape(self, input_shape: ShapeLike) -> Tuple[int]:
+        """(out_features,) for one sample of in_features values in any shape.
+
+        >>> import fastconv
+        >>> fastconv.Linear(12, 5).output_shape((3, 2, 2))
+        (5,)
+        """
         shape = self._sample_shape(input_shape, None, "")
         d = math.prod(shape)
         if len(shape) == 0 or d != self.in_features:
@@ -287,10 +430,26 @@ class Linear(_Parametrised):
         return (self.out_features,)
 
     def mult_adds(self, input_shape: ShapeLike) -> int:
+        """Multiply-adds per sample: in_features * out_features.
+
+        >>> import fastconv
+        >>> fastconv.Linear(12, 5).mult_adds((12,))
+        60
+        """
         self.output_shape(input_shape)
         return self.in_features * self.out_features
 
     def forward(self, x: ArrayLike) -> FloatArray:
+        """x: (N, in_features) or (N, d1, ..., dk) with d1*...*dk =
+        in_features -> (N, out_features).  x (any real dtype) is converted to
+        the layer's dtype, which the output has.
+
+        >>> import numpy as np, fastconv
+        >>> fc = fastconv.Linear(12, 5, dtype=np.float64)
+        >>> y = fc(np.ones((2, 3, 2, 2), np.float32))
+        >>> y.shape, y.dtype.name
+        ((2, 5), 'float64')
+        """
         x = self._as_param_dtype(x, "input")
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected input of shape (N, "
@@ -302,6 +461,19 @@ class Linear(_Parametrised):
         return y
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy, (N, out_features): stores ``grads["weight"]``
+        (out_features, in_features) and ``grads["bias"]`` and returns dx
+        shaped like the last forward's input, in the layer's dtype (None with
+        ``need_dx=False``).
+
+        >>> import numpy as np, fastconv
+        >>> fc = fastconv.Linear(3, 2)
+        >>> fc.weight = [[1, 0, 0], [0, 1, 0]]
+        >>> y = fc(np.ones((4, 3)))
+        >>> dx = fc.backward(np.ones_like(y))
+        >>> dx.shape, dx[0].tolist(), fc.grads["bias"].tolist()
+        ((4, 3), [1.0, 1.0, 0.0], [4.0, 4.0])
+        """
         x = self._need_forward("_x")
         dy = self._as_param_dtype(dy, "dy")
         dx, dw, db = F.linear_backward(dy, x, self.weight)
@@ -339,6 +511,15 @@ class _Pool2d(Module):
         return f"{self._name}({', '.join(self._repr_parts())})"
 
     def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
+        """(C, H2, W2) for one sample of shape (C, H, W); ShapeError when the
+        output-size formula does not give an integer (with ``strict=True``).
+
+        >>> import fastconv
+        >>> fastconv.MaxPool2d(3, stride=2, padding=1, strict=False).output_shape((64, 112, 112))
+        (64, 56, 56)
+        >>> fastconv.AvgPool2d(2).output_shape((3, 8, 6))
+        (3, 4, 3)
+        """
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
         h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
                                 strict=self.strict, where=repr(self))
@@ -363,6 +544,10 @@ class MaxPool2d(_Pool2d):
     return_indices=True)``) and the backward adds dy there; otherwise the
     backward finds them again from the saved input.  Either way the gradient
     has the same bits.
+
+    >>> import fastconv
+    >>> fastconv.MaxPool2d(2), fastconv.MaxPool2d(3, stride=2, padding=1, strict=False)
+    (MaxPool2d(kernel_size=2), MaxPool2d(kernel_size=3, stride=2, padding=1, strict=False))
     """
 
     _name = "MaxPool2d"
@@ -381,6 +566,13 @@ class MaxPool2d(_Pool2d):
                         or self.kernel_size[1] > self.stride[1])
 
     def forward(self, x: ArrayLike) -> FloatArray:
+        """The maxima of x's windows: (N, C, H, W) -> (N, C, H2, W2); float32
+        and float64 keep their dtype, integers give float64.
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+        """
         x = self._checked_input(x)
         if self._record:
             y, self._indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
@@ -393,6 +585,16 @@ class MaxPool2d(_Pool2d):
         return y
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy, (N, C, H2, W2): each window's gradient goes to
+        its first maximum; returns dx shaped like the last forward's input
+        (None with ``need_dx=False``).
+
+        >>> import numpy as np, fastconv
+        >>> pool = fastconv.MaxPool2d(2)
+        >>> y = pool(np.arange(16.0).reshape(1, 1, 4, 4))
+        >>> pool.backward(np.ones_like(y))[0, 0].tolist()
+        [[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+        """
         x = self._need_forward("_x")
         if not need_dx:
             return None
@@ -406,6 +608,10 @@ class AvgPool2d(_Pool2d):
 
     With ``count_include_pad=False`` each window is divided by the number of
     input (non-padding) elements it covers.
+
+    >>> import fastconv
+    >>> fastconv.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)
     """
 
     _name = "AvgPool2d"
@@ -425,6 +631,13 @@ class AvgPool2d(_Pool2d):
         return parts
 
     def forward(self, x: ArrayLike) -> FloatArray:
+        """The means of x's windows: (N, C, H, W) -> (N, C, H2, W2); float32
+        and float64 keep their dtype, integers give float64.
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.AvgPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0].tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+        """
         x = self._checked_input(x)
         y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
                          count_include_pad=self.count_include_pad, strict=self.strict,
@@ -433,6 +646,16 @@ class AvgPool2d(_Pool2d):
         return y
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy, (N, C, H2, W2): each window's gradient is shared
+        out over its inputs; returns dx shaped like the last forward's input
+        (None with ``need_dx=False``).
+
+        >>> import numpy as np, fastconv
+        >>> pool = fastconv.AvgPool2d(2)
+        >>> y = pool(np.zeros((1, 1, 2, 4)))
+        >>> pool.backward(np.array([[[[4.0, 8.0]]]]))[0, 0].tolist()
+        [[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0]]
+        """
         x_shape = self._need_forward("_x_shape")
         if not need_dx:
             return None
@@ -442,7 +665,13 @@ class AvgPool2d(_Pool2d):
 
 
 class ReLU(Module):
-    """max(0, x) elementwise; the gradient at 0 is 0."""
+    """max(0, x) elementwise; the gradient at 0 is 0.
+
+    >>> import numpy as np, fastconv
+    >>> relu = fastconv.ReLU()
+    >>> relu(np.array([-2.0, 0.0, 3.0])).tolist(), relu.params
+    ([0.0, 0.0, 3.0], {})
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -452,21 +681,52 @@ class ReLU(Module):
         return "ReLU()"
 
     def output_shape(self, input_shape: ShapeLike) -> Shape:
+        """The input's shape: ReLU works elementwise.
+
+        >>> import fastconv
+        >>> fastconv.ReLU().output_shape((8, 4, 4))
+        (8, 4, 4)
+        """
         return self._sample_shape(input_shape, None, "")
 
     def forward(self, x: ArrayLike) -> FloatArray:
+        """max(0, x) for x of any shape; float32 and float64 keep their dtype,
+        integers give float64.
+
+        >>> import numpy as np, fastconv
+        >>> y = fastconv.ReLU()(np.array([[-1, 2]]))
+        >>> y.tolist(), y.dtype.name
+        ([[0.0, 2.0]], 'float64')
+        """
         x = valid.real_array(x, "input", repr(self))
         y = F.relu(x, _name=repr(self))
         self._x = x
         return y
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """dy where the last forward's input was > 0, else 0 (dy and that
+        input of one shape); None with ``need_dx=False``.
+
+        >>> import numpy as np, fastconv
+        >>> relu = fastconv.ReLU()
+        >>> _ = relu(np.array([-1.0, 0.0, 1.0]))
+        >>> relu.backward(np.array([7.0, 7.0, 7.0])).tolist()
+        [0.0, 0.0, 7.0]
+        """
         x = self._need_forward("_x")
         return F.relu_backward(dy, x) if need_dx else None
 
 
 class Flatten(Module):
-    """(N, d1, ..., dk) -> (N, d1*...*dk), the bridge from CONV/POOL to FC."""
+    """(N, d1, ..., dk) -> (N, d1*...*dk), the bridge from CONV/POOL to FC.
+
+    Only reshapes: any dtype is kept, and the output is a view of the input
+    where NumPy can make one.
+
+    >>> import numpy as np, fastconv
+    >>> fastconv.Flatten()(np.zeros((2, 8, 4, 4), np.int32)).shape
+    (2, 128)
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -476,10 +736,22 @@ class Flatten(Module):
         return "Flatten()"
 
     def output_shape(self, input_shape: ShapeLike) -> Tuple[int]:
+        """(d1*...*dk,) for one sample of shape (d1, ..., dk).
+
+        >>> import fastconv
+        >>> fastconv.Flatten().output_shape((8, 4, 4))
+        (128,)
+        """
         shape = self._sample_shape(input_shape, None, "")
         return (math.prod(shape),)
 
     def forward(self, x: ArrayLike) -> NDArray[Any]:
+        """x: (N, d1, ..., dk) -> (N, d1*...*dk), in x's dtype.
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.Flatten().forward(np.arange(8).reshape(2, 2, 2)).tolist()
+        [[0, 1, 2, 3], [4, 5, 6, 7]]
+        """
         x = np.asarray(x)
         if x.ndim < 1:
             raise ValueError(f"{self!r}: expected input of shape (N, ...), got a "
@@ -489,6 +761,15 @@ class Flatten(Module):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[NDArray[Any]]:
+        """dy, (N, d1*...*dk), reshaped to the last forward's input shape (N,
+        d1, ..., dk), in dy's dtype; None with ``need_dx=False``.
+
+        >>> import numpy as np, fastconv
+        >>> flat = fastconv.Flatten()
+        >>> y = flat(np.zeros((2, 3, 4)))
+        >>> flat.backward(np.ones((2, 12))).shape
+        (2, 3, 4)
+        """
         x_shape = self._need_forward("_x_shape")
         if not need_dx:
             return None
@@ -512,7 +793,16 @@ class Summary:
 
     ``rows`` holds one ``(index, layer repr, output shape, params, mult_adds)``
     tuple per layer; output shapes are per sample (no batch axis).
-    ``str(summary)`` is the printed table.
+    ``input_shape``, ``output_shape``, ``total_params`` and
+    ``total_mult_adds`` sum it up; ``str(summary)`` is the printed table.
+
+    >>> import fastconv
+    >>> model = fastconv.Sequential(fastconv.Flatten(), fastconv.Linear(12, 5))
+    >>> s = model.summary((3, 2, 2), file=False)
+    >>> s.rows
+    [(0, 'Flatten()', (12,), 0, 0), (1, 'Linear(12, 5)', (5,), 65, 60)]
+    >>> s.input_shape, s.output_shape, s.total_params, s.total_mult_adds
+    ((3, 2, 2), (5,), 65, 60)
     """
 
     def __init__(self, input_shape: ShapeLike, rows: List[SummaryRow]) -> None:
@@ -523,6 +813,17 @@ class Summary:
         self.output_shape = rows[-1][2] if rows else self.input_shape
 
     def __str__(self) -> str:
+        """The table: one line per layer, then the totals.
+
+        >>> import fastconv
+        >>> print(fastconv.Sequential(fastconv.Linear(4, 2)).summary((4,), file=False))
+        #  layer         output shape  params  mult-adds
+        ------------------------------------------------
+           input                    4
+        0  Linear(4, 2)             2      10          8
+        ------------------------------------------------
+           total                           10          8
+        """
         head = ("#", "layer", "output shape", "params", "mult-adds")
         body = [("", "input", _fmt_shape(self.input_shape), "", "")]
         body += [(str(i), name, _fmt_shape(shape), f"{p:,}", f"{m:,}")
@@ -548,7 +849,22 @@ class Sequential(Module):
 
     ``params`` / ``grads`` gather every layer's arrays under ``"<index>.<name>"``
     (e.g. ``"0.weight"``); the arrays are the layers' own, so updating them in
-    place updates the layers.
+    place updates the layers.  ``len(model)``, ``model[i]`` (a layer; a slice
+    gives a list) and ``for layer in model`` reach the layers.
+
+    >>> import numpy as np, fastconv
+    >>> model = fastconv.Sequential(
+    ...     fastconv.Conv2d(3, 8, 3, padding=1, seed=0), fastconv.ReLU(), fastconv.MaxPool2d(2),
+    ...     fastconv.Flatten(), fastconv.Linear(8 * 16 * 16, 10, seed=1))
+    >>> scores = model(np.ones((2, 3, 32, 32), np.float32))
+    >>> scores.shape, scores.dtype.name
+    ((2, 10), 'float32')
+    >>> loss, dscores = fastconv.softmax_cross_entropy(scores, [3, 7])
+    >>> dx = model.backward(dscores)
+    >>> dx.shape, sorted(model.grads) == sorted(model.params)
+    ((2, 3, 32, 32), True)
+    >>> len(model), model[1], [type(layer).__name__ for layer in model[3:]]
+    (5, ReLU(), ['Flatten', 'Linear'])
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -570,6 +886,12 @@ class Sequential(Module):
         return f"Sequential(\n{inner}\n)"
 
     def __len__(self) -> int:
+        """The number of layers.
+
+        >>> import fastconv
+        >>> len(fastconv.Sequential(fastconv.ReLU(), fastconv.Flatten()))
+        2
+        """
         return len(self.layers)
 
     @overload
@@ -579,23 +901,66 @@ class Sequential(Module):
     def __getitem__(self, i: slice) -> List[Module]: ...
 
     def __getitem__(self, i: Union[int, slice]) -> Union[Module, List[Module]]:
+        """Layer ``i`` (negative counts from the end); a slice gives a list.
+
+        >>> import fastconv
+        >>> model = fastconv.Sequential(fastconv.ReLU(), fastconv.Flatten())
+        >>> model[0], model[-1], model[:1]
+        (ReLU(), Flatten(), [ReLU()])
+        """
         return self.layers[i]
 
     def __iter__(self) -> Iterator[Module]:
+        """The layers, in order.
+
+        >>> import fastconv
+        >>> [repr(layer) for layer in fastconv.Sequential(fastconv.ReLU(), fastconv.Flatten())]
+        ['ReLU()', 'Flatten()']
+        """
         return iter(self.layers)
 
     # Read-only here: a model's params and grads are gathered from its layers.
     @property
     def params(self) -> Dict[str, FloatArray]:  # type: ignore[override]
+        """Every layer's parameters under ``"<index>.<name>"``: a new dict of
+        the layers' own arrays (read-only: assign to the layers).
+
+        >>> import fastconv
+        >>> model = fastconv.Sequential(fastconv.Linear(4, 3), fastconv.ReLU(),
+        ...                             fastconv.Linear(3, 2, bias=False))
+        >>> {name: p.shape for name, p in model.params.items()}
+        {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3)}
+        >>> model.params["2.weight"] is model[2].params["weight"]
+        True
+        """
         return {f"{i}.{name}": p for i, layer in enumerate(self.layers)
                 for name, p in layer.params.items()}
 
     @property
     def grads(self) -> Dict[str, FloatArray]:  # type: ignore[override]
+        """Every layer's gradients under the names of ``params``, as the last
+        ``backward`` left them.
+
+        >>> import numpy as np, fastconv
+        >>> model = fastconv.Sequential(fastconv.Linear(4, 3), fastconv.ReLU())
+        >>> y = model(np.ones((2, 4)))
+        >>> _ = model.backward(np.ones_like(y))
+        >>> {name: g.shape for name, g in model.grads.items()}
+        {'0.weight': (3, 4), '0.bias': (3,)}
+        """
         return {f"{i}.{name}": g for i, layer in enumerate(self.layers)
                 for name, g in layer.grads.items()}
 
     def zero_grad(self) -> None:
+        """Set every layer's gradients to zeros.
+
+        >>> import numpy as np, fastconv
+        >>> model = fastconv.Sequential(fastconv.Linear(4, 3))
+        >>> y = model(np.ones((2, 4)))
+        >>> _ = model.backward(np.ones_like(y))
+        >>> model.zero_grad(); float(abs(model.grads["0.weight"]).sum())
+        0.0
+        """
         for layer in self.layers:
             layer.zero_grad()
 
@@ -610,14 +975,33 @@ class Sequential(Module):
             raise type(e)(f"Sequential[{i}] {e}") from None
 
     def forward(self, x: ArrayLike) -> NDArray[Any]:
+        """Every layer's forward in turn; the output is the last layer's (x
+        itself when there are no layers).  An error names the layer and its
+        index.
+
+        >>> import numpy as np, fastconv
+        >>> model = fastconv.Sequential(fastconv.MaxPool2d(2), fastconv.Flatten())
+        >>> model.forward(np.arange(16.0).reshape(1, 1, 4, 4)).tolist()
+        [[5.0, 7.0, 13.0, 15.0]]
+        """
         for i in range(len(self.layers)):
             x = self._run(i, "forward", x)
         # (x as given when there are no layers)
         return x  # type: ignore[return-value]
 
     def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[NDArray[Any]]:
-        """Back-propagate dy; with ``need_dx=False`` the layers before the
-        first one with parameters are skipped and None is returned."""
+        """Back-propagate dy (shaped like the last forward's output) through
+        the layers in reverse; returns the gradient with respect to the
+        model's input.  With ``need_dx=False`` the layers before the first one
+        with parameters are skipped and None is returned.
+
+        >>> import numpy as np, fastconv
+        >>> model = fastconv.Sequential(fastconv.ReLU(), fastconv.Linear(2, 1))
+        >>> model[1].weight = [[3.0, 4.0]]
+        >>> y = model(np.array([[-1.0, 1.0]]))
+        >>> model.backward(np.ones_like(y)).tolist(), model.backward(y, need_dx=False)
+        ([[0.0, 4.0]], None)
+        """
         stop = 0
         if not need_dx:
             with_params = [i for i, layer in enumerate(self.layers) if layer.params]
@@ -631,12 +1015,27 @@ class Sequential(Module):
         return dy  # type: ignore[return-value]
 
     def output_shape(self, input_shape: ShapeLike) -> Shape:
+        """The shape of one output sample for one input sample, through every
+        layer's formula; ShapeError naming the first layer that does not fit.
+
+        >>> import fastconv
+        >>> model = fastconv.Sequential(fastconv.Conv2d(3, 8, 3), fastconv.MaxPool2d(2),
+        ...                             fastconv.Flatten())
+        >>> model.output_shape((3, 10, 10))
+        (128,)
+        """
         shape = tuple(input_shape)
         for i in range(len(self.layers)):
             shape = self._run(i, "output_shape", shape)
         return shape
 
     def mult_adds(self, input_shape: ShapeLike) -> int:
+        """Multiply-adds per sample, every layer's added up.
+
+        >>> import fastconv
+        >>> fastconv.Sequential(fastconv.Linear(4, 3), fastconv.Linear(3, 2)).mult_adds((4,))
+        18
+        """
         return self.summary(input_shape, file=False).total_mult_adds
 
     def summary(self, input_shape: ShapeLike, *,
@@ -649,6 +1048,24 @@ class Sequential(Module):
         to ``file`` (stdout by default; ``file=False`` prints nothing).  The
         first layer whose formula does not give a positive integer raises
         :class:`ShapeError` naming it.
+
+        >>> import fastconv
+        >>> model = fastconv.Sequential(
+        ...     fastconv.Conv2d(3, 8, 3, padding=1), fastconv.ReLU(), fastconv.MaxPool2d(2),
+        ...     fastconv.Flatten(), fastconv.Linear(8 * 16 * 16, 10))
+        >>> summary = model.summary((3, 32, 32))
+        #  layer                                   output shape  params  mult-adds
+        --------------------------------------------------------------------------
+           input                                    3 x 32 x 32
+        0  Conv2d(3, 8, kernel_size=3, padding=1)   8 x 32 x 32     224    221,184
+        1  ReLU()                                   8 x 32 x 32       0          0
+        2  MaxPool2d(kernel_size=2)                 8 x 16 x 16       0          0
+        3  Flatten()                                       2048       0          0
+        4  Linear(2048, 10)                                  10  20,490     20,480
+        --------------------------------------------------------------------------
+           total                                                 20,714    241,664
+        >>> summary.total_params, summary.output_shape
+        (20714, (10,))
         """
         try:
             shape = tuple(int(s) for s in input_shape)
