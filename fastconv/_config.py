@@ -33,6 +33,9 @@ _num_threads: Optional[int] = None
 def set_num_threads(n: Optional[int]) -> None:
     """Use ``n`` threads in every fastconv call (``None`` restores the default).
 
+    ``n``: an int from 1 to 1024, process-wide, ahead of
+    ``FASTCONV_NUM_THREADS`` and the OpenMP runtime's setting.
+
     >>> import fastconv
     >>> fastconv.set_num_threads(1); fastconv.get_num_threads()
     1
@@ -71,22 +74,50 @@ def _requested_threads() -> int:
 def get_num_threads() -> int:
     """The number of threads the next fastconv call will use: the setting
     above, but never more than can run (1 in a build without OpenMP, or
-    inside an OpenMP parallel region that cannot nest)."""
+    inside an OpenMP parallel region that cannot nest).
+
+    >>> import fastconv
+    >>> fastconv.set_num_threads(2)
+    >>> fastconv.get_num_threads() == (2 if fastconv._core.openmp_enabled() else 1)
+    True
+    >>> fastconv.set_num_threads(None); fastconv.get_num_threads() >= 1
+    True
+    """
     return _core.threads_usable(_requested_threads())
 
 
 def available_isas() -> List[str]:
-    """Instruction sets this build and CPU can run, slowest first."""
+    """Instruction sets this build and CPU can run, slowest first.
+
+    >>> from fastconv import _config
+    >>> _config.available_isas()[0], set(_config.available_isas()) <= set(_config.ISAS)
+    ('generic', True)
+    """
     return [name for name in ISAS if _core.isa_supported(name)]
 
 
 def get_isa() -> str:
-    """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``."""
+    """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``.
+
+    >>> from fastconv import _config
+    >>> _config.get_isa() in _config.available_isas()
+    True
+    """
     return _core.isa()
 
 
 def set_isa(name: str) -> None:
-    """Switch every kernel to instruction set ``name`` (process-wide)."""
+    """Switch every kernel to instruction set ``name`` (process-wide).
+
+    ValueError for a name fastconv does not know, RuntimeError for one this
+    CPU or build cannot run.
+
+    >>> from fastconv import _config
+    >>> before = _config.get_isa()
+    >>> _config.set_isa("generic"); _config.get_isa()
+    'generic'
+    >>> _config.set_isa(before)
+    """
     if name not in ISAS:
         raise ValueError(f"unknown instruction set {name!r}; choose one of {', '.join(ISAS)}")
     if _core.set_isa(name) != 0:
@@ -96,7 +127,13 @@ def set_isa(name: str) -> None:
 
 @contextlib.contextmanager
 def using_isa(name: str) -> Iterator[None]:
-    """Context manager running the enclosed code on instruction set ``name``."""
+    """Context manager running the enclosed code on instruction set ``name``.
+
+    >>> from fastconv import _config
+    >>> with _config.using_isa("generic"):
+    ...     print(_config.get_isa())
+    generic
+    """
     previous = get_isa()
     set_isa(name)
     try:
@@ -127,7 +164,13 @@ def _apply_env_isa() -> None:
 
 
 def config_info() -> Dict[str, Any]:
-    """What ``show_config`` prints, as a dict."""
+    """What ``show_config`` prints, as a dict.
+
+    >>> import fastconv
+    >>> info = fastconv._config.config_info()
+    >>> info["version"] == fastconv.__version__, "gemm" in info["algorithms"]
+    (True, True)
+    """
     s_kernel, d_kernel = _core.kernel_names()
     s_narrow, d_narrow = _core.narrow_kernel_names()
     if _num_threads is not None:
@@ -156,7 +199,19 @@ def config_info() -> Dict[str, Any]:
 
 
 def show_config() -> None:
-    """Print the build and run-time configuration of fastconv."""
+    """Print the build and run-time configuration of fastconv: version,
+    instruction set, kernels, OpenMP, algorithms and threads.
+
+    >>> import fastconv
+    >>> fastconv.show_config()  # doctest: +ELLIPSIS
+    fastconv ...
+      instruction set : ...
+      float32 kernel  : ...
+      float64 kernel  : ...
+      OpenMP          : ...
+      algorithms      : ...gemm...
+      threads         : ...
+    """
     info = config_info()
     omp = "enabled" if info["openmp"] else "not available (sequential build)"
 

@@ -59,7 +59,12 @@ def algorithms() -> Tuple[str, ...]:
 
 
 def algorithm_doc(name: str) -> str:
-    """One line on how algorithm ``name`` computes."""
+    """One line on how algorithm ``name`` computes.
+
+    >>> from fastconv import _plan
+    >>> isinstance(_plan.algorithm_doc("gemm"), str)
+    True
+    """
     return _TABLE[_NAMES.index(name)][1]
 
 
@@ -94,7 +99,13 @@ def last_run(op: str) -> Optional[Dict[str, Any]]:
     kernel, threads, workspace_bytes, reason), or None before any: the plan
     after the weights were seen (weights holding inf or NaN never run
     ``lanes``).  op: ``"conv2d"``, ``"conv2d_backward_data"`` or
-    ``"conv2d_backward_weight"``."""
+    ``"conv2d_backward_weight"``.
+
+    >>> import numpy as np, fastconv
+    >>> y = fastconv.conv2d(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="gemm")
+    >>> fastconv._plan.last_run("conv2d")["algorithm"]
+    'gemm'
+    """
     return getattr(_last, op, None)
 
 
@@ -110,7 +121,15 @@ class Plan:
     ``algorithm`` (a name of ``fastconv.algorithms()``), ``kernel`` (the
     register tile's kernel), ``threads`` (threads that run it),
     ``workspace_bytes`` (memory it allocates besides its output) and
-    ``reason`` (one line saying why the planner chose it).
+    ``reason`` (one line saying why the planner chose it), for ``op`` on
+    inputs of ``x_shape`` (and weights of ``w_shape``) in ``dtype``
+    (``"float32"`` or ``"float64"``).
+
+    >>> import fastconv
+    >>> p = fastconv.plan("max_pool2d", (1, 3, 8, 8), dtype="float32", kernel_size=2,
+    ...                   threads=1)
+    >>> isinstance(p, fastconv.Plan), p.op, p.x_shape, p.w_shape, p.dtype, p.threads
+    (True, 'max_pool2d', (1, 3, 8, 8), None, 'float32', 1)
     """
     op: str
     algorithm: str

@@ -20,7 +20,20 @@ __all__ = ["ShapeError", "output_size", "conv_output_hw", "ConvGeometry", "PoolG
 
 
 class ShapeError(ValueError):
-    """An output-size formula that does not give a positive integer."""
+    """An output-size formula that does not give a positive integer.
+
+    A ValueError: the sizes given do not fit together.  The message shows the
+    formula with the numbers put in.
+
+    >>> import fastconv
+    >>> try:
+    ...     fastconv.output_size(224, 7, 2, 3)
+    ... except fastconv.ShapeError as e:
+    ...     print(str(e).split(";")[0])
+    output_size: size (W - F + 2P)/S + 1 = (224 - 7 + 2*3)/2 + 1 = 112.5 is not an integer
+    >>> issubclass(fastconv.ShapeError, ValueError)
+    True
+    """
 
 
 def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,

@@ -63,9 +63,33 @@ class _Optimizer:
             yield name, p, np.asarray(g, dtype=p.dtype)
 
     def zero_grad(self) -> None:
+        """The model's ``zero_grad()``: every gradient set to zeros.
+
+        >>> import numpy as np, fastconv
+        >>> layer = fastconv.Linear(2, 1)
+        >>> y = layer(np.ones((1, 2)))
+        >>> _ = layer.backward(np.ones_like(y))
+        >>> opt = fastconv.SGD(layer, lr=0.1)
+        >>> opt.zero_grad(); layer.grads["bias"].tolist()
+        [0.0]
+        """
         self.owner.zero_grad()
 
     def step(self) -> None:
+        """One update of every parameter in place from its gradient, by the
+        optimiser's rule (see the class).  RuntimeError when a parameter has
+        no gradient; ValueError when a gradient's shape is not its
+        parameter's.
+
+        >>> import numpy as np, fastconv
+        >>> layer = fastconv.Linear(2, 1, dtype=np.float64)
+        >>> layer.weight = [[1.0, 1.0]]
+        >>> opt = fastconv.SGD(layer, lr=0.5)
+        >>> y = layer(np.ones((1, 2)))
+        >>> _ = layer.backward(np.ones_like(y))
+        >>> opt.step(); layer.weight.tolist(), layer.bias.tolist(), opt.steps
+        ([[0.5, 0.5]], [-0.5], 1)
+        """
         self.steps += 1
         for name, p, g in self._pairs():
             self._update(name, p, g)
@@ -85,6 +109,21 @@ class SGD(_Optimizer):
         v = momentum * v + g         (later steps)
         g = g + momentum * v if nesterov else v
         p -= lr * g
+
+    ``params_owner``: a model or layer (anything with ``params``, ``grads``
+    and ``zero_grad()``); the state (momentum buffers) has each parameter's
+    shape and dtype.
+
+    >>> import numpy as np, fastconv
+    >>> layer = fastconv.Linear(2, 1, dtype=np.float64)
+    >>> layer.weight = [[1.0, 1.0]]
+    >>> opt = fastconv.SGD(layer, lr=0.1, momentum=0.9)
+    >>> opt
+    SGD(lr=0.1, momentum=0.9, weight_decay=0)
+    >>> for _ in range(2):
+    ...     y = layer(np.ones((1, 2))); _ = layer.backward(np.ones_like(y)); opt.step()
+    >>> np.round(layer.weight, 6).tolist()   # steps of 0.1, then 0.1 * (0.9 + 1)
+    [[0.71, 0.71]]
     """
 
     _name = "SGD"
@@ -125,6 +164,18 @@ class Adam(_Optimizer):
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         p -= lr / (1 - b1**t) * m / (sqrt(v) / sqrt(1 - b2**t) + eps)
+
+    ``params_owner``: a model or layer (anything with ``params``, ``grads``
+    and ``zero_grad()``); the moments m and v have each parameter's shape and
+    dtype.
+
+    >>> import numpy as np, fastconv
+    >>> layer = fastconv.Linear(2, 1, dtype=np.float64)
+    >>> layer.weight = [[1.0, -1.0]]
+    >>> opt = fastconv.Adam(layer, lr=0.01)
+    >>> y = layer(np.ones((1, 2))); _ = layer.backward(np.ones_like(y)); opt.step()
+    >>> np.round(layer.weight, 6).tolist()   # the first step moves each by about lr
+    [[0.99, -1.01]]
     """
 
     _name = "Adam"

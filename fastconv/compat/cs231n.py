@@ -330,7 +330,15 @@ def conv_backward_fast(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (fast_layers.py's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
-    x (N, C, H, W), w (F, C, HH, WW) and b (F,). See conv_backward_naive.
+    x (N, C, H, W), w (F, C, HH, WW) and b (F,), in the dtype of the forward's
+    output. See conv_backward_naive.
+
+    >>> x = np.ones((2, 3, 8, 8), np.float32)
+    >>> out, cache = conv_forward_fast(x, np.ones((4, 3, 3, 3), np.float32),
+    ...                                np.zeros(4, np.float32), {'stride': 1, 'pad': 1})
+    >>> dx, dw, db = conv_backward_fast(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db.tolist(), dx.dtype.name
+    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0], 'float32')
     """
     return _conv_backward(dout, cache)
 
@@ -355,6 +363,12 @@ def conv_backward_strides(dout: ArrayLike, cache: ConvCache) -> Grads3:
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
     x, w and b. See conv_backward_naive.
+
+    >>> out, cache = conv_forward_strides(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)),
+    ...                                   np.zeros(1), {'stride': 2, 'pad': 0})
+    >>> dx, dw, db = conv_backward_strides(np.ones_like(out), cache)
+    >>> dx[0, 0, :, 5].tolist(), dw[0, 0].tolist(), db.tolist()
+    ([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [[4.0, 4.0, 4.0], [4.0, 4.0, 4.0], [4.0, 4.0, 4.0]], [4.0])
     """
     return _conv_backward(dout, cache)
 
@@ -380,6 +394,12 @@ def conv_backward_im2col(dout: ArrayLike, cache: ConvCache) -> Grads3:
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
     x, w and b. See conv_backward_naive.
+
+    >>> out, cache = conv_forward_im2col(np.ones((1, 2, 4, 5)), np.ones((3, 2, 1, 2)),
+    ...                                  np.zeros(3), {'stride': 1, 'pad': 0})
+    >>> dx, dw, db = conv_backward_im2col(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db.tolist()
+    ((1, 2, 4, 5), (3, 2, 1, 2), [16.0, 16.0, 16.0])
     """
     return _conv_backward(dout, cache)
 
@@ -478,6 +498,13 @@ def max_pool_backward_fast(dout: ArrayLike, cache: PoolCache) -> FloatArray:
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
     out. See max_pool_backward_naive.
+
+    >>> x = np.arange(25.0).reshape(1, 1, 5, 5)
+    >>> out, cache = max_pool_forward_fast(
+    ...     x, {'pool_height': 3, 'pool_width': 3, 'stride': 2})
+    >>> dx = max_pool_backward_fast(np.ones_like(out), cache)
+    >>> dx.shape, float(dx.sum()), float(dx[0, 0, 4, 4])
+    ((1, 1, 5, 5), 4.0, 1.0)
     """
     return _pool_backward(dout, cache)
 
@@ -504,6 +531,12 @@ def max_pool_backward_reshape(dout: ArrayLike, cache: PoolCache) -> FloatArray:
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
     out. A tie within a window sends the gradient to its first maximum.
+
+    >>> out, cache = max_pool_forward_reshape(
+    ...     np.ones((1, 1, 2, 2), np.float32), {'pool_height': 2, 'pool_width': 2, 'stride': 2})
+    >>> dx = max_pool_backward_reshape(np.full_like(out, 3.0), cache)
+    >>> dx[0, 0].tolist(), dx.dtype.name
+    ([[3.0, 0.0], [0.0, 0.0]], 'float32')
     """
     return _pool_backward(dout, cache)
 
@@ -528,6 +561,12 @@ def max_pool_backward_im2col(dout: ArrayLike, cache: PoolCache) -> FloatArray:
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
     out. See max_pool_backward_naive.
+
+    >>> out, cache = max_pool_forward_im2col(
+    ...     np.arange(15.0).reshape(1, 1, 3, 5),
+    ...     {'pool_height': 2, 'pool_width': 3, 'stride': 2})
+    >>> max_pool_backward_im2col(np.array([[[[1.0, 2.0]]]]), cache)[0, 0].tolist()
+    [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]]
     """
     return _pool_backward(dout, cache)
 
@@ -615,6 +654,12 @@ def conv_relu_backward(dout: ArrayLike, cache: ConvReluCache) -> Grads3:
 
     Returns a tuple (dx, dw, db) shaped like x (N, C, H, W), w (F, C, HH, WW)
     and b (F,).
+
+    >>> out, cache = conv_relu_forward(np.ones((1, 1, 3, 3)), -np.ones((2, 1, 3, 3)),
+    ...                                np.array([10.0, 0.0]), {'stride': 1, 'pad': 0})
+    >>> dx, dw, db = conv_relu_backward(np.ones_like(out), cache)
+    >>> db.tolist(), float(dx.sum()), dw.shape   # filter 1's output is 0: no gradient
+    ([1.0, 0.0], -9.0, (2, 1, 3, 3))
     """
     conv_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
@@ -658,6 +703,14 @@ def conv_relu_pool_backward(dout: ArrayLike, cache: ConvReluPoolCache) -> Grads3
 
     Returns a tuple (dx, dw, db) shaped like x (N, C, H, W), w (F, C, HH, WW)
     and b (F,).
+
+    >>> x = np.ones((2, 3, 8, 8))
+    >>> out, cache = conv_relu_pool_forward(
+    ...     x, np.ones((4, 3, 3, 3)), np.zeros(4), {'stride': 1, 'pad': 1},
+    ...     {'pool_height': 2, 'pool_width': 2, 'stride': 2})
+    >>> dx, dw, db = conv_relu_pool_backward(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db.tolist()   # 2 * 4 * 4 windows per filter
+    ((2, 3, 8, 8), (4, 3, 3, 3), [32.0, 32.0, 32.0, 32.0])
     """
     conv_cache, relu_cache, pool_cache = cache
     ds = _pool_backward(dout, pool_cache)
