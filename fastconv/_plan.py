@@ -18,7 +18,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _validate
 from ._shapes import conv_geometry, pool_geometry
-from ._typing import Int, IntOrPair, ShapeLike
+from ._typing import IntOrPair, ShapeLike
 
 if TYPE_CHECKING:
     from typing import TypedDict

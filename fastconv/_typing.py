@@ -10,13 +10,13 @@ The aliases are evaluated at run time too, so they use ``typing.Union`` and
 in annotations have ``from __future__ import annotations``.
 """
 
-from typing import Any, Mapping, Protocol, Sequence, Tuple, TypeVar, Union
+from typing import Any, Mapping, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["ArrayLike", "NDArray", "Int", "IntOrPair", "Shape", "ShapeLike", "FloatArray",
-           "IndexArray", "Float", "Params", "ParamsOwner"]
+           "IndexArray", "ParamsOwner"]
 
 #: An integer as fastconv's arguments take it: a Python or a NumPy integer.
 Int = Union[int, np.integer[Any]]
@@ -36,13 +36,6 @@ FloatArray = NDArray[np.floating[Any]]
 
 #: Max pooling's indices: int64 offsets within each (H, W) plane.
 IndexArray = NDArray[np.int64]
-
-#: float32 or float64, as a TypeVar: for signatures whose result has the
-#: dtype of their arguments.
-Float = TypeVar("Float", np.float32, np.float64)
-
-#: A layer's or a model's parameters or gradients, by name.
-Params = Mapping[str, FloatArray]
 
 
 class ParamsOwner(Protocol):

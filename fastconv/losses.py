@@ -9,7 +9,7 @@ float32 for float32 scores, float64 otherwise).
 from __future__ import annotations
 
 import numbers
-from typing import Any, Tuple
+from typing import Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray

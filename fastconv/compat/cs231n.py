@@ -45,7 +45,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _validate
 from .. import functional as _F
-from .._typing import FloatArray, Int, IntOrPair
+from .._typing import FloatArray, Int
 
 __all__ = [
     "affine_forward", "affine_backward",

@@ -21,7 +21,7 @@ fastconv.conv2d(x, w, padding=1.5)  # E: arg-type
 fastconv.conv2d(x, w, stride=(1, 1, 1))  # E: arg-type
 fastconv.conv2d(x, w, activation="tanh")  # E: arg-type
 fastconv.conv2d(x, w, algorithm=3)  # E: arg-type
-fastconv.conv2d(x, w, 0, 1, 1, True)  # E: call-arg
+fastconv.conv2d(x, w, strict="no")  # E: arg-type
 fastconv.conv2d_backward(x, x, w, algorithm=["gemm", "gemm"])  # E: call-overload
 fastconv.max_pool2d(x, "2")  # E: call-overload
 fastconv.max_pool2d(x, 2, return_indices=1)  # E: call-overload
