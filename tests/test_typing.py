@@ -109,12 +109,16 @@ def test_wrong_use_is_rejected_line_by_line(cache_dir):
 def test_stub_matches_compiled_module(tmp_path):
     # stubtest imports fastconv._core and compares it with _core.pyi: every
     # name, argument and default of the module is in the stub, and nothing
-    # else.  It runs where the imported package lives, so the stub checked
-    # is the one that ships with that module.
+    # else.  The stub checked is the one beside the imported module: the
+    # source tree's after an in-place build, the installed one (found through
+    # py.typed) after an install.  It runs in an empty directory, where mypy
+    # finds no other module by accident.
     allow = tmp_path / "allowlist.txt"
     allow.write_text("fastconv._core.__test__\n")   # Cython's doctest dict
+    env = _env()
+    if os.path.samefile(IMPORTED_ROOT, ROOT):
+        env.update(MYPYPATH=ROOT, PYTHONPATH=ROOT)
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "fastconv._core", "--allowlist", str(allow),
-         "--mypy-config-file", os.devnull],
-        cwd=IMPORTED_ROOT, capture_output=True, text=True, timeout=300, env=_env())
+        [sys.executable, "-m", "mypy.stubtest", "fastconv._core", "--allowlist", str(allow)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
