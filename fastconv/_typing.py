@@ -13,6 +13,10 @@ in annotations have ``from __future__ import annotations``.
 from typing import Any, Mapping, Protocol, Sequence, Tuple, Union
 
 import numpy as np
+# ArrayLike, an array argument: anything NumPy turns into an array.  Every
+# public signature takes its arrays as fastconv._typing.ArrayLike, so that
+# accepting more (objects that offer only ``__dlpack__``, say) is a change
+# here alone.
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["ArrayLike", "NDArray", "Int", "IntOrPair", "Shape", "ShapeLike", "FloatArray",

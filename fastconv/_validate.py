@@ -16,7 +16,9 @@ import numbers
 from typing import Any, Tuple, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
+
+from ._typing import ArrayLike
 
 # Kernel sizes, strides and paddings above this are rejected: no real layer
 # comes near it, and the bound keeps every product the C core forms from

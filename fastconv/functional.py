@@ -26,13 +26,13 @@ import numbers
 from typing import Any, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _plan
 from . import _validate as valid
 from ._shapes import ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
-from ._typing import FloatArray, IndexArray, Int, IntOrPair, ShapeLike
+from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, ShapeLike
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",

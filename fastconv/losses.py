@@ -12,10 +12,10 @@ import numbers
 from typing import Tuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from . import _validate as valid
-from ._typing import FloatArray
+from ._typing import ArrayLike, FloatArray
 
 __all__ = ["softmax_cross_entropy", "multiclass_hinge"]
 

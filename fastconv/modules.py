@@ -37,12 +37,12 @@ from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Literal, Optional,
                     Tuple, Union, overload)
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from . import _validate as valid
 from . import functional as F
 from ._shapes import ShapeError, conv_output_hw
-from ._typing import FloatArray, IndexArray, Int, IntOrPair, Shape, ShapeLike
+from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, Shape, ShapeLike
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite

@@ -41,11 +41,11 @@ from __future__ import annotations
 from typing import Any, Mapping, Tuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from .. import _validate
 from .. import functional as _F
-from .._typing import FloatArray, Int
+from .._typing import ArrayLike, FloatArray, Int
 
 __all__ = [
     "affine_forward", "affine_backward",
