@@ -9,10 +9,15 @@ Instruction set: detected once at import; ``FASTCONV_ISA=generic|avx2|avx512``
 forces a path, ``set_isa`` / ``using_isa`` switch it at run time.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import threading
 import warnings
+from typing import Any, Dict, Iterator, List, Optional
+
+from numpy.typing import DTypeLike
 
 from . import _core
 from . import _validate as valid
@@ -22,11 +27,14 @@ from ._version import __version__
 ISAS = ("generic", "avx2", "avx512")
 
 _lock = threading.Lock()
-_num_threads = None
+_num_threads: Optional[int] = None
 
 
-def set_num_threads(n):
+def set_num_threads(n: Optional[int]) -> None:
     """Use ``n`` threads in every fastconv call (``None`` restores the default).
+
+    ``n``: an int from 1 to 1024, process-wide, ahead of
+    ``FASTCONV_NUM_THREADS`` and the OpenMP runtime's setting.
 
     >>> import fastconv
     >>> fastconv.set_num_threads(1); fastconv.get_num_threads()
@@ -38,7 +46,7 @@ def set_num_threads(n):
         _num_threads = None if n is None else valid.thread_count(n, "n", "set_num_threads")
 
 
-def _env_threads():
+def _env_threads() -> Optional[int]:
     raw = os.environ.get("FASTCONV_NUM_THREADS", "").strip()
     if not raw:
         return None
@@ -53,7 +61,7 @@ def _env_threads():
     return n
 
 
-def _requested_threads():
+def _requested_threads() -> int:
     n = _num_threads
     if n is not None:
         return n
@@ -63,25 +71,53 @@ def _requested_threads():
     return max(1, _core.omp_max_threads())
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads the next fastconv call will use: the setting
     above, but never more than can run (1 in a build without OpenMP, or
-    inside an OpenMP parallel region that cannot nest)."""
+    inside an OpenMP parallel region that cannot nest).
+
+    >>> import fastconv
+    >>> fastconv.set_num_threads(2)
+    >>> fastconv.get_num_threads() == (2 if fastconv._core.openmp_enabled() else 1)
+    True
+    >>> fastconv.set_num_threads(None); fastconv.get_num_threads() >= 1
+    True
+    """
     return _core.threads_usable(_requested_threads())
 
 
-def available_isas():
-    """Instruction sets this build and CPU can run, slowest first."""
+def available_isas() -> List[str]:
+    """Instruction sets this build and CPU can run, slowest first.
+
+    >>> from fastconv import _config
+    >>> _config.available_isas()[0], set(_config.available_isas()) <= set(_config.ISAS)
+    ('generic', True)
+    """
     return [name for name in ISAS if _core.isa_supported(name)]
 
 
-def get_isa():
-    """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``."""
+def get_isa() -> str:
+    """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``.
+
+    >>> from fastconv import _config
+    >>> _config.get_isa() in _config.available_isas()
+    True
+    """
     return _core.isa()
 
 
-def set_isa(name):
-    """Switch every kernel to instruction set ``name`` (process-wide)."""
+def set_isa(name: str) -> None:
+    """Switch every kernel to instruction set ``name`` (process-wide).
+
+    ValueError for a name fastconv does not know, RuntimeError for one this
+    CPU or build cannot run.
+
+    >>> from fastconv import _config
+    >>> before = _config.get_isa()
+    >>> _config.set_isa("generic"); _config.get_isa()
+    'generic'
+    >>> _config.set_isa(before)
+    """
     if name not in ISAS:
         raise ValueError(f"unknown instruction set {name!r}; choose one of {', '.join(ISAS)}")
     if _core.set_isa(name) != 0:
@@ -90,8 +126,14 @@ def set_isa(name):
 
 
 @contextlib.contextmanager
-def using_isa(name):
-    """Context manager running the enclosed code on instruction set ``name``."""
+def using_isa(name: str) -> Iterator[None]:
+    """Context manager running the enclosed code on instruction set ``name``.
+
+    >>> from fastconv import _config
+    >>> with _config.using_isa("generic"):
+    ...     print(_config.get_isa())
+    generic
+    """
     previous = get_isa()
     set_isa(name)
     try:
@@ -100,14 +142,14 @@ def using_isa(name):
         set_isa(previous)
 
 
-def fma_peak_gflops(dtype="float32", seconds=0.2):
+def fma_peak_gflops(dtype: DTypeLike = "float32", seconds: float = 0.2) -> float:
     """Measured single-core FMA peak of the active instruction set, GFLOP/s."""
     import numpy as np
 
     return _core.fma_peak_gflops(np.dtype(dtype).itemsize, float(seconds))
 
 
-def _apply_env_isa():
+def _apply_env_isa() -> None:
     name = os.environ.get("FASTCONV_ISA", "").strip().lower()
     if not name:
         return
@@ -121,8 +163,14 @@ def _apply_env_isa():
     _core.set_isa(name)
 
 
-def config_info():
-    """What ``show_config`` prints, as a dict."""
+def config_info() -> Dict[str, Any]:
+    """What ``show_config`` prints, as a dict.
+
+    >>> import fastconv
+    >>> info = fastconv._config.config_info()
+    >>> info["version"] == fastconv.__version__, "gemm" in info["algorithms"]
+    (True, True)
+    """
     s_kernel, d_kernel = _core.kernel_names()
     s_narrow, d_narrow = _core.narrow_kernel_names()
     if _num_threads is not None:
@@ -150,12 +198,24 @@ def config_info():
     }
 
 
-def show_config():
-    """Print the build and run-time configuration of fastconv."""
+def show_config() -> None:
+    """Print the build and run-time configuration of fastconv: version,
+    instruction set, kernels, OpenMP, algorithms and threads.
+
+    >>> import fastconv
+    >>> fastconv.show_config()  # doctest: +ELLIPSIS
+    fastconv ...
+      instruction set : ...
+      float32 kernel  : ...
+      float64 kernel  : ...
+      OpenMP          : ...
+      algorithms      : ...gemm...
+      threads         : ...
+    """
     info = config_info()
     omp = "enabled" if info["openmp"] else "not available (sequential build)"
 
-    def kernels(dt):
+    def kernels(dt: str) -> str:
         wide, narrow = info[f"kernel_{dt}"], info[f"kernel_{dt}_narrow"]
         return wide if narrow == wide else f"{wide} (batch lanes also {narrow})"
     print(f"fastconv {info['version']}\n"

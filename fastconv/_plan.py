@@ -7,14 +7,31 @@ beats the general GEMM's.  ``plan(...)`` shows the decision without running
 anything; ``conv2d(..., algorithm=name)`` forces one.
 """
 
+from __future__ import annotations
+
+import os
 import threading
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _validate
 from ._shapes import conv_geometry, pool_geometry
+from ._typing import IntOrPair, ShapeLike
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from typing_extensions import Unpack
+
+    class PlanOptions(TypedDict, total=False):
+        """The keyword arguments of :func:`plan` besides dtype, stride and padding."""
+        algorithm: Optional[str]
+        strict: bool
+        kernel_size: IntOrPair
+        threads: Optional[int]
 
 _OPS = {
     "conv2d": _core.OP_CONV_FWD,
@@ -32,7 +49,7 @@ _TABLE = _core.algorithms()
 _NAMES = tuple(name for name, _, _ in _TABLE)
 
 
-def algorithms():
+def algorithms() -> Tuple[str, ...]:
     """The names of every algorithm fastconv has, in the planner's order.
 
     >>> import fastconv
@@ -42,16 +59,21 @@ def algorithms():
     return _NAMES
 
 
-def algorithm_doc(name):
-    """One line on how algorithm ``name`` computes."""
+def algorithm_doc(name: str) -> str:
+    """One line on how algorithm ``name`` computes.
+
+    >>> from fastconv import _plan
+    >>> isinstance(_plan.algorithm_doc("gemm"), str)
+    True
+    """
     return _TABLE[_NAMES.index(name)][1]
 
 
-def _serves(name, op):
+def _serves(name: str, op: int) -> bool:
     return bool(_TABLE[_NAMES.index(name)][2] & (1 << op))
 
 
-def algorithm_id(name, ops, where):
+def algorithm_id(name: object, ops: Sequence[str], where: str) -> int:
     """The index of algorithm ``name``, which must serve one of ``ops``
     (op names of ``_OPS``); ValueError listing the valid names otherwise."""
     if not isinstance(name, str):
@@ -68,21 +90,27 @@ def algorithm_id(name, ops, where):
 _last = threading.local()
 
 
-def _ran(op, info):
+def _ran(op: str, info: Dict[str, Any]) -> None:
     """Records the plan a call on this thread just ran (see ``last_run``)."""
     setattr(_last, op, info)
 
 
-def last_run(op):
+def last_run(op: str) -> Optional[Dict[str, Any]]:
     """What the last ``op`` call on this thread ran, as a dict (algorithm,
     kernel, threads, workspace_bytes, reason), or None before any: the plan
     after the weights were seen (weights holding inf or NaN never run
     ``lanes``).  op: ``"conv2d"``, ``"conv2d_backward_data"`` or
-    ``"conv2d_backward_weight"``."""
+    ``"conv2d_backward_weight"``.
+
+    >>> import numpy as np, fastconv
+    >>> y = fastconv.conv2d(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="gemm")
+    >>> fastconv._plan.last_run("conv2d")["algorithm"]
+    'gemm'
+    """
     return getattr(_last, op, None)
 
 
-def _mib(n):
+def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB" if n >= 1024 \
         else f"{n} B"
 
@@ -94,7 +122,15 @@ class Plan:
     ``algorithm`` (a name of ``fastconv.algorithms()``), ``kernel`` (the
     register tile's kernel), ``threads`` (threads that run it),
     ``workspace_bytes`` (memory it allocates besides its output) and
-    ``reason`` (one line saying why the planner chose it).
+    ``reason`` (one line saying why the planner chose it), for ``op`` on
+    inputs of ``x_shape`` (and weights of ``w_shape``) in ``dtype``
+    (``"float32"`` or ``"float64"``).
+
+    >>> import fastconv
+    >>> p = fastconv.plan("max_pool2d", (1, 3, 8, 8), dtype="float32", kernel_size=2,
+    ...                   threads=1)
+    >>> isinstance(p, fastconv.Plan), p.op, p.x_shape, p.w_shape, p.dtype, p.threads
+    (True, 'max_pool2d', (1, 3, 8, 8), None, 'float32', 1)
     """
     op: str
     algorithm: str
@@ -106,7 +142,7 @@ class Plan:
     x_shape: Tuple[int, ...]
     w_shape: Optional[Tuple[int, ...]] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         w = f", w_shape={self.w_shape}" if self.w_shape is not None else ""
         return (f"Plan(op={self.op!r}, x_shape={self.x_shape}{w}, dtype={self.dtype!r}: "
                 f"algorithm={self.algorithm!r}, kernel={self.kernel!r}, "
@@ -114,7 +150,7 @@ class Plan:
                 f"{self.reason})")
 
 
-def _shaped(shape, name, where):
+def _shaped(shape: ShapeLike, name: str, where: str) -> NDArray[np.float32]:
     """A zero-byte array of ``shape``, for the functional layer's checks."""
     try:
         shape = tuple(int(s) for s in shape)
@@ -125,7 +161,9 @@ def _shaped(shape, name, where):
     return np.broadcast_to(np.zeros((), np.float32), shape)
 
 
-def plan(op, x_shape, w_shape=None, *, dtype, stride=1, padding=0, **op_args):
+def plan(op: str, x_shape: ShapeLike, w_shape: Optional[ShapeLike] = None, *,
+         dtype: DTypeLike, stride: Optional[IntOrPair] = 1, padding: IntOrPair = 0,
+         **op_args: Unpack[PlanOptions]) -> Plan:
     """The plan fastconv would run for ``op`` on these shapes, computing nothing.
 
     op: ``"conv2d"``, ``"conv2d_backward_data"``, ``"conv2d_backward_weight"``,
@@ -169,18 +207,22 @@ def plan(op, x_shape, w_shape=None, *, dtype, stride=1, padding=0, **op_args):
                 w_shape=None if w_shape is None else tuple(int(s) for s in w_shape))
 
 
-def _no_more(op_args, where):
+def _no_more(op_args: PlanOptions, where: str) -> None:
     if op_args:
         raise TypeError(f"{where}: unexpected argument(s) {', '.join(sorted(op_args))}")
 
 
-def _plan_conv(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, where):
+def _plan_conv(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dtype[Any],
+               stride: Optional[IntOrPair], padding: IntOrPair, algorithm: Optional[str],
+               nt: int, op_args: PlanOptions, where: str) -> Dict[str, Any]:
     if w_shape is None:
         raise ValueError(f"{where}: {op} needs w_shape (K, C, F_h, F_w)")
     strict = op_args.pop("strict", op == "conv2d")
     _no_more(op_args, where)
     w = _shaped(w_shape, "w_shape", where)
-    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=op)
+    # stride=None (pooling's default) is refused here with conv2d's TypeError
+    geom = conv_geometry(x.shape, w.shape, stride, padding,  # type: ignore[arg-type]
+                         strict=strict, where=op)
     alg = -1 if algorithm is None else algorithm_id(algorithm, [op], where)
     if alg < 0 and _planning == "measure":
         with _wisdom_lock:
@@ -194,7 +236,9 @@ def _plan_conv(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, wher
     return _core.plan_conv(_OPS[op], tuple(geom), dt.itemsize, nt, alg)
 
 
-def _plan_linear(op, x, w_shape, dt, algorithm, nt, op_args, where):
+def _plan_linear(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dtype[Any],
+                 algorithm: Optional[str], nt: int, op_args: PlanOptions,
+                 where: str) -> Dict[str, Any]:
     _no_more(op_args, where)
     if algorithm is not None:
         algorithm_id(algorithm, [op], where)
@@ -207,7 +251,9 @@ def _plan_linear(op, x, w_shape, dt, algorithm, nt, op_args, where):
     return _core.plan_linear(N, D, O, op == "linear_backward", dt.itemsize, nt)
 
 
-def _plan_pool(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, where):
+def _plan_pool(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dtype[Any],
+               stride: Optional[IntOrPair], padding: IntOrPair, algorithm: Optional[str],
+               nt: int, op_args: PlanOptions, where: str) -> Dict[str, Any]:
     if w_shape is not None:
         raise ValueError(f"{where}: pooling has no weights: w_shape must be None")
     if "kernel_size" not in op_args:
@@ -232,13 +278,16 @@ def _plan_pool(op, x, w_shape, dt, stride, padding, algorithm, nt, op_args, wher
 
 _PLANNINGS = ("estimate", "measure")
 _planning = "estimate"
-_wisdom = {}
+_Runner = Callable[[int, int, int], Dict[str, Any]]   # (algorithm, tile, threads) -> plan run
+_Choice = Tuple[int, int, int]          # algorithm id, lanes tile (-1, 0, 1), threads
+_Key = Tuple[str, Tuple[int, ...], str, str, int]
+_wisdom: Dict[_Key, Dict[str, Any]] = {}
 _wisdom_lock = threading.Lock()
 WISDOM_FORMAT = "fastconv-wisdom"
 WISDOM_VERSION = 1
 
 
-def set_planning(mode):
+def set_planning(mode: str) -> None:
     """How convolutions choose their algorithm: ``"estimate"`` (the default:
     the planner's estimates, deterministic) or ``"measure"`` (the first call
     of each shape times the candidates and keeps the fastest).
@@ -255,12 +304,17 @@ def set_planning(mode):
     _planning = mode
 
 
-def get_planning():
-    """The planning mode: ``"estimate"`` or ``"measure"``."""
+def get_planning() -> str:
+    """The planning mode: ``"estimate"`` or ``"measure"``.
+
+    >>> import fastconv
+    >>> fastconv.get_planning()
+    'estimate'
+    """
     return _planning
 
 
-def _signature():
+def _signature() -> Dict[str, Any]:
     """What wisdom is only valid for: this fastconv, CPU and kernels."""
     from ._version import __version__
     model = ""
@@ -280,14 +334,14 @@ def _signature():
             "kernels": list(_core.kernel_names()) + list(_core.narrow_kernel_names())}
 
 
-def _key(op, geom, dtype, nt):
+def _key(op: str, geom: Sequence[int], dtype: DTypeLike, nt: int) -> _Key:
     return (op, tuple(int(v) for v in geom), np.dtype(dtype).name, _config.get_isa(), int(nt))
 
 
-def _candidates(op, geom, dsize, nt):
+def _candidates(op: str, geom: Tuple[int, ...], dsize: int, nt: int) -> list[_Choice]:
     """(algorithm id, narrow, threads) of every way op can run geom."""
     code = _OPS[op]
-    out = []
+    out: list[_Choice] = []
     for alg, name in enumerate(_NAMES):
         if not _serves(name, code):
             continue
@@ -303,11 +357,12 @@ def _candidates(op, geom, dsize, nt):
     return out
 
 
-def _measure(op, geom, dtype, nt, call):
+def _measure(op: str, geom: Tuple[int, ...], dtype: DTypeLike, nt: int,
+             call: _Runner) -> Tuple[_Choice, Dict[_Choice, float]]:
     """Times each candidate on the call's own arrays (median of three runs
     after one warm-up) and returns the fastest, with the times."""
     import time
-    times = {}
+    times: Dict[_Choice, float] = {}
     for cand in _candidates(op, geom, np.dtype(dtype).itemsize, nt):
         try:
             call(*cand)
@@ -319,17 +374,18 @@ def _measure(op, geom, dtype, nt, call):
             call(*cand)
             runs.append(time.perf_counter() - t0)
         times[cand] = sorted(runs)[1]
-    best = min(times, key=times.get)
+    best = min(times, key=lambda c: times[c])
     return best, times
 
 
-def _choice_name(cand):
+def _choice_name(cand: _Choice) -> str:
     alg, narrow, threads = cand
     tile = {0: "/wide", 1: "/narrow"}.get(narrow, "")
     return f"{_NAMES[alg]}{tile}@{threads}"
 
 
-def run_planned(op, geom, dtype, nt, alg, call):
+def run_planned(op: str, geom: Tuple[int, ...], dtype: DTypeLike, nt: int, alg: int,
+                call: _Runner) -> Dict[str, Any]:
     """Runs ``call(alg, narrow, threads)`` (a binding call returning the plan
     it ran) as the planning mode says and records it for ``last_run``: a
     forced algorithm or "estimate" planning runs the planner's choice; under
@@ -353,15 +409,30 @@ def run_planned(op, geom, dtype, nt, alg, call):
     return info
 
 
-def forget_wisdom():
-    """Forgets every measured decision."""
+def forget_wisdom() -> None:
+    """Forgets every measured decision.
+
+    >>> import fastconv
+    >>> fastconv.forget_wisdom()
+    """
     with _wisdom_lock:
         _wisdom.clear()
 
 
-def export_wisdom(path):
+def export_wisdom(path: str | os.PathLike[str]) -> int:
     """Saves the measured decisions to ``path`` (JSON), with the signature of
-    this fastconv and CPU that they are valid for."""
+    this fastconv and CPU that they are valid for; returns how many.
+
+    >>> import os, tempfile, numpy as np, fastconv
+    >>> fastconv.set_planning("measure")
+    >>> y = fastconv.conv2d(np.ones((1, 2, 6, 6), np.float32), np.ones((3, 2, 3, 3), np.float32))
+    >>> path = os.path.join(tempfile.mkdtemp(), "wisdom.json")
+    >>> fastconv.export_wisdom(path)
+    1
+    >>> fastconv.forget_wisdom(); fastconv.import_wisdom(path)
+    1
+    >>> fastconv.set_planning("estimate"); fastconv.forget_wisdom()
+    """
     import json
     with _wisdom_lock:
         entries = [{"op": k[0], "geometry": list(k[1]), "dtype": k[2], "isa": k[3],
@@ -375,7 +446,7 @@ def export_wisdom(path):
     return len(entries)
 
 
-def _parse_entry(e):
+def _parse_entry(e: Dict[str, Any]) -> Tuple[_Key, Dict[str, Any]]:
     if e["op"] not in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
         raise ValueError(f"unknown op {e['op']!r}")
     geometry = tuple(int(v) for v in e["geometry"])
@@ -391,10 +462,16 @@ def _parse_entry(e):
     return key, {"choice": (_NAMES.index(e["algorithm"]), narrow, threads), "seconds": seconds}
 
 
-def import_wisdom(path):
+def import_wisdom(path: str | os.PathLike[str]) -> int:
     """Loads decisions saved by ``export_wisdom``; returns how many.  A file
     from another fastconv version or CPU is ignored with a warning (0); a
-    corrupt one raises ValueError and changes nothing."""
+    corrupt one raises ValueError and changes nothing.
+
+    >>> import os, tempfile, fastconv
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty.json")
+    >>> fastconv.export_wisdom(path), fastconv.import_wisdom(path)
+    (0, 0)
+    """
     import json
     import warnings
     try:

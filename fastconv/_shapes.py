@@ -8,8 +8,11 @@ convolution op describes its call by a :class:`ConvGeometry` from
 :func:`pool_geometry`.
 """
 
-from typing import NamedTuple
+from __future__ import annotations
 
+from typing import NamedTuple, Optional, Tuple
+
+from ._typing import Int, IntOrPair, Shape
 from ._validate import MAX_WINDOW_PARAM, integer, ndim, pair, pool_window, window_param
 
 __all__ = ["ShapeError", "output_size", "conv_output_hw", "ConvGeometry", "PoolGeometry",
@@ -17,11 +20,24 @@ __all__ = ["ShapeError", "output_size", "conv_output_hw", "ConvGeometry", "PoolG
 
 
 class ShapeError(ValueError):
-    """An output-size formula that does not give a positive integer."""
+    """An output-size formula that does not give a positive integer.
+
+    A ValueError: the sizes given do not fit together.  The message shows the
+    formula with the numbers put in.
+
+    >>> import fastconv
+    >>> try:
+    ...     fastconv.output_size(224, 7, 2, 3)
+    ... except fastconv.ShapeError as e:
+    ...     print(str(e).split(";")[0])
+    output_size: size (W - F + 2P)/S + 1 = (224 - 7 + 2*3)/2 + 1 = 112.5 is not an integer
+    >>> issubclass(fastconv.ShapeError, ValueError)
+    True
+    """
 
 
-def output_size(size, kernel, stride=1, padding=0, *, strict=True,
-                axis="size", where="output_size"):
+def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
+                strict: bool = True, axis: str = "size", where: str = "output_size") -> int:
     """Output length along one axis: ``(size - kernel + 2*padding) / stride + 1``.
 
     With ``strict=True`` a :class:`ShapeError` is raised unless the division is
@@ -57,7 +73,9 @@ def output_size(size, kernel, stride=1, padding=0, *, strict=True,
     return span // stride + 1
 
 
-def conv_output_hw(h, w, kernel, stride, padding, *, strict=True, where="conv2d"):
+def conv_output_hw(h: Int, w: Int, kernel: Tuple[int, int], stride: Tuple[int, int],
+                   padding: Tuple[int, int], *, strict: bool = True,
+                   where: str = "conv2d") -> Tuple[int, int]:
     """(H2, W2) for an input of h x w and per-axis (kernel, stride, padding) pairs."""
     # The common case, checked here without a call per axis: plain ints in
     # range whose formula gives positive integers.  Anything else goes
@@ -99,7 +117,7 @@ class ConvGeometry(NamedTuple):
     W2: int
 
     @property
-    def out_shape(self):
+    def out_shape(self) -> Tuple[int, int, int, int]:
         """The shape of the output, (N, K, H2, W2)."""
         return (self.N, self.K, self.H2, self.W2)
 
@@ -121,12 +139,13 @@ class PoolGeometry(NamedTuple):
     W2: int
 
     @property
-    def out_shape(self):
+    def out_shape(self) -> Tuple[int, int, int, int]:
         """The shape of the output, (N, C, H2, W2)."""
         return (self.N, self.C, self.H2, self.W2)
 
 
-def conv_geometry(x_shape, w_shape, stride, padding, *, strict, where):
+def conv_geometry(x_shape: Shape, w_shape: Shape, stride: IntOrPair, padding: IntOrPair, *,
+                  strict: bool, where: str) -> ConvGeometry:
     """The :class:`ConvGeometry` of convolving an input of shape ``x_shape``
     (N, C, H, W) with weights of shape ``w_shape`` (K, C, F_h, F_w).
 
@@ -150,7 +169,8 @@ def conv_geometry(x_shape, w_shape, stride, padding, *, strict, where):
                         H2, W2)
 
 
-def pool_geometry(x_shape, kernel_size, stride, padding, *, strict, where):
+def pool_geometry(x_shape: Shape, kernel_size: IntOrPair, stride: Optional[IntOrPair],
+                  padding: IntOrPair, *, strict: bool, where: str) -> PoolGeometry:
     """The :class:`PoolGeometry` of pooling an input of shape ``x_shape``, four
     ints (N, C, H, W) that the caller has checked.
 

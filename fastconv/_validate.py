@@ -10,9 +10,15 @@ kind, out of range).  The output-size formula, which checks the sizes the
 arguments combine into, is in :mod:`fastconv._shapes`.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Tuple, cast
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from ._typing import ArrayLike
 
 # Kernel sizes, strides and paddings above this are rejected: no real layer
 # comes near it, and the bound keeps every product the C core forms from
@@ -26,7 +32,7 @@ MAX_THREADS = 1024
 
 # ----------------------------------------------------- numbers and switches
 
-def integer(value, what, where):
+def integer(value: object, what: str, where: str) -> int:
     """``value`` as a Python int; any integral number is accepted but a bool."""
     if type(value) is int:   # the common case, without the abstract-class check
         return value
@@ -37,7 +43,7 @@ def integer(value, what, where):
     return int(value)
 
 
-def layer_size(value, what, where):
+def layer_size(value: object, what: str, where: str) -> int:
     """A layer's number of channels or features: an int >= 1 (NumPy's too)."""
     # bool is an int subclass; Conv2d(True, 8, 3) is always a mistake.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -48,7 +54,7 @@ def layer_size(value, what, where):
     return int(value)
 
 
-def thread_count(value, what, where):
+def thread_count(value: object, what: str, where: str) -> int:
     """A number of threads: a Python int from 1 to MAX_THREADS."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{where}: {what} must be an int, got {value!r}")
@@ -59,14 +65,14 @@ def thread_count(value, what, where):
     return value
 
 
-def flag(value, what, where):
+def flag(value: object, what: str, where: str) -> bool:
     """A True/False argument (NumPy's bool too); anything else is a TypeError."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where}: {what} must be True or False, got {value!r}")
     return bool(value)
 
 
-def activation(value, where):
+def activation(value: object, where: str) -> bool:
     """Whether the ``activation`` argument (None or "relu") asks for a fused ReLU."""
     if value is None:
         return False
@@ -77,7 +83,7 @@ def activation(value, where):
 
 # ------------------------------------ windows: kernel size, stride, padding
 
-def window_param(value, what, where):
+def window_param(value: object, what: str, where: str) -> int:
     """An int kernel size, stride or padding no larger than MAX_WINDOW_PARAM."""
     value = integer(value, what, where)
     if value > MAX_WINDOW_PARAM:
@@ -86,7 +92,7 @@ def window_param(value, what, where):
     return value
 
 
-def pair(value, what, where="fastconv"):
+def pair(value: object, what: str, where: str = "fastconv") -> Tuple[int, int]:
     """A window parameter given as an int or an (h, w) pair, as a tuple of two
     Python ints.  Their lower bounds are the caller's to check."""
     if isinstance(value, (tuple, list)):
@@ -98,7 +104,7 @@ def pair(value, what, where="fastconv"):
     return (v, v)
 
 
-def pair_at_least(value, lowest, what, where):
+def pair_at_least(value: object, lowest: int, what: str, where: str) -> Tuple[int, int]:
     """A layer's window setting as :func:`pair` gives it, each entry at least
     ``lowest``; the error shows the value as the caller wrote it."""
     p = pair(value, what, where)
@@ -107,12 +113,13 @@ def pair_at_least(value, lowest, what, where):
     return p
 
 
-def show_pair(p):
+def show_pair(p: Tuple[int, int]) -> str:
     """An (h, w) pair as a layer's repr shows it: one number when h == w."""
     return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
 
 
-def pool_window(kernel, padding, where, *, compact=False):
+def pool_window(kernel: Tuple[int, int], padding: Tuple[int, int], where: str, *,
+                compact: bool = False) -> None:
     """Check pooling's (h, w) kernel and padding pairs: per axis, kernel >= 1
     and 0 <= padding <= kernel // 2.
 
@@ -142,7 +149,7 @@ def pool_window(kernel, padding, where, *, compact=False):
 _PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def param_dtype(dtype, where):
+def param_dtype(dtype: DTypeLike, where: str) -> np.dtype[np.floating[Any]]:
     """The dtype a layer keeps its parameters in: float32 or float64."""
     try:
         dt = np.dtype(dtype)
@@ -151,16 +158,16 @@ def param_dtype(dtype, where):
                         f"got {dtype!r}") from None
     if dt not in _PARAM_DTYPES:
         raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
-    return dt
+    return cast("np.dtype[np.floating[Any]]", dt)
 
 
-def ndim(shape, n, what, layout, where):
+def ndim(shape: Tuple[int, ...], n: int, what: str, layout: str, where: str) -> None:
     """Check that an array of shape ``shape`` has ``n`` axes, read as ``layout``."""
     if len(shape) != n:
         raise ValueError(f"{where}: {what} must be {n}-D {layout}, got shape {shape}")
 
 
-def real_array(a, what, where):
+def real_array(a: ArrayLike, what: str, where: str) -> NDArray[Any]:
     """``a`` as an ndarray of real numbers, of any integer or float dtype, for
     a caller that converts it to the dtype it computes in."""
     a = np.asarray(a)
@@ -169,7 +176,7 @@ def real_array(a, what, where):
     return a
 
 
-def label_array(y, what, where):
+def label_array(y: ArrayLike, what: str, where: str) -> NDArray[np.integer[Any]]:
     """Class labels as an ndarray of an integer dtype; the caller checks
     their shape and range against the scores."""
     y = np.asarray(y)
@@ -179,7 +186,7 @@ def label_array(y, what, where):
     return y
 
 
-def computable_array(a, what, where):
+def computable_array(a: ArrayLike, what: str, where: str) -> NDArray[Any]:
     """``a`` as an ndarray whose dtype fastconv's kernels compute on, after
     conversion: an integer, or a float of at most 64 bits.  Lists are
     converted; complex, bool, object and string arrays raise TypeError."""

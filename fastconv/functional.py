@@ -20,14 +20,19 @@ C-contiguous arrays (from 4 MiB on, views starting on a 64-byte boundary of a
 buffer of their own); inputs are never modified.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _plan
 from . import _validate as valid
 from ._shapes import ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
+from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, ShapeLike
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
@@ -38,15 +43,18 @@ __all__ = [
 
 # ----------------------------------------------------------------- helpers
 
+#: conv2d_backward's ``algorithm``: one name, a (data, weight) pair, or None.
+BackwardAlgorithm = Optional[Union[str, Tuple[Optional[str], Optional[str]]]]
+
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _dtype(*arrays):
+def _dtype(*arrays: Optional[NDArray[Any]]) -> np.dtype[Any]:
     """The computation dtype: integers count as float64, float16 as float32."""
-    first = arrays[0].dtype
+    first = arrays[0].dtype  # type: ignore[union-attr]  # the first is x, never None
     if first in _NATIVE_FLOATS and all(a is None or a.dtype == first for a in arrays):
         return first   # the common case: every operand already in one native float dtype
-    kinds = []
+    kinds: List[np.dtype[Any]] = []
     for a in arrays:
         if a is None:
             continue
@@ -59,7 +67,7 @@ def _dtype(*arrays):
     return np.result_type(*kinds)
 
 
-def _flat(a, dtype):
+def _flat(a: NDArray[Any], dtype: DTypeLike) -> NDArray[Any]:
     """A flat, C-contiguous, native-order, aligned view or copy of ``a`` in ``dtype``."""
     try:
         a = np.ascontiguousarray(a, dtype=dtype)
@@ -76,7 +84,7 @@ def _flat(a, dtype):
     return a.reshape(-1)
 
 
-def _empty_flat(dtype):
+def _empty_flat(dtype: DTypeLike) -> NDArray[Any]:
     return np.empty(0, dtype=dtype)
 
 
@@ -91,7 +99,7 @@ _ALIGN = 64
 _ALIGN_FROM = 4 << 20
 
 
-def _alloc(shape, dtype, what, where):
+def _alloc(shape: Sequence[int], dtype: DTypeLike, what: str, where: str) -> NDArray[Any]:
     """A new uninitialised C-contiguous array; MemoryError naming the op when
     it cannot exist.  Large ones are views of a slightly larger byte buffer,
     aligned to _ALIGN.
@@ -115,8 +123,10 @@ def _alloc(shape, dtype, what, where):
 
 # -------------------------------------------------------------- convolution
 
-def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
-           algorithm=None, _name="conv2d"):
+def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntOrPair = 1,
+           padding: IntOrPair = 0, *, strict: bool = True,
+           activation: Optional[Literal["relu"]] = None, algorithm: Optional[str] = None,
+           _name: str = "conv2d") -> FloatArray:
     """2-D convolution (cross-correlation, as in deep learning frameworks).
 
     x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
@@ -128,10 +138,16 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
     chooses, see ``fastconv.plan``); a name that cannot serve the shape raises
     ValueError saying why.
 
+    dtypes: y is float32 when every operand is float32 (or float16), float64
+    when any is float64 or an integer array.
+
     >>> import numpy as np, fastconv
     >>> x = np.ones((1, 3, 32, 32), np.float32); w = np.ones((8, 3, 5, 5), np.float32)
-    >>> fastconv.conv2d(x, w, stride=1, padding=2).shape
-    (1, 8, 32, 32)
+    >>> y = fastconv.conv2d(x, w, stride=1, padding=2)
+    >>> y.shape, y.dtype.name, float(y[0, 0, 16, 16]), float(y[0, 0, 0, 0])
+    ((1, 8, 32, 32), 'float32', 75.0, 27.0)
+    >>> fastconv.conv2d(x, w, stride=2, padding=(0, 1), strict=False).shape
+    (1, 8, 14, 15)
     """
     where = _name
     alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d"], where)
@@ -160,7 +176,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
     return y
 
 
-def _backward_algorithms(algorithm, geom, dtype, nt, need_dx, where):
+def _backward_algorithms(algorithm: BackwardAlgorithm, geom: Tuple[int, ...],
+                         dtype: np.dtype[Any], nt: int, need_dx: bool,
+                         where: str) -> Tuple[int, int]:
     """(data, weight) algorithm indices for conv2d_backward's ``algorithm``:
     a name forces each gradient it computes (the other is planned freely), a
     pair (data, weight) forces each; either may be None.  Both are planned
@@ -190,14 +208,43 @@ def _backward_algorithms(algorithm, geom, dtype, nt, need_dx, where):
     return ids[0], ids[1]
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=None):
+@overload
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: Literal[True] = True,
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[FloatArray, FloatArray, FloatArray]:
+    ...
+
+
+@overload
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: Literal[False],
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[None, FloatArray, FloatArray]:
+    ...
+
+
+@overload
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: bool,
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
+    ...
+
+
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
+                    padding: IntOrPair = 0, *, need_dx: bool = True,
+                    algorithm: BackwardAlgorithm = None
+                    ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """Gradients of ``conv2d`` with respect to x, w and b.
 
     dy: (N, K, H2, W2), the gradient of the loss with respect to conv2d's
     output; x and w as given to conv2d (the output size is recomputed with
     flooring, so this works after either ``strict`` setting).
     Returns (dx, dw, db) shaped like x, w and (K,); dx is None when
-    ``need_dx=False`` (a first layer needs no input gradient).
+    ``need_dx=False`` (a first layer needs no input gradient).  The gradients
+    have the dtype conv2d's output has for these operands (float32 or
+    float64).
     ``algorithm`` forces an algorithm: a name applies to each gradient it
     computes (``"col2im"`` the data gradient alone, ``"dot"`` the weight
     gradient alone, ``"gemm"`` both), a pair ``(data, weight)`` names each
@@ -208,8 +255,10 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=No
     >>> x = np.ones((2, 3, 8, 8)); w = np.ones((4, 3, 3, 3))
     >>> dy = np.ones((2, 4, 8, 8))
     >>> dx, dw, db = fastconv.conv2d_backward(dy, x, w, padding=1)
-    >>> dx.shape, dw.shape, db.tolist()
-    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0])
+    >>> dx.shape, dw.shape, db.tolist(), dx.dtype.name
+    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0], 'float64')
+    >>> fastconv.conv2d_backward(dy, x, w, padding=1, need_dx=False)[0] is None
+    True
     """
     where = "conv2d_backward"
     dy = valid.computable_array(dy, "dy", where)
@@ -230,33 +279,57 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, *, need_dx=True, algorithm=No
             dx[...] = 0
         return dx, dw, db
     nt = _config.get_num_threads()
-    geom = tuple(geom)
-    alg_data, alg_weight = _backward_algorithms(algorithm, geom, np.dtype(dtype), nt,
+    g = tuple(geom)
+    alg_data, alg_weight = _backward_algorithms(algorithm, g, np.dtype(dtype), nt,
                                                 need_dx and dx is not None and dx.size > 0,
                                                 where)
     dyf = _flat(dy, dtype)
     wf = _flat(w, dtype)
     xf, dwf = _flat(x, dtype), dw.reshape(-1)
-    _plan.run_planned("conv2d_backward_weight", geom, dtype, nt, alg_weight,
-                      lambda a, _, t: _core.conv2d_bwd_weight(geom, dyf, xf, dwf, db, t, a))
+    _plan.run_planned("conv2d_backward_weight", g, dtype, nt, alg_weight,
+                      lambda a, _, t: _core.conv2d_bwd_weight(g, dyf, xf, dwf, db, t, a))
     # An input of height or width 0 (the output then comes from padding
     # alone) has an empty gradient, and nothing to compute.
     if dx is not None and dx.size:
         dxf = dx.reshape(-1)
-        _plan.run_planned("conv2d_backward_data", geom, dtype, nt, alg_data,
-                          lambda a, narrow, t: _core.conv2d_bwd_data(geom, dyf, wf, dxf, t, a,
+        _plan.run_planned("conv2d_backward_data", g, dtype, nt, alg_data,
+                          lambda a, narrow, t: _core.conv2d_bwd_data(g, dyf, wf, dxf, t, a,
                                                                      narrow))
     return dx, dw, db
 
 
 # ------------------------------------------------------------------ pooling
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
-               return_indices=False, _name="max_pool2d"):
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True,
+               return_indices: Literal[False] = False, _name: str = "max_pool2d") -> FloatArray:
+    ...
+
+
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True, return_indices: Literal[True],
+               _name: str = "max_pool2d") -> Tuple[FloatArray, IndexArray]:
+    ...
+
+
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True, return_indices: bool,
+               _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
+    ...
+
+
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True, return_indices: bool = False,
+               _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
-    x: (N, C, H, W) -> (N, C, H2, W2).  Padding counts as -inf (it never wins)
-    and may be at most half the kernel.  A window holding NaN gives NaN.
+    x: (N, C, H, W) -> (N, C, H2, W2), H2 = (H - F_h + 2*P_h)/S_h + 1 (same
+    for W).  Padding counts as -inf (it never wins) and may be at most half
+    the kernel.  A window holding NaN gives NaN.  float32 and float64 keep
+    their dtype; integers give float64, float16 float32.
 
     With ``return_indices=True`` the result is ``(y, indices)``: indices
     (int64, shaped like y) holds the offset ``h*W + w`` within its (H, W)
@@ -291,13 +364,17 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True,
     return y, idx
 
 
-def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=True,
-                        indices=None):
+def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
+                        strict: bool = True,
+                        indices: Optional[NDArray[np.integer[Any]]] = None) -> FloatArray:
     """Gradient of ``max_pool2d`` with respect to x.
 
-    The first maximum of each window in row-major order receives the window's
-    gradient; overlapping windows add up, in window order.  Returns dx shaped
-    like x.
+    dy: (N, C, H2, W2), the gradient with respect to max_pool2d's output; x:
+    (N, C, H, W), its input.  The first maximum of each window in row-major
+    order receives the window's gradient; overlapping windows add up, in window
+    order.  Returns dx shaped like x, in the dtype of dy and x promoted
+    (float32 or float64).
 
     ``indices``, from ``max_pool2d(..., return_indices=True)`` on this x, say
     where the maxima are, so x's values are not read (its shape and dtype
@@ -307,6 +384,9 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     >>> import numpy as np, fastconv
     >>> x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
     >>> fastconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, 0].tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    >>> y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    >>> fastconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2, indices=idx)[0, 0].tolist()
     [[0.0, 1.0], [0.0, 0.0]]
     """
     where = "max_pool2d_backward"
@@ -334,7 +414,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, strict=Tr
     return dx
 
 
-def _indices(indices, out_shape, where):
+def _indices(indices: object, out_shape: Tuple[int, ...], where: str) -> NDArray[np.int64]:
     """Max-pooling indices as a flat C-contiguous int64 array."""
     if not isinstance(indices, np.ndarray):
         raise TypeError(f"{where}: indices must be a NumPy integer array, "
@@ -349,18 +429,25 @@ def _indices(indices, out_shape, where):
     return _flat(indices, np.int64)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,
-               strict=True, _name="avg_pool2d"):
+def avg_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, count_include_pad: bool = True, strict: bool = True,
+               _name: str = "avg_pool2d") -> FloatArray:
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
-    With ``count_include_pad=True`` every window is divided by F_h*F_w
-    (padding counts as zeros); otherwise by the number of real input values
-    in the window.
+    x: (N, C, H, W) -> (N, C, H2, W2), H2 = (H - F_h + 2*P_h)/S_h + 1 (same
+    for W).  With ``count_include_pad=True`` every window is divided by
+    F_h*F_w (padding counts as zeros); otherwise by the number of real input
+    values in the window.  float32 and float64 keep their dtype; integers give
+    float64, float16 float32.
 
     >>> import numpy as np, fastconv
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> fastconv.avg_pool2d(x, 2)[0, 0].tolist()
     [[2.5, 4.5], [10.5, 12.5]]
+    >>> ones = np.ones((1, 1, 2, 2), np.float32)
+    >>> y = fastconv.avg_pool2d(ones, 2, stride=1, padding=1, count_include_pad=False)
+    >>> y.shape, y.dtype.name, float(y.min())
+    ((1, 1, 3, 3), 'float32', 1.0)
     """
     where = _name
     x = valid.computable_array(x, "x", where)
@@ -374,9 +461,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True
     return y
 
 
-def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
-                        count_include_pad=True, strict=True):
+def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPair,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
+                        count_include_pad: bool = True, strict: bool = True) -> FloatArray:
     """Gradient of ``avg_pool2d`` with respect to its input of shape ``x_shape``.
+
+    dy: (N, C, H2, W2), the gradient with respect to avg_pool2d's output;
+    x_shape: (N, C, H, W), four ints.  Returns dx of shape x_shape in dy's
+    dtype (float32 or float64; integers give float64).
 
     >>> import numpy as np, fastconv
     >>> fastconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0].tolist()
@@ -388,7 +480,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
         x_shape = x_shape.tolist()
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
             or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-                       and s >= 0 for s in x_shape)):
+                       and s >= 0 for s in x_shape)):  # type: ignore[operator]
         raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
                          f"got {x_shape!r}")
     x_shape = tuple(int(s) for s in x_shape)
@@ -406,7 +498,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, *,
 
 # ------------------------------------------------------------------- linear
 
-def _linear_setup(x, w, where):
+def _linear_setup(x: NDArray[Any], w: NDArray[Any], where: str) -> Tuple[int, int, int]:
     if x.ndim < 2:
         raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
     valid.ndim(w.shape, 2, "w", "(out_features, in_features)", where)
@@ -419,15 +511,22 @@ def _linear_setup(x, w, where):
     return N, D, O
 
 
-def linear(x, w, b=None, *, activation=None, _name="linear"):
+def linear(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
+           activation: Optional[Literal["relu"]] = None, _name: str = "linear") -> FloatArray:
     """Fully connected layer: y = x_flat @ w.T + b.
 
     x: (N, D) or (N, d1, ..., dk) flattened to (N, D); w: (out_features, D);
-    b: (out_features,) or None.  Returns (N, out_features).
+    b: (out_features,) or None.  Returns (N, out_features), float32 when every
+    operand is float32, float64 when any is float64 or an integer array.
+    ``activation="relu"`` fuses a ReLU.
 
     >>> import numpy as np, fastconv
     >>> fastconv.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
+    >>> y = fastconv.linear(np.ones((2, 1, 3), np.float32), -np.ones((4, 3), np.float32),
+    ...                     activation="relu")
+    >>> y.shape, y.dtype.name, float(y.max())
+    ((2, 4), 'float32', 0.0)
     """
     where = _name
     x = valid.computable_array(x, "x", where)
@@ -452,8 +551,14 @@ def linear(x, w, b=None, *, activation=None, _name="linear"):
     return y
 
 
-def linear_backward(dy, x, w):
+def linear_backward(dy: ArrayLike, x: ArrayLike,
+                    w: ArrayLike) -> Tuple[FloatArray, FloatArray, FloatArray]:
     """Gradients of ``linear``: returns (dx, dw, db), dx in x's shape.
+
+    dy: (N, out_features), the gradient with respect to linear's output; x
+    and w as given to linear.  dx has x's shape, dw (out_features, D) and db
+    (out_features,), in the dtype of the operands promoted (float32 or
+    float64).
 
     >>> import numpy as np, fastconv
     >>> dx, dw, db = fastconv.linear_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((4, 3)))
@@ -484,21 +589,31 @@ def linear_backward(dy, x, w):
 
 # --------------------------------------------------------------------- relu
 
-def relu(x, *, _name="relu"):
+def relu(x: ArrayLike, *, _name: str = "relu") -> FloatArray:
     """max(x, 0) elementwise; NaN stays NaN.
+
+    x: any shape.  Returns a new array of x's shape: float32 and float64 keep
+    their dtype, integers give float64, float16 float32.
 
     >>> import fastconv
     >>> fastconv.relu([-1.0, 0.5]).tolist()
     [0.0, 0.5]
+    >>> fastconv.relu([[-3, 3]]).dtype.name
+    'float64'
     """
     x = valid.computable_array(x, "x", _name)
     dtype = _dtype(x)
     # out= keeps a 0-d input a 0-d array (a bare ufunc call returns a scalar).
-    return np.maximum(np.asarray(x, dtype), 0, out=_alloc(x.shape, dtype, "the output", _name))
+    y: FloatArray = np.maximum(np.asarray(x, dtype), 0,
+                               out=_alloc(x.shape, dtype, "the output", _name))
+    return y
 
 
-def relu_backward(dy, x):
+def relu_backward(dy: ArrayLike, x: ArrayLike) -> FloatArray:
     """Gradient of ``relu``: dy where x > 0, else 0.
+
+    dy and x: the same shape, any.  Returns dx of that shape, in the dtype of
+    dy and x promoted (float32 or float64).
 
     >>> import fastconv
     >>> fastconv.relu_backward([2.0, 3.0], [-1.0, 1.0]).tolist()
@@ -516,11 +631,12 @@ def relu_backward(dy, x):
     return dx
 
 
-def output_size(size, kernel, stride=1, padding=0, *, strict=True):
+def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
+                strict: bool = True) -> int:
     """Output length of a convolution or pooling along one axis.
 
-    ``(size - kernel + 2*padding) / stride + 1``; see :func:`conv2d` for
-    ``strict``.
+    ``(size - kernel + 2*padding) / stride + 1``, an int; see :func:`conv2d`
+    for ``strict``.  Every argument is an int (a NumPy integer too).
 
     >>> import fastconv
     >>> fastconv.output_size(227, 11, 4, 0)

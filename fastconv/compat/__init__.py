@@ -13,10 +13,12 @@ The submodules are imported on demand so that ``import fastconv`` does not pay
 for them.
 """
 
+from types import ModuleType
+
 __all__ = ["cs231n"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> ModuleType:
     # Lazy so that `fastconv.compat.cs231n` works after `import fastconv.compat`
     # without every program importing every compatibility layer.
     if name == "cs231n":

@@ -36,10 +36,16 @@ the first of them in row-major order (the original ``_reshape`` variant split
 it between them).
 """
 
+from __future__ import annotations
+
+from typing import Any, Mapping, Tuple
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import _validate
 from .. import functional as _F
+from .._typing import ArrayLike, FloatArray, Int
 
 __all__ = [
     "affine_forward", "affine_backward",
@@ -60,10 +66,31 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# parameter dicts
+# parameter dicts and caches
+
+#: ``conv_param``, {'stride': s, 'pad': p}, and ``pool_param``,
+#: {'pool_height': ph, 'pool_width': pw, 'stride': s}: a dict of ints.
+Param = Mapping[str, Int]
+
+#: A conv forward's cache: (x, w, b, conv_param).
+ConvCache = Tuple[ArrayLike, ArrayLike, ArrayLike, Param]
+
+#: A max-pool forward's cache: (x, pool_param).
+PoolCache = Tuple[ArrayLike, Param]
+
+#: An affine forward's cache: (x, w, b).
+AffineCache = Tuple[ArrayLike, ArrayLike, ArrayLike]
+
+#: The sandwiches' caches.
+AffineReluCache = Tuple[AffineCache, FloatArray]
+ConvReluCache = Tuple[ConvCache, FloatArray]
+ConvReluPoolCache = Tuple[ConvCache, FloatArray, PoolCache]
+
+#: What the conv backward functions return: (dx, dw, db).
+Grads3 = Tuple[FloatArray, FloatArray, FloatArray]
 
 
-def _conv_settings(conv_param):
+def _conv_settings(conv_param: Param) -> Tuple[Int, Int]:
     try:
         return conv_param["stride"], conv_param["pad"]
     except KeyError as e:
@@ -74,7 +101,7 @@ def _conv_settings(conv_param):
                         f"'pad', got {type(conv_param).__name__}") from None
 
 
-def _pool_settings(pool_param):
+def _pool_settings(pool_param: Param) -> Tuple[Tuple[Int, Int], Int]:
     try:
         kernel = (pool_param["pool_height"], pool_param["pool_width"])
         return kernel, pool_param["stride"]
@@ -91,7 +118,7 @@ def _pool_settings(pool_param):
 # affine and ReLU
 
 
-class _AffineCache(tuple):
+class _AffineCache(Tuple[ArrayLike, ArrayLike, ArrayLike]):
     """``(x, w, b)`` as the original cache, plus the contiguous ``w.T``.
 
     fastconv's linear layer stores its weight as (out_features, in_features),
@@ -99,13 +126,15 @@ class _AffineCache(tuple):
     made by the forward pass saves making it again in the backward pass.
     """
 
-    def __new__(cls, x, w, b, wt):
+    wt: FloatArray
+
+    def __new__(cls, x: ArrayLike, w: ArrayLike, b: ArrayLike, wt: FloatArray) -> _AffineCache:
         self = super().__new__(cls, (x, w, b))
         self.wt = wt
         return self
 
 
-def _transposed_weight(w):
+def _transposed_weight(w: ArrayLike) -> FloatArray:
     w = np.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"affine: w must have shape (D, M), got shape {w.shape}")
@@ -113,7 +142,7 @@ def _transposed_weight(w):
     return np.ascontiguousarray(w.T)
 
 
-def affine_forward(x, w, b):
+def affine_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike) -> Tuple[FloatArray, AffineCache]:
     """An affine (fully connected) layer, forward pass.
 
     Each of the N examples in ``x`` is flattened to a vector of length
@@ -140,7 +169,7 @@ def affine_forward(x, w, b):
     return out, _AffineCache(x, w, b, wt)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout: ArrayLike, cache: AffineCache) -> Grads3:
     """An affine (fully connected) layer, backward pass.
 
     Inputs:
@@ -170,7 +199,7 @@ def affine_backward(dout, cache):
     return dx, dwt.T, db
 
 
-def relu_forward(x):
+def relu_forward(x: ArrayLike) -> Tuple[FloatArray, ArrayLike]:
     """A layer of rectified linear units, forward pass: ``max(0, x)``.
 
     Input:
@@ -187,7 +216,7 @@ def relu_forward(x):
     return _F.relu(x), x
 
 
-def relu_backward(dout, cache):
+def relu_backward(dout: ArrayLike, cache: ArrayLike) -> FloatArray:
     """A layer of rectified linear units, backward pass.
 
     Inputs:
@@ -208,19 +237,21 @@ def relu_backward(dout, cache):
 # convolution
 
 
-def _conv_forward(x, w, b, conv_param):
+def _conv_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                  conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     stride, pad = _conv_settings(conv_param)
     out = _F.conv2d(x, w, b, stride, pad, strict=False)
     return out, (x, w, b, conv_param)
 
 
-def _conv_backward(dout, cache):
+def _conv_backward(dout: ArrayLike, cache: ConvCache) -> Grads3:
     x, w, _, conv_param = cache
     stride, pad = _conv_settings(conv_param)
     return _F.conv2d_backward(dout, x, w, stride, pad)
 
 
-def conv_forward_naive(x, w, b, conv_param):
+def conv_forward_naive(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                       conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass.
 
     The input holds N examples of C channels, each H high and W wide. It is
@@ -251,7 +282,7 @@ def conv_forward_naive(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_naive(dout, cache):
+def conv_backward_naive(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass.
 
     Inputs:
@@ -278,7 +309,8 @@ def conv_backward_naive(dout, cache):
     return _conv_backward(dout, cache)
 
 
-def conv_forward_fast(x, w, b, conv_param):
+def conv_forward_fast(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                      conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass (fast_layers.py's name).
 
     Same arguments, output and cache as conv_forward_naive: x (N, C, H, W),
@@ -294,16 +326,25 @@ def conv_forward_fast(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_fast(dout, cache):
+def conv_backward_fast(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (fast_layers.py's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
-    x (N, C, H, W), w (F, C, HH, WW) and b (F,). See conv_backward_naive.
+    x (N, C, H, W), w (F, C, HH, WW) and b (F,), in the dtype of the forward's
+    output. See conv_backward_naive.
+
+    >>> x = np.ones((2, 3, 8, 8), np.float32)
+    >>> out, cache = conv_forward_fast(x, np.ones((4, 3, 3, 3), np.float32),
+    ...                                np.zeros(4, np.float32), {'stride': 1, 'pad': 1})
+    >>> dx, dw, db = conv_backward_fast(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db.tolist(), dx.dtype.name
+    ((2, 3, 8, 8), (4, 3, 3, 3), [128.0, 128.0, 128.0, 128.0], 'float32')
     """
     return _conv_backward(dout, cache)
 
 
-def conv_forward_strides(x, w, b, conv_param):
+def conv_forward_strides(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                         conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass (the stride-trick variant's name).
 
     Same arguments, output and cache as conv_forward_naive; the output size is
@@ -317,16 +358,23 @@ def conv_forward_strides(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_strides(dout, cache):
+def conv_backward_strides(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (the stride-trick variant's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
     x, w and b. See conv_backward_naive.
+
+    >>> out, cache = conv_forward_strides(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)),
+    ...                                   np.zeros(1), {'stride': 2, 'pad': 0})
+    >>> dx, dw, db = conv_backward_strides(np.ones_like(out), cache)
+    >>> dx[0, 0, :, 5].tolist(), dw[0, 0].tolist(), db.tolist()
+    ([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [[4.0, 4.0, 4.0], [4.0, 4.0, 4.0], [4.0, 4.0, 4.0]], [4.0])
     """
     return _conv_backward(dout, cache)
 
 
-def conv_forward_im2col(x, w, b, conv_param):
+def conv_forward_im2col(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                        conv_param: Param) -> Tuple[FloatArray, ConvCache]:
     """A convolutional layer, forward pass (the im2col variant's name).
 
     Same arguments, output and cache as conv_forward_naive. Unlike the
@@ -341,11 +389,17 @@ def conv_forward_im2col(x, w, b, conv_param):
     return _conv_forward(x, w, b, conv_param)
 
 
-def conv_backward_im2col(dout, cache):
+def conv_backward_im2col(dout: ArrayLike, cache: ConvCache) -> Grads3:
     """A convolutional layer, backward pass (the im2col variant's name).
 
     dout (N, F, H', W') and a conv cache in; (dx, dw, db) out, shaped like
     x, w and b. See conv_backward_naive.
+
+    >>> out, cache = conv_forward_im2col(np.ones((1, 2, 4, 5)), np.ones((3, 2, 1, 2)),
+    ...                                  np.zeros(3), {'stride': 1, 'pad': 0})
+    >>> dx, dw, db = conv_backward_im2col(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db.tolist()
+    ((1, 2, 4, 5), (3, 2, 1, 2), [16.0, 16.0, 16.0])
     """
     return _conv_backward(dout, cache)
 
@@ -354,19 +408,19 @@ def conv_backward_im2col(dout, cache):
 # max pooling
 
 
-def _pool_forward(x, pool_param):
+def _pool_forward(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     kernel, stride = _pool_settings(pool_param)
     out = _F.max_pool2d(x, kernel, stride, 0, strict=False)
     return out, (x, pool_param)
 
 
-def _pool_backward(dout, cache):
+def _pool_backward(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     x, pool_param = cache
     kernel, stride = _pool_settings(pool_param)
     return _F.max_pool2d_backward(dout, x, kernel, stride, 0, strict=False)
 
 
-def max_pool_forward_naive(x, pool_param):
+def max_pool_forward_naive(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass.
 
     Every channel of every example is pooled separately; there is no padding.
@@ -397,7 +451,7 @@ def max_pool_forward_naive(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_naive(dout, cache):
+def max_pool_backward_naive(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass.
 
     Each window's upstream gradient goes to the position of its maximum (the
@@ -421,7 +475,7 @@ def max_pool_backward_naive(dout, cache):
     return _pool_backward(dout, cache)
 
 
-def max_pool_forward_fast(x, pool_param):
+def max_pool_forward_fast(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass (fast_layers.py's name).
 
     Same arguments, output and cache as max_pool_forward_naive: x (N, C, H, W)
@@ -439,16 +493,23 @@ def max_pool_forward_fast(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_fast(dout, cache):
+def max_pool_backward_fast(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass (fast_layers.py's name).
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
     out. See max_pool_backward_naive.
+
+    >>> x = np.arange(25.0).reshape(1, 1, 5, 5)
+    >>> out, cache = max_pool_forward_fast(
+    ...     x, {'pool_height': 3, 'pool_width': 3, 'stride': 2})
+    >>> dx = max_pool_backward_fast(np.ones_like(out), cache)
+    >>> dx.shape, float(dx.sum()), float(dx[0, 0, 4, 4])
+    ((1, 1, 5, 5), 4.0, 1.0)
     """
     return _pool_backward(dout, cache)
 
 
-def max_pool_forward_reshape(x, pool_param):
+def max_pool_forward_reshape(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass (the reshape variant's name).
 
     Same arguments, output and cache as max_pool_forward_naive. The original
@@ -465,16 +526,22 @@ def max_pool_forward_reshape(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_reshape(dout, cache):
+def max_pool_backward_reshape(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass (the reshape variant's name).
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
     out. A tie within a window sends the gradient to its first maximum.
+
+    >>> out, cache = max_pool_forward_reshape(
+    ...     np.ones((1, 1, 2, 2), np.float32), {'pool_height': 2, 'pool_width': 2, 'stride': 2})
+    >>> dx = max_pool_backward_reshape(np.full_like(out, 3.0), cache)
+    >>> dx[0, 0].tolist(), dx.dtype.name
+    ([[3.0, 0.0], [0.0, 0.0]], 'float32')
     """
     return _pool_backward(dout, cache)
 
 
-def max_pool_forward_im2col(x, pool_param):
+def max_pool_forward_im2col(x: ArrayLike, pool_param: Param) -> Tuple[FloatArray, PoolCache]:
     """A max-pooling layer, forward pass (the im2col variant's name).
 
     Same arguments, output and cache as max_pool_forward_naive; the output
@@ -489,11 +556,17 @@ def max_pool_forward_im2col(x, pool_param):
     return _pool_forward(x, pool_param)
 
 
-def max_pool_backward_im2col(dout, cache):
+def max_pool_backward_im2col(dout: ArrayLike, cache: PoolCache) -> FloatArray:
     """A max-pooling layer, backward pass (the im2col variant's name).
 
     dout (N, C, H', W') and a max-pool cache in; dx of shape (N, C, H, W)
     out. See max_pool_backward_naive.
+
+    >>> out, cache = max_pool_forward_im2col(
+    ...     np.arange(15.0).reshape(1, 1, 3, 5),
+    ...     {'pool_height': 2, 'pool_width': 3, 'stride': 2})
+    >>> max_pool_backward_im2col(np.array([[[[1.0, 2.0]]]]), cache)[0, 0].tolist()
+    [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]]
     """
     return _pool_backward(dout, cache)
 
@@ -506,7 +579,8 @@ def max_pool_backward_im2col(dout, cache):
 # keep the activated output as the ReLU cache: one pass and one array fewer.
 
 
-def affine_relu_forward(x, w, b):
+def affine_relu_forward(x: ArrayLike, w: ArrayLike,
+                        b: ArrayLike) -> Tuple[FloatArray, AffineReluCache]:
     """An affine layer followed by a ReLU.
 
     Inputs:
@@ -527,7 +601,7 @@ def affine_relu_forward(x, w, b):
     return out, (_AffineCache(x, w, b, wt), out)
 
 
-def affine_relu_backward(dout, cache):
+def affine_relu_backward(dout: ArrayLike, cache: AffineReluCache) -> Grads3:
     """Backward pass of affine_relu_forward.
 
     Inputs:
@@ -546,7 +620,8 @@ def affine_relu_backward(dout, cache):
     return affine_backward(da, fc_cache)
 
 
-def conv_relu_forward(x, w, b, conv_param):
+def conv_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike,
+                      conv_param: Param) -> Tuple[FloatArray, ConvReluCache]:
     """A convolutional layer followed by a ReLU.
 
     Inputs:
@@ -570,7 +645,7 @@ def conv_relu_forward(x, w, b, conv_param):
     return out, ((x, w, b, conv_param), out)
 
 
-def conv_relu_backward(dout, cache):
+def conv_relu_backward(dout: ArrayLike, cache: ConvReluCache) -> Grads3:
     """Backward pass of conv_relu_forward.
 
     Inputs:
@@ -579,13 +654,20 @@ def conv_relu_backward(dout, cache):
 
     Returns a tuple (dx, dw, db) shaped like x (N, C, H, W), w (F, C, HH, WW)
     and b (F,).
+
+    >>> out, cache = conv_relu_forward(np.ones((1, 1, 3, 3)), -np.ones((2, 1, 3, 3)),
+    ...                                np.array([10.0, 0.0]), {'stride': 1, 'pad': 0})
+    >>> dx, dw, db = conv_relu_backward(np.ones_like(out), cache)
+    >>> db.tolist(), float(dx.sum()), dw.shape   # filter 1's output is 0: no gradient
+    ([1.0, 0.0], -9.0, (2, 1, 3, 3))
     """
     conv_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
     return _conv_backward(da, conv_cache)
 
 
-def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
+def conv_relu_pool_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike, conv_param: Param,
+                           pool_param: Param) -> Tuple[FloatArray, ConvReluPoolCache]:
     """A convolutional layer, a ReLU and a max-pooling layer.
 
     Inputs:
@@ -612,7 +694,7 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     return out, ((x, w, b, conv_param), a, pool_cache)
 
 
-def conv_relu_pool_backward(dout, cache):
+def conv_relu_pool_backward(dout: ArrayLike, cache: ConvReluPoolCache) -> Grads3:
     """Backward pass of conv_relu_pool_forward.
 
     Inputs:
@@ -621,6 +703,14 @@ def conv_relu_pool_backward(dout, cache):
 
     Returns a tuple (dx, dw, db) shaped like x (N, C, H, W), w (F, C, HH, WW)
     and b (F,).
+
+    >>> x = np.ones((2, 3, 8, 8))
+    >>> out, cache = conv_relu_pool_forward(
+    ...     x, np.ones((4, 3, 3, 3)), np.zeros(4), {'stride': 1, 'pad': 1},
+    ...     {'pool_height': 2, 'pool_width': 2, 'stride': 2})
+    >>> dx, dw, db = conv_relu_pool_backward(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db.tolist()   # 2 * 4 * 4 windows per filter
+    ((2, 3, 8, 8), (4, 3, 3, 3), [32.0, 32.0, 32.0, 32.0])
     """
     conv_cache, relu_cache, pool_cache = cache
     ds = _pool_backward(dout, pool_cache)
@@ -632,7 +722,8 @@ def conv_relu_pool_backward(dout, cache):
 # losses
 
 
-def _loss_inputs(x, y, where):
+def _loss_inputs(x: ArrayLike, y: ArrayLike,
+                 where: str) -> Tuple[NDArray[Any], NDArray[np.integer[Any]], NDArray[np.intp]]:
     x = _validate.real_array(x, "x", where)
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
@@ -649,7 +740,7 @@ def _loss_inputs(x, y, where):
     return x, y, np.arange(n)
 
 
-def softmax_loss(x, y):
+def softmax_loss(x: ArrayLike, y: ArrayLike) -> Tuple[np.floating[Any], FloatArray]:
     """Softmax cross-entropy loss and its gradient, averaged over the batch.
 
     Inputs:
@@ -678,7 +769,7 @@ def softmax_loss(x, y):
     return loss, dx
 
 
-def svm_loss(x, y):
+def svm_loss(x: ArrayLike, y: ArrayLike) -> Tuple[np.floating[Any], FloatArray]:
     """Multiclass SVM (hinge) loss with margin 1 and its gradient, averaged
     over the batch.
 
