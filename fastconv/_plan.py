@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         strict: bool
         kernel_size: IntOrPair
         threads: Optional[int]
+        dilation: IntOrPair
+        groups: int
 
 _OPS = {
     "conv2d": _core.OP_CONV_FWD,
@@ -218,11 +220,13 @@ def _plan_conv(op: str, x: NDArray[Any], w_shape: Optional[ShapeLike], dt: np.dt
     if w_shape is None:
         raise ValueError(f"{where}: {op} needs w_shape (K, C, F_h, F_w)")
     strict = op_args.pop("strict", op == "conv2d")
+    dilation = op_args.pop("dilation", 1)
+    groups = op_args.pop("groups", 1)
     _no_more(op_args, where)
     w = _shaped(w_shape, "w_shape", where)
     # stride=None (pooling's default) is refused here with conv2d's TypeError
     geom = conv_geometry(x.shape, w.shape, stride, padding,  # type: ignore[arg-type]
-                         strict=strict, where=op)
+                         strict=strict, where=op, dilation=dilation, groups=groups)
     alg = -1 if algorithm is None else algorithm_id(algorithm, [op], where)
     if alg < 0 and _planning == "measure":
         with _wisdom_lock:
@@ -450,8 +454,8 @@ def _parse_entry(e: Dict[str, Any]) -> Tuple[_Key, Dict[str, Any]]:
     if e["op"] not in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
         raise ValueError(f"unknown op {e['op']!r}")
     geometry = tuple(int(v) for v in e["geometry"])
-    if len(geometry) != 13:
-        raise ValueError("a geometry has 13 fields")
+    if len(geometry) not in (13, 16):
+        raise ValueError("a geometry has 13 or 16 fields")
     if e["algorithm"] not in _NAMES:
         raise ValueError(f"unknown algorithm {e['algorithm']!r}")
     narrow, threads = int(e["narrow"]), int(e["run_threads"])

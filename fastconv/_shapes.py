@@ -10,7 +10,7 @@ convolution op describes its call by a :class:`ConvGeometry` from
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 from ._typing import Int, IntOrPair, Shape
 from ._validate import MAX_WINDOW_PARAM, integer, ndim, pair, pool_window, window_param
@@ -37,8 +37,12 @@ class ShapeError(ValueError):
 
 
 def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
-                strict: bool = True, axis: str = "size", where: str = "output_size") -> int:
-    """Output length along one axis: ``(size - kernel + 2*padding) / stride + 1``.
+                strict: bool = True, axis: str = "size", where: str = "output_size",
+                dilation: Int = 1, padding_end: Optional[Int] = None) -> int:
+    """Output length along one axis: ``(size - kernel + 2*padding) / stride + 1``,
+    in general ``(size + P_begin + P_end - D*(kernel - 1) - 1) / stride + 1``
+    with ``padding`` the padding at the start (``padding_end`` at the end,
+    the same by default) and dilation D.
 
     With ``strict=True`` a :class:`ShapeError` is raised unless the division is
     exact and the result is at least 1; ``strict=False`` floors the division
@@ -48,7 +52,12 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
     32
     >>> output_size(32, 5, 2, 0, strict=False)
     14
+    >>> output_size(32, 3, 1, 2, dilation=2)
+    32
     """
+    if dilation != 1 or padding_end is not None:
+        return _output_size_general(size, kernel, stride, padding, padding_end, dilation,
+                                    strict=strict, axis=axis, where=where)
     size = integer(size, "size", where)
     kernel = window_param(kernel, "kernel size", where)
     stride = window_param(stride, "stride", where)
@@ -68,6 +77,37 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
         if span < 0:
             raise ShapeError(f"{text} is less than 1: the kernel ({kernel}) is larger "
                              f"than the padded input ({size + 2 * padding})")
+        raise ShapeError(f"{text} is not an integer; change the padding or stride, or "
+                         f"pass strict=False to floor it")
+    return span // stride + 1
+
+
+def _output_size_general(size: Int, kernel: Int, stride: Int, padding: Int,
+                         padding_end: Optional[Int], dilation: Int, *, strict: bool, axis: str,
+                         where: str) -> int:
+    """output_size with dilation and padding that may differ at the two ends;
+    its error shows every number."""
+    size = integer(size, "size", where)
+    kernel = window_param(kernel, "kernel size", where)
+    stride = window_param(stride, "stride", where)
+    dilation = window_param(dilation, "dilation", where)
+    pb = window_param(padding, "padding", where)
+    pe = pb if padding_end is None else window_param(padding_end, "padding", where)
+    if size < 0:
+        raise ValueError(f"{where}: {axis} must be >= 0, got {size}")
+    for what, v, low in (("kernel size", kernel, 1), ("stride", stride, 1),
+                         ("dilation", dilation, 1), ("padding", min(pb, pe), 0)):
+        if v < low:
+            raise ValueError(f"{where}: {what} must be >= {low}, got {v}")
+    span = size + pb + pe - dilation * (kernel - 1) - 1
+    if span < 0 or (strict and span % stride):
+        text = (f"{where}: {axis} (W + P_begin + P_end - D*(F - 1) - 1)/S + 1 = "
+                f"({size} + {pb} + {pe} - {dilation}*({kernel} - 1) - 1)/{stride} + 1 = "
+                f"{span / stride + 1:g}")
+        if span < 0:
+            raise ShapeError(f"{text} is less than 1: the dilated kernel "
+                             f"({dilation * (kernel - 1) + 1}) is larger than the padded "
+                             f"input ({size + pb + pe})")
         raise ShapeError(f"{text} is not an integer; change the padding or stride, or "
                          f"pass strict=False to floor it")
     return span // stride + 1
@@ -100,8 +140,10 @@ def conv_output_hw(h: Int, w: Int, kernel: Tuple[int, int], stride: Tuple[int, i
 # exactly (a subclass is refused), so callers pass tuple(geom).
 
 class ConvGeometry(NamedTuple):
-    """One convolution: input x (N, C, H, W), weights w (K, C, FH, FW),
-    stride (SH, SW), zero padding (PH, PW) and output (N, K, H2, W2)."""
+    """One convolution: input x (N, C, H, W), weights w (K, C / G, FH, FW),
+    stride (SH, SW), zero padding (PH, PW) at the top and left (the bottom
+    and right padding shows in the output size), output (N, K, H2, W2),
+    dilation (DH, DW) and G groups."""
     N: int
     C: int
     H: int
@@ -115,6 +157,9 @@ class ConvGeometry(NamedTuple):
     PW: int
     H2: int
     W2: int
+    DH: int = 1
+    DW: int = 1
+    G: int = 1
 
     @property
     def out_shape(self) -> Tuple[int, int, int, int]:
@@ -144,29 +189,75 @@ class PoolGeometry(NamedTuple):
         return (self.N, self.C, self.H2, self.W2)
 
 
-def conv_geometry(x_shape: Shape, w_shape: Shape, stride: IntOrPair, padding: IntOrPair, *,
-                  strict: bool, where: str) -> ConvGeometry:
-    """The :class:`ConvGeometry` of convolving an input of shape ``x_shape``
-    (N, C, H, W) with weights of shape ``w_shape`` (K, C, F_h, F_w).
+PaddingSpec = Union[IntOrPair, str, Tuple[Tuple[int, int], Tuple[int, int]]]
 
-    ``stride`` and ``padding`` are an int or an (h, w) pair; ``strict`` is
-    as for :func:`output_size`.  A ValueError (a :class:`ShapeError` for the
-    formula) starting with ``where`` says what does not fit.
+
+def conv_padding(padding: object, kernel: Tuple[int, int], stride: Tuple[int, int],
+                 dilation: Tuple[int, int], where: str) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """((top, bottom), (left, right)) of a convolution's ``padding``: an int,
+    an (h, w) pair, ``((top, bottom), (left, right))``, ``"valid"`` (none) or
+    ``"same"`` (stride 1; the output keeps the input's size, and an odd total
+    puts the extra row or column at the bottom or right, as PyTorch does)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(f"{where}: padding must be an int, a pair, ((top, bottom), "
+                             f"(left, right)), 'valid' or 'same', got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"{where}: padding='same' needs stride 1, got stride {stride}")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (total[0] // 2, total[0] - total[0] // 2), (total[1] // 2, total[1] - total[1] // 2)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
+            all(isinstance(p, (tuple, list)) for p in padding):
+        h, w = (pair(p, "padding", where) for p in padding)
+        return h, w
+    p = pair(padding, "padding", where)
+    return (p[0], p[0]), (p[1], p[1])
+
+
+def conv_geometry(x_shape: Shape, w_shape: Shape, stride: IntOrPair, padding: PaddingSpec, *,
+                  strict: bool, where: str, dilation: IntOrPair = 1,
+                  groups: Int = 1) -> ConvGeometry:
+    """The :class:`ConvGeometry` of convolving an input of shape ``x_shape``
+    (N, C, H, W) with weights of shape ``w_shape`` (K, C / groups, F_h, F_w).
+
+    ``stride`` and ``dilation`` are an int or an (h, w) pair; ``padding`` as
+    :func:`conv_padding` takes it; ``strict`` is as for :func:`output_size`.
+    A ValueError (a :class:`ShapeError` for the formula) starting with
+    ``where`` says what does not fit.
     """
     ndim(x_shape, 4, "x", "(N, C, H, W)", where)
     ndim(w_shape, 4, "w", "(K, C, F_h, F_w)", where)
     N, C, H, W = x_shape
     K, Cw, FH, FW = w_shape
-    if C != Cw:
+    G = integer(groups, "groups", where)
+    if G < 1:
+        raise ValueError(f"{where}: groups must be >= 1, got {G}")
+    if G == 1 and C != Cw:
         raise ValueError(f"{where}: x has {C} channels (x.shape[1]) but w expects {Cw} "
                          f"(w.shape[1]); w must be (K, C, F_h, F_w)")
+    if G > 1 and (C % G or K % G or Cw * G != C):
+        raise ValueError(f"{where}: with groups={G}, x's {C} channels and w's {K} filters "
+                         f"must divide into {G} groups and w must be (K, C/groups, F_h, F_w) = "
+                         f"({K}, {C // G if C % G == 0 else C / G:g}, F_h, F_w); got w.shape = "
+                         f"{tuple(w_shape)}")
     if FH < 1 or FW < 1:
         raise ValueError(f"{where}: kernel size must be >= 1, got w.shape = {w_shape}")
     stride = pair(stride, "stride", where)
-    padding = pair(padding, "padding", where)
-    H2, W2 = conv_output_hw(H, W, (FH, FW), stride, padding, strict=strict, where=where)
-    return ConvGeometry(N, C, H, W, K, FH, FW, stride[0], stride[1], padding[0], padding[1],
-                        H2, W2)
+    dil = pair(dilation, "dilation", where)
+    if dil[0] < 1 or dil[1] < 1:
+        raise ValueError(f"{where}: dilation must be >= 1, got {dilation!r}")
+    (pt, pb), (pl, pr) = conv_padding(padding, (FH, FW), stride, dil, where)
+    if dil == (1, 1) and pt == pb and pl == pr:
+        H2, W2 = conv_output_hw(H, W, (FH, FW), stride, (pt, pl), strict=strict, where=where)
+    else:
+        H2 = output_size(H, FH, stride[0], pt, strict=strict, axis="height", where=where,
+                         dilation=dil[0], padding_end=pb)
+        W2 = output_size(W, FW, stride[1], pl, strict=strict, axis="width", where=where,
+                         dilation=dil[1], padding_end=pr)
+    return ConvGeometry(N, C, H, W, K, FH, FW, stride[0], stride[1], pt, pl, H2, W2,
+                        dil[0], dil[1], G)
 
 
 def pool_geometry(x_shape: Shape, kernel_size: IntOrPair, stride: Optional[IntOrPair],

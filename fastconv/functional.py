@@ -30,7 +30,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _plan
 from . import _validate as valid
-from ._shapes import ShapeError, conv_geometry, pool_geometry
+from ._shapes import PaddingSpec, ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
 from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, ShapeLike
 
@@ -124,14 +124,19 @@ def _alloc(shape: Sequence[int], dtype: DTypeLike, what: str, where: str) -> NDA
 # -------------------------------------------------------------- convolution
 
 def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntOrPair = 1,
-           padding: IntOrPair = 0, *, strict: bool = True,
+           padding: PaddingSpec = 0, *, strict: bool = True,
            activation: Optional[Literal["relu"]] = None, algorithm: Optional[str] = None,
-           _name: str = "conv2d") -> FloatArray:
+           dilation: IntOrPair = 1, groups: int = 1, _name: str = "conv2d") -> FloatArray:
     """2-D convolution (cross-correlation, as in deep learning frameworks).
 
-    x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.
-    Returns y: (N, K, H2, W2) with H2 = (H - F_h + 2*P_h)/S_h + 1 (same for W).
-    ``stride`` and ``padding`` are an int or an (h, w) pair; padding is zeros.
+    x: (N, C, H, W); w: (K, C / groups, F_h, F_w); b: (K,) or None.
+    Returns y: (N, K, H2, W2) with H2 = (H - F_h + 2*P_h)/S_h + 1 (same for W),
+    in general (H + P_top + P_bottom - D_h*(F_h - 1) - 1)/S_h + 1.
+    ``stride`` and ``dilation`` are an int or an (h, w) pair; ``padding`` (zeros)
+    an int, an (h, w) pair, ``((top, bottom), (left, right))``, ``"valid"`` or
+    ``"same"`` (stride 1; an odd total puts the extra row and column at the
+    bottom and right, as PyTorch does).  ``groups`` cuts the channels and
+    filters into that many groups, each filter seeing its group's channels.
     ``strict=True`` raises ShapeError when the formula does not give an
     integer; ``strict=False`` floors it.  ``activation="relu"`` fuses a ReLU.
     ``algorithm`` forces one of ``fastconv.algorithms()`` (None: the planner
@@ -148,6 +153,10 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: In
     ((1, 8, 32, 32), 'float32', 75.0, 27.0)
     >>> fastconv.conv2d(x, w, stride=2, padding=(0, 1), strict=False).shape
     (1, 8, 14, 15)
+    >>> fastconv.conv2d(x, w, padding="same", dilation=2).shape
+    (1, 8, 32, 32)
+    >>> fastconv.conv2d(np.ones((1, 4, 8, 8)), np.ones((6, 2, 3, 3)), groups=2).shape
+    (1, 6, 6, 6)
     """
     where = _name
     alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d"], where)
@@ -156,7 +165,8 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: In
     if b is not None:
         b = valid.computable_array(b, "b", where)
     relu = valid.activation(activation, where)
-    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where,
+                         dilation=dilation, groups=groups)
     K = geom.K
     if b is not None and b.shape != (K,):
         raise ValueError(f"{where}: b must have shape ({K},) to match w's {K} filters, "
@@ -210,31 +220,35 @@ def _backward_algorithms(algorithm: BackwardAlgorithm, geom: Tuple[int, ...],
 
 @overload
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
-                    padding: IntOrPair = 0, *, need_dx: Literal[True] = True,
-                    algorithm: BackwardAlgorithm = None
+                    padding: PaddingSpec = 0, *, need_dx: Literal[True] = True,
+                    algorithm: BackwardAlgorithm = None, dilation: IntOrPair = 1,
+                    groups: int = 1
                     ) -> Tuple[FloatArray, FloatArray, FloatArray]:
     ...
 
 
 @overload
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
-                    padding: IntOrPair = 0, *, need_dx: Literal[False],
-                    algorithm: BackwardAlgorithm = None
+                    padding: PaddingSpec = 0, *, need_dx: Literal[False],
+                    algorithm: BackwardAlgorithm = None, dilation: IntOrPair = 1,
+                    groups: int = 1
                     ) -> Tuple[None, FloatArray, FloatArray]:
     ...
 
 
 @overload
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
-                    padding: IntOrPair = 0, *, need_dx: bool,
-                    algorithm: BackwardAlgorithm = None
+                    padding: PaddingSpec = 0, *, need_dx: bool,
+                    algorithm: BackwardAlgorithm = None, dilation: IntOrPair = 1,
+                    groups: int = 1
                     ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     ...
 
 
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair = 1,
-                    padding: IntOrPair = 0, *, need_dx: bool = True,
-                    algorithm: BackwardAlgorithm = None
+                    padding: PaddingSpec = 0, *, need_dx: bool = True,
+                    algorithm: BackwardAlgorithm = None, dilation: IntOrPair = 1,
+                    groups: int = 1
                     ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """Gradients of ``conv2d`` with respect to x, w and b.
 
@@ -264,7 +278,8 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair
     dy = valid.computable_array(dy, "dy", where)
     x = valid.computable_array(x, "x", where)
     w = valid.computable_array(w, "w", where)
-    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=False, where=where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=False, where=where,
+                         dilation=dilation, groups=groups)
     if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of conv2d's output "
                          f"{geom.out_shape}, got {dy.shape}")

@@ -13,7 +13,7 @@ def test_geometry_fields_follow_the_c_structs():
     # src/_core.pyx unpacks the tuples positionally into fc_conv_geom and
     # fc_pool_geom (src/fc_core.h).
     assert ConvGeometry._fields == ("N", "C", "H", "W", "K", "FH", "FW", "SH", "SW",
-                                    "PH", "PW", "H2", "W2")
+                                    "PH", "PW", "H2", "W2", "DH", "DW", "G")
     assert PoolGeometry._fields == ("N", "C", "H", "W", "KH", "KW", "SH", "SW",
                                     "PH", "PW", "H2", "W2")
 
@@ -21,7 +21,7 @@ def test_geometry_fields_follow_the_c_structs():
 def test_conv_geometry():
     g = conv_geometry((2, 3, 9, 8), (4, 3, 3, 2), (2, 1), 1, strict=False, where="t")
     assert isinstance(g, tuple)
-    assert g == (2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 1, 5, 9)
+    assert g == (2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 1, 5, 9, 1, 1, 1)
     assert g.out_shape == (2, 4, 5, 9)
     assert conv_geometry((2, 3, 10, 8), (4, 3, 3, 2), (2, 1), 1, strict=False,
                          where="t").H2 == 5

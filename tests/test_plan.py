@@ -127,7 +127,7 @@ def test_plan_rejects_bad_requests():
     with pytest.raises(ValueError, match="needs w_shape"):
         fastconv.plan("conv2d", (1, 1, 4, 4), dtype="float32")
     with pytest.raises(TypeError, match="unexpected argument"):
-        fastconv.plan("conv2d", (1, 1, 4, 4), (1, 1, 3, 3), dtype="float32", dilation=2)
+        fastconv.plan("conv2d", (1, 1, 4, 4), (1, 1, 3, 3), dtype="float32", bogus=2)
     with pytest.raises(TypeError, match="needs kernel_size"):
         fastconv.plan("max_pool2d", (1, 1, 4, 4), dtype="float32")
     with pytest.raises(fastconv.ShapeError):
