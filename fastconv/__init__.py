@@ -25,6 +25,7 @@ from ._plan import (Plan, algorithms, export_wisdom, forget_wisdom, get_planning
                     import_wisdom, plan, set_planning)
 from ._shapes import ShapeError
 from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backward,
+                         conv_transpose2d, conv_transpose2d_backward,
                          linear, linear_backward, max_pool2d, max_pool2d_backward,
                          output_size, relu, relu_backward)
 from .losses import multiclass_hinge, softmax_cross_entropy
@@ -35,7 +36,8 @@ _config._apply_env_isa()
 
 __all__ = [
     "__version__", "ShapeError", "output_size",
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+    "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+    "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
     "relu", "relu_backward",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",

@@ -30,12 +30,13 @@ from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _plan
 from . import _validate as valid
-from ._shapes import PaddingSpec, ShapeError, conv_geometry, pool_geometry
+from ._shapes import ConvGeometry, PaddingSpec, ShapeError, conv_geometry, pool_geometry
 from ._shapes import output_size as _output_size
 from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, ShapeLike
 
 __all__ = [
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "linear", "linear_backward", "relu", "relu_backward",
     "output_size", "ShapeError",
 ]
@@ -311,6 +312,129 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair
                           lambda a, narrow, t: _core.conv2d_bwd_data(g, dyf, wf, dxf, t, a,
                                                                      narrow))
     return dx, dw, db
+
+
+# ---------------------------------------------------- transposed convolution
+
+def _transpose_geometry(x_shape: Tuple[int, ...], w_shape: Tuple[int, ...], stride: IntOrPair,
+                        padding: IntOrPair, output_padding: IntOrPair, groups: int,
+                        dilation: IntOrPair, where: str) -> ConvGeometry:
+    """The convolution whose data gradient the transposed convolution of x
+    (N, C_in, H, W) with w (C_in, C_out / groups, F_h, F_w) is: its input is
+    the transposed convolution's output (N, C_out, H_out, W_out), with
+    H_out = (H - 1)*S - 2P + D*(F - 1) + output_padding + 1, and its output x."""
+    valid.ndim(x_shape, 4, "x", "(N, C_in, H, W)", where)
+    valid.ndim(w_shape, 4, "w", "(C_in, C_out/groups, F_h, F_w)", where)
+    N, Cin, H, W = x_shape
+    Kw, Cg, FH, FW = w_shape
+    G = valid.integer(groups, "groups", where)
+    if G < 1:
+        raise ValueError(f"{where}: groups must be >= 1, got {G}")
+    if Kw != Cin:
+        raise ValueError(f"{where}: x has {Cin} channels (x.shape[1]) but w has {Kw} "
+                         f"(w.shape[0]); w must be (C_in, C_out/groups, F_h, F_w)")
+    if Cin % G:
+        raise ValueError(f"{where}: x's {Cin} channels do not divide into groups={G}")
+    s = valid.pair(stride, "stride", where)
+    p = valid.pair(padding, "padding", where)
+    d = valid.pair(dilation, "dilation", where)
+    op = valid.pair(output_padding, "output_padding", where)
+    if min(s + d) < 1 or min(p + op) < 0:
+        raise ValueError(f"{where}: stride and dilation must be >= 1, padding and "
+                         f"output_padding >= 0; got stride={stride!r}, dilation={dilation!r}, "
+                         f"padding={padding!r}, output_padding={output_padding!r}")
+    if op[0] >= s[0] or op[1] >= s[1]:
+        raise ValueError(f"{where}: output_padding {op} must be smaller than the stride {s}")
+    Hout = (H - 1) * s[0] - 2 * p[0] + d[0] * (FH - 1) + op[0] + 1
+    Wout = (W - 1) * s[1] - 2 * p[1] + d[1] * (FW - 1) + op[1] + 1
+    if Hout < 1 or Wout < 1:
+        raise ShapeError(f"{where}: output (H - 1)*S - 2P + D*(F - 1) + output_padding + 1 = "
+                         f"({H} - 1)*{s[0]} - 2*{p[0]} + {d[0]}*({FH} - 1) + {op[0]} + 1 = "
+                         f"{Hout} high and {Wout} wide: it must be at least 1")
+    return conv_geometry((N, Cg * G, Hout, Wout), (Cin, Cg, FH, FW), s, p, strict=False,
+                         where=where, dilation=d, groups=G)
+
+
+def conv_transpose2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None,
+                     stride: IntOrPair = 1, padding: IntOrPair = 0,
+                     output_padding: IntOrPair = 0, groups: int = 1,
+                     dilation: IntOrPair = 1) -> FloatArray:
+    """Transposed 2-D convolution (PyTorch's conv_transpose2d): the data
+    gradient of the convolution with the same weights, computed by the same
+    algorithms.
+
+    x: (N, C_in, H, W); w: (C_in, C_out / groups, F_h, F_w); b: (C_out,) or
+    None.  Returns (N, C_out, H_out, W_out) with
+    H_out = (H - 1)*S - 2P + D*(F_h - 1) + output_padding + 1 (same for W);
+    output_padding must be smaller than the stride.  float32 or float64 as
+    conv2d.
+
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 2, 3, 3), np.float32); w = np.ones((2, 4, 2, 2), np.float32)
+    >>> y = fastconv.conv_transpose2d(x, w, stride=2)
+    >>> y.shape, float(y[0, 0, 0, 0]), float(y.sum())
+    ((1, 4, 6, 6), 2.0, 288.0)
+    """
+    where = "conv_transpose2d"
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
+    if b is not None:
+        b = valid.computable_array(b, "b", where)
+    geom = _transpose_geometry(x.shape, w.shape, stride, padding, output_padding, groups,
+                               dilation, where)
+    if b is not None and b.shape != (geom.C,):
+        raise ValueError(f"{where}: b must have shape ({geom.C},), one per output channel, "
+                         f"got {b.shape}")
+    dtype = _dtype(x, w, b)
+    y = _alloc((geom.N, geom.C, geom.H, geom.W), dtype, "the output", where)
+    if y.size == 0 or x.size == 0 or w.size == 0:
+        y[...] = 0
+    else:
+        xf, wf, yf, g = _flat(x, dtype), _flat(w, dtype), y.reshape(-1), tuple(geom)
+        _plan.run_planned("conv2d_backward_data", g, dtype, _config.get_num_threads(), -1,
+                          lambda a, narrow, t: _core.conv2d_bwd_data(g, xf, wf, yf, t, a,
+                                                                     narrow))
+    if b is not None:
+        y += np.asarray(b, dtype).reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_transpose2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike,
+                              stride: IntOrPair = 1, padding: IntOrPair = 0,
+                              output_padding: IntOrPair = 0, groups: int = 1,
+                              dilation: IntOrPair = 1, *, need_dx: bool = True
+                              ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
+    """Gradients of ``conv_transpose2d`` with respect to x, w and b: dx is the
+    forward convolution of dy with w, dw the convolution's weight gradient
+    with dy as its input and x as its output gradient, db dy summed.
+
+    dy: (N, C_out, H_out, W_out); x, w as given to conv_transpose2d.  Returns
+    (dx, dw, db) shaped like x, w and (C_out,); dx is None when
+    ``need_dx=False``.
+
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 2, 3, 3)); w = np.ones((2, 4, 2, 2))
+    >>> dx, dw, db = fastconv.conv_transpose2d_backward(np.ones((1, 4, 6, 6)), x, w, stride=2)
+    >>> dx.shape, dw.shape, db.tolist()
+    ((1, 2, 3, 3), (2, 4, 2, 2), [36.0, 36.0, 36.0, 36.0])
+    """
+    where = "conv_transpose2d_backward"
+    dy = valid.computable_array(dy, "dy", where)
+    x = valid.computable_array(x, "x", where)
+    w = valid.computable_array(w, "w", where)
+    geom = _transpose_geometry(x.shape, w.shape, stride, padding, output_padding, groups,
+                               dilation, where)
+    out_shape = (geom.N, geom.C, geom.H, geom.W)
+    if dy.shape != out_shape:
+        raise ValueError(f"{where}: dy must have the shape of conv_transpose2d's output "
+                         f"{out_shape}, got {dy.shape}")
+    s, p, d = (geom.SH, geom.SW), (geom.PH, geom.PW), (geom.DH, geom.DW)
+    dtype = _dtype(dy, x, w)
+    dx = conv2d(dy, w, None, s, p, strict=False, dilation=d, groups=geom.G,
+                _name=where) if need_dx else None
+    _, dw, _ = conv2d_backward(x, dy, w, s, p, need_dx=False, dilation=d, groups=geom.G)
+    db = np.asarray(dy, dtype).sum(axis=(0, 2, 3))
+    return (None if dx is None else dx.astype(dtype, copy=False)), dw.astype(dtype, copy=False), db
 
 
 # ------------------------------------------------------------------ pooling

@@ -122,3 +122,18 @@ def test_plan_takes_dilation_and_groups():
     pl = fastconv.plan("conv2d", (2, 8, 16, 16), (8, 2, 3, 3), dtype="float32", padding=2,
                        dilation=2, groups=4)
     assert pl.algorithm in fastconv.algorithms() and pl.algorithm != "lanes"
+
+
+def test_conv2d_options_match_torch():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    for xs, ws, stride, padding, dilation, groups in CASES:
+        if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+            continue   # torch's conv2d has no ((top, bottom), (left, right)) form
+        rng = np.random.default_rng(2)
+        x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+        y = fastconv.conv2d(x, w, b, stride, padding, dilation=dilation, groups=groups,
+                            strict=False)
+        t = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride,
+                     padding, dilation, groups).numpy()
+        np.testing.assert_allclose(y, t, rtol=1e-10, atol=1e-10)
