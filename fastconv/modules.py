@@ -41,7 +41,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from . import _validate as valid
 from . import functional as F
-from ._shapes import ShapeError, conv_output_hw
+from ._shapes import PaddingSpec, ShapeError, conv_geometry, conv_output_hw, conv_padding
 from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, Shape, ShapeLike
 
 if TYPE_CHECKING:
@@ -249,9 +249,11 @@ class _Parametrised(Module):
 class Conv2d(_Parametrised):
     """2-D convolution over NCHW input: K filters of F_h x F_w on D1 channels.
 
-    ``weight`` has shape (out_channels, in_channels, F_h, F_w) and ``bias``
-    (out_channels,); the layer holds F_h*F_w*D1*K + K parameters.
-    ``kernel_size``, ``stride`` and ``padding`` take an int or an (h, w) pair.
+    ``weight`` has shape (out_channels, in_channels / groups, F_h, F_w) and
+    ``bias`` (out_channels,); the layer holds F_h*F_w*(D1/groups)*K + K
+    parameters.  ``kernel_size``, ``stride`` and ``dilation`` take an int or
+    an (h, w) pair; ``padding`` also ``((top, bottom), (left, right))``,
+    ``"valid"`` or ``"same"`` (see :func:`fastconv.conv2d`).
     ``seed`` makes the He initialisation reproducible.  ``strict=False``
     floors a fractional output size as PyTorch does, instead of raising.
     ``dtype`` (float32 or float64) is the dtype of the parameters, of the
@@ -263,25 +265,42 @@ class Conv2d(_Parametrised):
     Conv2d(3, 8, kernel_size=5, padding=2)
     >>> conv.weight.shape, conv.bias.shape, conv.weight.dtype.name, conv.num_params
     ((8, 3, 5, 5), (8,), 'float32', 608)
+    >>> fastconv.Conv2d(8, 8, 3, padding="same", dilation=2, groups=8).num_params
+    80
     """
 
     def __init__(self, in_channels: Int, out_channels: Int, kernel_size: IntOrPair,
-                 stride: IntOrPair = 1, padding: IntOrPair = 0, bias: bool = True, *,
+                 stride: IntOrPair = 1, padding: PaddingSpec = 0, bias: bool = True, *,
                  dtype: DTypeLike = np.float32, seed: Optional[int] = None,
-                 strict: bool = True) -> None:
+                 strict: bool = True, dilation: IntOrPair = 1, groups: Int = 1) -> None:
         super().__init__()
         where = "Conv2d"
         self.in_channels = valid.layer_size(in_channels, "in_channels", where)
         self.out_channels = valid.layer_size(out_channels, "out_channels", where)
         self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
         self.stride = valid.pair_at_least(stride, 1, "stride", where)
-        self.padding = valid.pair_at_least(padding, 0, "padding", where)
+        self.dilation = valid.pair_at_least(dilation, 1, "dilation", where)
+        self.groups = valid.layer_size(groups, "groups", where)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{where}: in_channels ({self.in_channels}) and out_channels "
+                             f"({self.out_channels}) must be multiples of groups "
+                             f"({self.groups})")
+        # kept as given when it is a string or per-side pairs (the repr shows
+        # it so), else as an (h, w) pair
+        self.padding: Any
+        if isinstance(padding, str) or (isinstance(padding, (tuple, list)) and
+                                        any(isinstance(p, (tuple, list)) for p in padding)):
+            sides = conv_padding(padding, self.kernel_size, self.stride, self.dilation, where)
+            self.padding = padding if isinstance(padding, str) else sides
+        else:
+            self.padding = valid.pair_at_least(padding, 0, "padding", where)
         has_bias = valid.flag(bias, "bias", where)
         self.dtype = valid.param_dtype(dtype, where)
         self.strict = valid.flag(strict, "strict", where)
         fh, fw = self.kernel_size
-        self._init_params((self.out_channels, self.in_channels, fh, fw),
-                          self.in_channels * fh * fw, has_bias, self.dtype, seed)
+        cg = self.in_channels // self.groups
+        self._init_params((self.out_channels, cg, fh, fw), cg * fh * fw, has_bias,
+                          self.dtype, seed)
         self._x: Optional[FloatArray] = None
 
     def __repr__(self) -> str:
@@ -289,8 +308,14 @@ class Conv2d(_Parametrised):
                  f"kernel_size={valid.show_pair(self.kernel_size)}"]
         if self.stride != (1, 1):
             parts.append(f"stride={valid.show_pair(self.stride)}")
-        if self.padding != (0, 0):
+        if isinstance(self.padding, str) or isinstance(self.padding[0], tuple):
+            parts.append(f"padding={self.padding!r}")
+        elif self.padding != (0, 0):
             parts.append(f"padding={valid.show_pair(self.padding)}")
+        if self.dilation != (1, 1):
+            parts.append(f"dilation={valid.show_pair(self.dilation)}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
         if "bias" not in self.params:
             parts.append("bias=False")
         if self.dtype != np.float32:
@@ -316,12 +341,13 @@ class Conv2d(_Parametrised):
         """
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
         self._check_channels(c)
-        h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
-                                strict=self.strict, where=repr(self))
-        return (self.out_channels, h2, w2)
+        g = conv_geometry((1, c, h, w), self.weight.shape, self.stride, self.padding,
+                          strict=self.strict, where=repr(self), dilation=self.dilation,
+                          groups=self.groups)
+        return (self.out_channels, g.H2, g.W2)
 
     def mult_adds(self, input_shape: ShapeLike) -> int:
-        """Multiply-adds per sample: K*H2*W2 outputs of C*F_h*F_w each.
+        """Multiply-adds per sample: K*H2*W2 outputs of (C/groups)*F_h*F_w each.
 
         >>> import fastconv
         >>> fastconv.Conv2d(3, 8, 3, padding=1).mult_adds((3, 32, 32))  # 8*32*32 * 3*3*3
@@ -329,7 +355,7 @@ class Conv2d(_Parametrised):
         """
         k, h2, w2 = self.output_shape(input_shape)
         fh, fw = self.kernel_size
-        return k * h2 * w2 * self.in_channels * fh * fw
+        return k * h2 * w2 * (self.in_channels // self.groups) * fh * fw
 
     def forward(self, x: ArrayLike) -> FloatArray:
         """The convolution of x: (N, in_channels, H, W) -> (N, out_channels,
@@ -348,7 +374,8 @@ class Conv2d(_Parametrised):
                              f"{self.in_channels}, H, W), got shape {x.shape}")
         self._check_channels(x.shape[1])
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                     strict=self.strict, _name=repr(self))
+                     strict=self.strict, dilation=self.dilation, groups=self.groups,
+                     _name=repr(self))
         self._x = x
         return y
 
@@ -370,7 +397,8 @@ class Conv2d(_Parametrised):
         x = self._need_forward("_x")
         dy = self._as_param_dtype(dy, "dy")
         dx, dw, db = F.conv2d_backward(dy, x, self.weight, self.stride, self.padding,
-                                       need_dx=need_dx)
+                                       need_dx=need_dx, dilation=self.dilation,
+                                       groups=self.groups)
         self.grads["weight"] = dw
         if "bias" in self.params:
             self.grads["bias"] = db

@@ -137,3 +137,29 @@ def test_conv2d_options_match_torch():
         t = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride,
                      padding, dilation, groups).numpy()
         np.testing.assert_allclose(y, t, rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_layer_options():
+    rng = np.random.default_rng(3)
+    layer = fastconv.Conv2d(6, 9, 3, padding="same", dilation=2, groups=3, dtype=np.float64,
+                            seed=0)
+    assert repr(layer) == ("Conv2d(6, 9, kernel_size=3, padding='same', dilation=2, groups=3, "
+                           "dtype=float64)")
+    assert layer.weight.shape == (9, 2, 3, 3) and layer.num_params == 9 * 2 * 9 + 9
+    x = rng.standard_normal((2, 6, 10, 11))
+    y = layer(x)
+    np.testing.assert_array_equal(y, fastconv.conv2d(x, layer.weight, layer.bias, 1, "same",
+                                                     dilation=2, groups=3))
+    assert layer.output_shape((6, 10, 11)) == (9, 10, 11)
+    assert layer.mult_adds((6, 10, 11)) == 9 * 10 * 11 * 2 * 9
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    want = fastconv.conv2d_backward(dy, x, layer.weight, 1, "same", dilation=2, groups=3)
+    np.testing.assert_array_equal(dx, want[0])
+    np.testing.assert_array_equal(layer.grads["weight"], want[1])
+    sides = fastconv.Conv2d(2, 2, 2, padding=((0, 1), (1, 0)))
+    assert sides.output_shape((2, 5, 5)) == (2, 5, 5)
+    with pytest.raises(ValueError, match="multiples of groups"):
+        fastconv.Conv2d(6, 9, 3, groups=4)
+    with pytest.raises(ValueError, match="needs stride 1"):
+        fastconv.Conv2d(6, 9, 3, stride=2, padding="same")
