@@ -139,6 +139,71 @@ def pool_window(kernel, padding, where, *, compact=False):
 
 # -------------------------------------------------------- dtypes and arrays
 
+# DLPack device types whose memory the CPU reads directly (CPU, and CUDA or
+# ROCm pinned host and managed memory), as NumPy's from_dlpack accepts them.
+_DLPACK_HOST = frozenset({1, 3, 11, 13})
+_DLPACK_DEVICES = {2: "CUDA", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
+                   10: "ROCm", 12: "ExtDev", 14: "oneAPI", 15: "WebGPU", 16: "Hexagon",
+                   17: "MAIA"}
+
+
+def _off_cpu(what, where, device):
+    return TypeError(f"{where}: {what} is on {device}, not the CPU; fastconv computes on the "
+                     f"CPU: move the array to the CPU first (CuPy: a.get(), PyTorch: "
+                     f"a.cpu(), JAX: jax.device_put(a, jax.devices('cpu')[0]))")
+
+
+def host_array(a, what, where):
+    """``a`` as an ndarray, without a copy where NumPy can view its memory.
+
+    Anything NumPy converts (ndarrays, lists, scalars, objects with
+    ``__array__``, ``__array_interface__``, ``__array_struct__`` or the buffer
+    protocol: torch CPU tensors, JAX CPU arrays) goes through np.asarray; an
+    object offering only DLPack (``__dlpack__``) through np.from_dlpack.
+    Arrays in GPU memory (``__cuda_array_interface__``, or a
+    ``__dlpack_device__`` that is not the CPU's) raise TypeError saying to
+    move them to the CPU, as does anything NumPy cannot convert.
+    """
+    if isinstance(a, np.ndarray):
+        return a
+    cls = type(a)
+    if cls in (list, tuple, int, float):   # plain Python values: no device, no DLPack
+        return _asarray(a, what, where)
+    if hasattr(cls, "__cuda_array_interface__"):
+        try:
+            a.__cuda_array_interface__   # torch raises AttributeError for CPU tensors
+        except AttributeError:
+            pass
+        else:
+            raise _off_cpu(what, where, "a CUDA device")
+    if hasattr(cls, "__dlpack_device__"):
+        try:
+            device_type, device_id = a.__dlpack_device__()
+            device_type = int(device_type)
+        except Exception as exc:
+            raise TypeError(f"{where}: {what}: __dlpack_device__() failed: {exc}") from None
+        if device_type not in _DLPACK_HOST:
+            name = _DLPACK_DEVICES.get(device_type, f"DLPack device type {device_type}")
+            raise _off_cpu(what, where, f"{name} device {device_id}")
+    if hasattr(cls, "__dlpack__") and not any(
+            hasattr(cls, attr) for attr in
+            ("__array__", "__array_interface__", "__array_struct__", "__buffer__")):
+        try:
+            return np.from_dlpack(a)
+        except Exception as exc:
+            raise TypeError(f"{where}: {what} could not be converted to an array through "
+                            f"DLPack: {exc}") from None
+    return _asarray(a, what, where)
+
+
+def _asarray(a, what, where):
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{where}: {what} could not be converted to an array: "
+                        f"{exc}") from None
+
+
 _PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -163,7 +228,7 @@ def ndim(shape, n, what, layout, where):
 def real_array(a, what, where):
     """``a`` as an ndarray of real numbers, of any integer or float dtype, for
     a caller that converts it to the dtype it computes in."""
-    a = np.asarray(a)
+    a = host_array(a, what, where)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{where}: {what} must hold real numbers, got dtype {a.dtype}")
     return a
@@ -172,7 +237,7 @@ def real_array(a, what, where):
 def label_array(y, what, where):
     """Class labels as an ndarray of an integer dtype; the caller checks
     their shape and range against the scores."""
-    y = np.asarray(y)
+    y = host_array(y, what, where)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{where}: {what} must hold integer class labels, got dtype "
                         f"{y.dtype}")
@@ -186,11 +251,7 @@ def computable_array(a, what, where):
     if a is None:
         raise TypeError(f"{where}: {what} must be an array, got None")
     if not isinstance(a, np.ndarray):
-        try:
-            a = np.asarray(a)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{where}: {what} could not be converted to an array: "
-                            f"{exc}") from None
+        a = host_array(a, what, where)
     kind = a.dtype.kind
     if kind in "iu":
         return a
