@@ -73,11 +73,13 @@ def _setup(x, w, stride, padding, output_padding, where):
     return geom, stride, padding
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, *, algorithm=None):
     """Transposed convolution ("deconvolution"), as PyTorch's conv_transpose2d.
 
     x: (N, C_in, H, W); w: (C_in, C_out, F_h, F_w); b: (C_out,) or None.
     Returns (N, C_out, H_out, W_out), H_out = (H - 1)*S - 2P + F + output_padding.
+    ``algorithm`` forces a data-gradient algorithm (see ``fastconv.plan``
+    with op ``"conv2d_backward_data"``); None lets the planner choose.
 
     >>> import numpy as np
     >>> from fastconv._transpose import conv_transpose2d
@@ -85,6 +87,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
     (1, 4, 7, 7)
     """
     where = "conv_transpose2d"
+    alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d_backward_data"],
+                                                          where)
     x = valid.computable_array(x, "x", where)
     w = valid.computable_array(w, "w", where)
     if b is not None:
@@ -99,9 +103,15 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
         if geom.K == 0 or x.size == 0:
             y[...] = 0
         else:
+            nt = _config.get_num_threads()
+            if alg >= 0:
+                try:
+                    _core.plan_conv(_core.OP_CONV_DATA, tuple(geom), dtype.itemsize, nt, alg)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
             _plan._ran("conv2d_backward_data",
                        _core.conv2d_bwd_data(tuple(geom), F._flat(x, dtype), F._flat(w, dtype),
-                                             y.reshape(-1), _config.get_num_threads(), -1))
+                                             y.reshape(-1), nt, alg))
         if b is not None:
             y += np.asarray(b, dtype).reshape(1, -1, 1, 1)
     return y
