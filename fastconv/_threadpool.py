@@ -51,12 +51,16 @@ def _set_num_threads(n):
     FASTCONV_NUM_THREADS; setting that number explicitly would pin it, so a
     limit that this controller set is undone by restoring the setting it
     replaced, and a count that fastconv already runs at by default is left to
-    that default.
+    that default.  (A block that limits OpenMP alone and is left while OpenMP
+    is still limited may find fastconv's default below the count it reported,
+    and sets that count: the same number, from then on pinned.)
     """
     with _lock:
         setting = _config._num_threads
         if _limits and setting == _limits[-1][1] and n == _limits[-1][2]:
             _config.set_num_threads(_limits.pop()[0])
+            return
+        if setting == n:
             return
         current = _config.get_num_threads()
         if setting is None and n == current:

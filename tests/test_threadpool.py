@@ -23,6 +23,7 @@ W = np.ones((8, 4, 3, 3))
 def default_threads():
     before = _config._num_threads
     _config.set_num_threads(None)
+    _threadpool._limits.clear()   # what other tests' threadpool_limits may have left
     yield
     _config.set_num_threads(before)
     assert not _threadpool._limits, "a limit was left behind"
@@ -95,6 +96,17 @@ def test_the_environment_setting_is_kept(monkeypatch):
     assert _config._num_threads is None
     assert fastconv.get_num_threads() == before
     assert _config.config_info()["num_threads_source"] == "FASTCONV_NUM_THREADS"
+
+
+def test_restoring_other_pools_leaves_fastconv_alone():
+    fastconv.set_num_threads(2)
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        pass
+    assert _config._num_threads == 2
+    _config.set_num_threads(None)
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        pass
+    assert _config._num_threads is None
 
 
 def test_nested_limits():
