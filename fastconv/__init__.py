@@ -19,7 +19,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
         "(needs a C compiler, Cython >= 3 and NumPy)."
     ) from None
 
-from . import _config
+from . import _config, _threadpool
 from ._config import get_num_threads, set_num_threads, show_config
 from ._plan import (Plan, algorithms, export_wisdom, forget_wisdom, get_planning,
                     import_wisdom, plan, set_planning)
@@ -33,6 +33,7 @@ from .modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Seque
 from .optim import SGD, Adam
 
 _config._apply_env_isa()
+_threadpool.register()   # threadpoolctl sees fastconv's threads, when installed
 
 __all__ = [
     "__version__", "ShapeError", "output_size",

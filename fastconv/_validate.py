@@ -146,6 +146,71 @@ def pool_window(kernel: Tuple[int, int], padding: Tuple[int, int], where: str, *
 
 # -------------------------------------------------------- dtypes and arrays
 
+# DLPack device types whose memory the CPU reads directly (CPU, and CUDA or
+# ROCm pinned host and managed memory), as NumPy's from_dlpack accepts them.
+_DLPACK_HOST = frozenset({1, 3, 11, 13})
+_DLPACK_DEVICES = {2: "CUDA", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
+                   10: "ROCm", 12: "ExtDev", 14: "oneAPI", 15: "WebGPU", 16: "Hexagon",
+                   17: "MAIA"}
+
+
+def _off_cpu(what: str, where: str, device: str) -> TypeError:
+    return TypeError(f"{where}: {what} is on {device}, not the CPU; fastconv computes on the "
+                     f"CPU: move the array to the CPU first (CuPy: a.get(), PyTorch: "
+                     f"a.cpu(), JAX: jax.device_put(a, jax.devices('cpu')[0]))")
+
+
+def host_array(a: object, what: str, where: str) -> NDArray[Any]:
+    """``a`` as an ndarray, without a copy where NumPy can view its memory.
+
+    Anything NumPy converts (ndarrays, lists, scalars, objects with
+    ``__array__``, ``__array_interface__``, ``__array_struct__`` or the buffer
+    protocol: torch CPU tensors, JAX CPU arrays) goes through np.asarray; an
+    object offering only DLPack (``__dlpack__``) through np.from_dlpack.
+    Arrays in GPU memory (``__cuda_array_interface__``, or a
+    ``__dlpack_device__`` that is not the CPU's) raise TypeError saying to
+    move them to the CPU, as does anything NumPy cannot convert.
+    """
+    if isinstance(a, np.ndarray):
+        return a
+    cls = type(a)
+    if cls in (list, tuple, int, float):   # plain Python values: no device, no DLPack
+        return _asarray(a, what, where)
+    if hasattr(cls, "__cuda_array_interface__"):
+        try:
+            a.__cuda_array_interface__  # type: ignore[attr-defined]  # torch: AttributeError on CPU
+        except AttributeError:
+            pass
+        else:
+            raise _off_cpu(what, where, "a CUDA device")
+    if hasattr(cls, "__dlpack_device__"):
+        try:
+            device_type, device_id = a.__dlpack_device__()  # type: ignore[attr-defined]
+            device_type = int(device_type)
+        except Exception as exc:
+            raise TypeError(f"{where}: {what}: __dlpack_device__() failed: {exc}") from None
+        if device_type not in _DLPACK_HOST:
+            name = _DLPACK_DEVICES.get(device_type, f"DLPack device type {device_type}")
+            raise _off_cpu(what, where, f"{name} device {device_id}")
+    if hasattr(cls, "__dlpack__") and not any(
+            hasattr(cls, attr) for attr in
+            ("__array__", "__array_interface__", "__array_struct__", "__buffer__")):
+        try:
+            return np.from_dlpack(a)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise TypeError(f"{where}: {what} could not be converted to an array through "
+                            f"DLPack: {exc}") from None
+    return _asarray(a, what, where)
+
+
+def _asarray(a: object, what: str, where: str) -> NDArray[Any]:
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{where}: {what} could not be converted to an array: "
+                        f"{exc}") from None
+
+
 _PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -170,16 +235,16 @@ def ndim(shape: Tuple[int, ...], n: int, what: str, layout: str, where: str) -> 
 def real_array(a: ArrayLike, what: str, where: str) -> NDArray[Any]:
     """``a`` as an ndarray of real numbers, of any integer or float dtype, for
     a caller that converts it to the dtype it computes in."""
-    a = np.asarray(a)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{where}: {what} must hold real numbers, got dtype {a.dtype}")
-    return a
+    arr = host_array(a, what, where)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: {what} must hold real numbers, got dtype {arr.dtype}")
+    return arr
 
 
 def label_array(y: ArrayLike, what: str, where: str) -> NDArray[np.integer[Any]]:
     """Class labels as an ndarray of an integer dtype; the caller checks
     their shape and range against the scores."""
-    y = np.asarray(y)
+    y = host_array(y, what, where)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{where}: {what} must hold integer class labels, got dtype "
                         f"{y.dtype}")
@@ -193,11 +258,7 @@ def computable_array(a: ArrayLike, what: str, where: str) -> NDArray[Any]:
     if a is None:
         raise TypeError(f"{where}: {what} must be an array, got None")
     if not isinstance(a, np.ndarray):
-        try:
-            a = np.asarray(a)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{where}: {what} could not be converted to an array: "
-                            f"{exc}") from None
+        a = host_array(a, what, where)
     kind = a.dtype.kind
     if kind in "iu":
         return a

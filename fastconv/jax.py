@@ -1,0 +1,473 @@
+"""JAX bridge: fastconv's CPU kernels as differentiable JAX functions.
+
+Each function here is a ``jax.custom_vjp`` whose forward and backward are
+``jax.pure_callback`` calls into :mod:`fastconv.functional`, so it works
+under ``jax.jit``, ``jax.grad`` (and ``jax.vjp``, ``jax.value_and_grad``) and
+``jax.vmap``, in float32 and float64 (with ``jax_enable_x64``)::
+
+    import jax, jax.numpy as jnp
+    import fastconv.jax as fj
+
+    def loss(w, x):
+        return fj.max_pool2d(jax.nn.relu(fj.conv2d(x, w, padding=1)), 2).sum()
+
+    g = jax.jit(jax.grad(loss))(w, x)
+
+Layouts and arguments are the NumPy API's: activations NCHW, conv weights
+(K, C, F_h, F_w), transposed-conv weights (C_in, C_out, F_h, F_w), linear
+weights (out_features, in_features); ``stride`` and ``padding`` an int or an
+(h, w) pair; ``strict`` as in :func:`fastconv.conv2d` (a :class:`ShapeError`
+raised while tracing, before anything runs).  The arguments PyTorch has and
+fastconv does not yet (``dilation``, ``groups``, ``ceil_mode``,
+``divisor_override``) are accepted at their neutral value only; any other
+value raises NotImplementedError.  There is no ``lp_pool2d``: fastconv has no
+LP pooling yet.
+
+Inputs are promoted with JAX's rules and must come out float32 or float64
+(integer, float16 and bfloat16 inputs raise TypeError: cast them first).  The
+computation runs on the host CPU: arrays on another device are copied there
+by ``pure_callback``.  Forward-mode differentiation (``jax.jvp``,
+``jax.jacfwd``) is not available for ``custom_vjp`` functions.
+
+Under ``vmap`` the callbacks receive the mapped axes in front
+(``vmap_method="expand_dims"``): when only the activations are mapped, the
+mapped axes are folded into the batch and fastconv runs once; otherwise it
+runs once per mapped element.
+
+Importing this module needs JAX; ``import fastconv`` does not.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as _exc:  # pragma: no cover - depends on the environment
+    raise ImportError("fastconv.jax needs JAX: pip install 'fastconv[jax]' "
+                      f"(or pip install jax) ({_exc})", name=_exc.name) from None
+
+from . import _transpose
+from . import _validate as valid
+from . import functional as F
+from ._shapes import conv_geometry, pool_geometry
+
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "linear"]
+
+_VMAP_METHOD = "expand_dims"
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ----------------------------------------------------------------- helpers
+
+def _neutral(where, **settings):
+    """NotImplementedError for a PyTorch argument that fastconv does not have
+    yet, at any value but its neutral one: dilation 1 (or (1, 1)), groups 1,
+    ceil_mode False, divisor_override None."""
+    for name, value in settings.items():
+        if name == "dilation" and isinstance(value, (tuple, list)) and len(value) == 2:
+            ok = all(_is_one(v) for v in value)
+        elif name in ("dilation", "groups"):
+            ok = _is_one(value)
+        elif name == "ceil_mode":
+            ok = value is False or value is np.False_
+        else:
+            ok = value is None
+        if not ok:
+            raise NotImplementedError(f"{where}: {name}={value!r} is not supported: fastconv "
+                                      f"has no {name.replace('_', ' ')} yet")
+
+
+def _is_one(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v == 1
+
+
+def _arrays(where, names, *arrays):
+    """The arguments as JAX arrays of one float dtype (JAX's promotion)."""
+    out = []
+    for name, a in zip(names, arrays):
+        try:
+            out.append(jnp.asarray(a))
+        except TypeError as exc:
+            raise TypeError(f"{where}: {name} could not be converted to a JAX array: "
+                            f"{exc}") from None
+    dtype = np.dtype(jnp.result_type(*out))
+    if dtype not in _FLOATS:
+        raise TypeError(f"{where}: the arguments promote to {dtype}; fastconv computes in "
+                        f"float32 or float64: cast them first")
+    return [a.astype(dtype) for a in out], dtype
+
+
+def _host(fn, core_ndims, out_core, fold=None):
+    """``fn`` over NumPy arrays, for a pure_callback under any number of vmaps.
+
+    With ``vmap_method="expand_dims"`` every argument arrives with the mapped
+    axes in front (size 1 where that argument is not mapped); ``core_ndims``
+    gives each argument's own number of axes and ``out_core`` the
+    (shape, dtype) of each of fn's results without them.  When only argument
+    ``fold`` is mapped, and fn maps its first axis to its results' first
+    axis, the mapped axes are folded into that axis and fn runs once;
+    otherwise fn runs once per mapped element.
+    """
+    def call(*args):
+        args = [np.asarray(a) for a in args]
+        leads = [a.shape[:a.ndim - k] for a, k in zip(args, core_ndims)]
+        batch = np.broadcast_shapes(*leads)
+        if not batch:
+            return fn(*args)
+        outs = [np.empty(batch + tuple(shape), dtype) for shape, dtype in out_core]
+        if not all(batch):
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        if fold is not None and all(math.prod(lead) == 1
+                                    for i, lead in enumerate(leads) if i != fold):
+            parts = [a.reshape((-1,) + a.shape[len(lead) + 1:]) if i == fold
+                     else a.reshape(a.shape[len(lead):])
+                     for i, (a, lead) in enumerate(zip(args, leads))]
+            res = fn(*parts)
+            for o, r in zip(outs, res if isinstance(res, tuple) else (res,)):
+                o[...] = r.reshape(o.shape)
+        else:
+            for idx in np.ndindex(*batch):
+                parts = []
+                for a, lead in zip(args, leads):
+                    mine = idx[len(batch) - len(lead):]
+                    parts.append(a[tuple(i if n > 1 else 0 for i, n in zip(mine, lead))])
+                res = fn(*parts)
+                for o, r in zip(outs, res if isinstance(res, tuple) else (res,)):
+                    o[idx] = r
+        return outs[0] if len(outs) == 1 else tuple(outs)
+    return call
+
+
+def _callback(fn, core_ndims, results, *args, fold=None):
+    """pure_callback of ``fn`` with results ``results`` (ShapeDtypeStructs)."""
+    single = not isinstance(results, tuple)
+    outs = (results,) if single else results
+    host = _host(fn, core_ndims, [(r.shape, r.dtype) for r in outs], fold)
+    return jax.pure_callback(host, results, *args, vmap_method=_VMAP_METHOD)
+
+
+def _sds(shape, dtype):
+    return jax.ShapeDtypeStruct(tuple(shape), dtype)
+
+
+def _with_bias(make):
+    """A custom_vjp function of (x, w, b) and one of (x, w) from ``make(has_bias)``,
+    which returns (forward, backward): forward(x, w, b or None) -> (y, residuals),
+    backward(residuals, g) -> (dx, dw, db)."""
+    forward, backward = make()
+
+    @jax.custom_vjp
+    def with_b(x, w, b):
+        return forward(x, w, b)[0]
+
+    with_b.defvjp(lambda x, w, b: forward(x, w, b),
+                  lambda res, g: tuple(backward(res, g)))
+
+    @jax.custom_vjp
+    def without_b(x, w):
+        return forward(x, w, None)[0]
+
+    without_b.defvjp(lambda x, w: forward(x, w, None),
+                     lambda res, g: tuple(backward(res, g)[:2]))
+    return with_b, without_b
+
+
+def _call_with_bias(ops, x, w, b):
+    with_b, without_b = ops
+    return without_b(x, w) if b is None else with_b(x, w, b)
+
+
+# -------------------------------------------------------------- convolution
+
+@functools.lru_cache(maxsize=None)
+def _conv2d_ops(stride, padding, strict, relu):
+    where = "fastconv.jax.conv2d"
+    activation = "relu" if relu else None
+
+    def make():
+        def forward(x, w, b):
+            geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+            args = (x, w) if b is None else (x, w, b)
+            y = _callback(lambda *a: F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None,
+                                              stride, padding, strict=strict,
+                                              activation=activation),
+                          (4, 4, 1)[:len(args)], _sds(geom.out_shape, x.dtype), *args, fold=0)
+            return y, (x, w, y if relu else None)
+
+        def backward(res, g):
+            x, w, y = res
+            if relu:
+                g = jnp.where(y > 0, g, jnp.zeros_like(g))
+            results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
+                       _sds(w.shape[:1], w.dtype))
+            return _callback(lambda dy, x, w: F.conv2d_backward(dy, x, w, stride, padding),
+                             (4, 4, 4), results, g, x, w)
+        return forward, backward
+    return _with_bias(make)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, strict=True,
+           activation=None):
+    """2-D convolution (cross-correlation), differentiable in x, w and b.
+
+    x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.  Returns
+    (N, K, H2, W2) with H2 = (H - F_h + 2*P_h)/S_h + 1, as
+    :func:`fastconv.conv2d`; ``activation="relu"`` fuses a ReLU (its
+    gradient included).  ``dilation`` and ``groups`` must be 1:
+    fastconv has neither yet (NotImplementedError).
+
+    >>> import jax.numpy as jnp, fastconv.jax as fj
+    >>> fj.conv2d(jnp.ones((1, 3, 8, 8)), jnp.ones((4, 3, 3, 3)), padding=1).shape
+    (1, 4, 8, 8)
+    """
+    where = "fastconv.jax.conv2d"
+    _neutral(where, dilation=dilation, groups=groups)
+    relu = valid.activation(activation, where)
+    strict = valid.flag(strict, "strict", where)
+    names, args = ("x", "w", "b")[:2 + (b is not None)], [x, w] + ([b] if b is not None else [])
+    args, _ = _arrays(where, names, *args)
+    x, w, b = args[0], args[1], (args[2] if b is not None else None)
+    stride = valid.pair(stride, "stride", where)
+    padding = valid.pair(padding, "padding", where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+    if b is not None and b.shape != (geom.K,):
+        raise ValueError(f"{where}: b must have shape ({geom.K},) to match w's {geom.K} "
+                         f"filters, got {b.shape}")
+    return _call_with_bias(_conv2d_ops(stride, padding, strict, relu), x, w, b)
+
+
+@functools.lru_cache(maxsize=None)
+def _conv_transpose2d_ops(stride, padding, output_padding):
+    def make():
+        def forward(x, w, b):
+            h, wd = _transpose.conv_transpose2d_output_hw(
+                x.shape[2], x.shape[3], w.shape[2:], stride, padding, output_padding,
+                "fastconv.jax.conv_transpose2d")
+            args = (x, w) if b is None else (x, w, b)
+            y = _callback(lambda *a: _transpose.conv_transpose2d(
+                              a[0], a[1], a[2] if len(a) > 2 else None, stride, padding,
+                              output_padding),
+                          (4, 4, 1)[:len(args)], _sds((x.shape[0], w.shape[1], h, wd), x.dtype),
+                          *args, fold=0)
+            return y, (x, w)
+
+        def backward(res, g):
+            x, w = res
+            results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
+                       _sds(w.shape[1:2], w.dtype))
+            return _callback(lambda dy, x, w: _transpose.conv_transpose2d_backward(
+                                 dy, x, w, stride, padding, output_padding),
+                             (4, 4, 4), results, g, x, w)
+        return forward, backward
+    return _with_bias(make)
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed convolution, as PyTorch's ``conv_transpose2d``.
+
+    x: (N, C_in, H, W); w: (C_in, C_out, F_h, F_w); b: (C_out,) or None.
+    Returns (N, C_out, H_out, W_out) with
+
+        H_out = (H - 1)*S - 2*P + F + output_padding      (same for W).
+
+    It is the input gradient of ``conv2d`` with the same w, stride and
+    padding; ``padding`` removes P rows and columns from each border of the
+    result.  A convolution floors (H_out + 2P - F)/S, so S output sizes map
+    back to the same H: ``output_padding`` (an int or (h, w) pair, 0 <=
+    output_padding < stride) picks the larger ones, adding rows and columns
+    at the bottom and right.  ``groups`` and ``dilation`` must be 1
+    (NotImplementedError).
+
+    >>> import jax.numpy as jnp, fastconv.jax as fj
+    >>> fj.conv_transpose2d(jnp.ones((1, 2, 4, 4)), jnp.ones((2, 3, 3, 3)), stride=2,
+    ...                     padding=1, output_padding=1).shape
+    (1, 3, 8, 8)
+    """
+    where = "fastconv.jax.conv_transpose2d"
+    _neutral(where, dilation=dilation, groups=groups)
+    names, args = ("x", "w", "b")[:2 + (b is not None)], [x, w] + ([b] if b is not None else [])
+    args, _ = _arrays(where, names, *args)
+    x, w, b = args[0], args[1], (args[2] if b is not None else None)
+    stride = valid.pair(stride, "stride", where)
+    padding = valid.pair(padding, "padding", where)
+    output_padding = valid.pair(output_padding, "output_padding", where)
+    valid.ndim(x.shape, 4, "x", "(N, C_in, H, W)", where)
+    valid.ndim(w.shape, 4, "w", "(C_in, C_out, F_h, F_w)", where)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"{where}: x has {x.shape[1]} channels (x.shape[1]) but w expects "
+                         f"{w.shape[0]} (w.shape[0]); w must be (C_in, C_out, F_h, F_w)")
+    _transpose.conv_transpose2d_output_hw(x.shape[2], x.shape[3], w.shape[2:], stride,
+                                          padding, output_padding, where)
+    if b is not None and b.shape != (w.shape[1],):
+        raise ValueError(f"{where}: b must have shape ({w.shape[1]},) to match w's "
+                         f"{w.shape[1]} output channels, got {b.shape}")
+    return _call_with_bias(_conv_transpose2d_ops(stride, padding, output_padding), x, w, b)
+
+
+# ------------------------------------------------------------------ pooling
+
+def _pool_args(where, x, kernel_size, stride, padding, strict):
+    (x,), _ = _arrays(where, ("x",), x)
+    valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
+    kernel = valid.pair(kernel_size, "kernel_size", where)
+    stride = kernel if stride is None else valid.pair(stride, "stride", where)
+    padding = valid.pair(padding, "padding", where)
+    strict = valid.flag(strict, "strict", where)
+    pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
+    return x, kernel, stride, padding, strict
+
+
+@functools.lru_cache(maxsize=None)
+def _max_pool2d_op(kernel, stride, padding, strict):
+    where = "fastconv.jax.max_pool2d"
+
+    def forward(x):
+        geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
+        y = _callback(lambda x: F.max_pool2d(x, kernel, stride, padding, strict=strict),
+                      (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
+        return y, x
+
+    def backward(x, g):
+        dx = _callback(lambda dy, x: F.max_pool2d_backward(dy, x, kernel, stride, padding,
+                                                           strict=strict),
+                       (4, 4), _sds(x.shape, x.dtype), g, x)
+        return (dx,)
+
+    @jax.custom_vjp
+    def op(x):
+        return forward(x)[0]
+
+    op.defvjp(forward, backward)
+    return op
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+               strict=True):
+    """Max pooling over windows of ``kernel_size`` (stride defaults to it).
+
+    x: (N, C, H, W) -> (N, C, H2, W2), as :func:`fastconv.max_pool2d`:
+    padding counts as -inf and may be at most half the kernel; the first
+    maximum of a window in row-major order receives its gradient.
+    ``dilation`` must be 1 and ``ceil_mode`` False (NotImplementedError);
+    ``strict=False`` floors the output size.
+
+    >>> import jax.numpy as jnp, fastconv.jax as fj
+    >>> fj.max_pool2d(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0].tolist()
+    [[5.0, 7.0], [13.0, 15.0]]
+    """
+    where = "fastconv.jax.max_pool2d"
+    _neutral(where, dilation=dilation, ceil_mode=ceil_mode)
+    x, kernel, stride, padding, strict = _pool_args(where, x, kernel_size, stride, padding,
+                                                    strict)
+    return _max_pool2d_op(kernel, stride, padding, strict)(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _avg_pool2d_op(kernel, stride, padding, count_include_pad, strict):
+    where = "fastconv.jax.avg_pool2d"
+
+    def forward(x):
+        geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
+        y = _callback(lambda x: F.avg_pool2d(x, kernel, stride, padding,
+                                             count_include_pad=count_include_pad,
+                                             strict=strict),
+                      (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
+        return y, None   # the gradient needs x's shape alone, known when tracing
+
+    def backward(res, g, x_shape):
+        dx = _callback(lambda dy: F.avg_pool2d_backward(dy, x_shape, kernel, stride, padding,
+                                                        count_include_pad=count_include_pad,
+                                                        strict=strict),
+                       (4,), _sds(x_shape, g.dtype), g)
+        return (dx,)
+
+    @functools.lru_cache(maxsize=None)
+    def for_shape(x_shape):
+        @jax.custom_vjp
+        def op(x):
+            return forward(x)[0]
+
+        op.defvjp(forward, lambda res, g: backward(res, g, x_shape))
+        return op
+    return for_shape
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, strict=True):
+    """Average pooling over windows of ``kernel_size`` (stride defaults to it).
+
+    x: (N, C, H, W) -> (N, C, H2, W2), as :func:`fastconv.avg_pool2d`; with
+    ``count_include_pad=False`` a window is divided by the number of input
+    values it covers.  ``ceil_mode`` must be False and ``divisor_override``
+    None (NotImplementedError).
+
+    >>> import jax.numpy as jnp, fastconv.jax as fj
+    >>> fj.avg_pool2d(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0].tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    """
+    where = "fastconv.jax.avg_pool2d"
+    _neutral(where, ceil_mode=ceil_mode, divisor_override=divisor_override)
+    count_include_pad = valid.flag(count_include_pad, "count_include_pad", where)
+    x, kernel, stride, padding, strict = _pool_args(where, x, kernel_size, stride, padding,
+                                                    strict)
+    return _avg_pool2d_op(kernel, stride, padding, count_include_pad, strict)(
+        tuple(x.shape))(x)
+
+
+# ------------------------------------------------------------------- linear
+
+@functools.lru_cache(maxsize=None)
+def _linear_ops(relu, x_ndim):
+    activation = "relu" if relu else None
+
+    def make():
+        def forward(x, w, b):
+            args = (x, w) if b is None else (x, w, b)
+            y = _callback(lambda *a: F.linear(a[0], a[1], a[2] if len(a) > 2 else None,
+                                              activation=activation),
+                          (x_ndim, 2, 1)[:len(args)], _sds((x.shape[0], w.shape[0]), x.dtype),
+                          *args, fold=0)
+            return y, (x, w, y if relu else None)
+
+        def backward(res, g):
+            x, w, y = res
+            if relu:
+                g = jnp.where(y > 0, g, jnp.zeros_like(g))
+            results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
+                       _sds(w.shape[:1], w.dtype))
+            return _callback(F.linear_backward, (2, x_ndim, 2), results, g, x, w)
+        return forward, backward
+    return _with_bias(make)
+
+
+def linear(x, w, b=None, *, activation=None):
+    """Fully connected layer: y = x_flat @ w.T + b, as :func:`fastconv.linear`.
+
+    x: (N, D) or (N, d1, ..., dk), flattened to (N, D); w: (out_features, D);
+    b: (out_features,) or None.  Returns (N, out_features); the gradient of x
+    has x's shape.  ``activation="relu"`` fuses a ReLU.
+
+    >>> import jax.numpy as jnp, fastconv.jax as fj
+    >>> fj.linear(jnp.ones((2, 3)), jnp.ones((4, 3)), jnp.arange(4.0)).tolist()
+    [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
+    """
+    where = "fastconv.jax.linear"
+    relu = valid.activation(activation, where)
+    names, args = ("x", "w", "b")[:2 + (b is not None)], [x, w] + ([b] if b is not None else [])
+    args, _ = _arrays(where, names, *args)
+    x, w, b = args[0], args[1], (args[2] if b is not None else None)
+    if x.ndim < 2:
+        raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
+    valid.ndim(w.shape, 2, "w", "(out_features, in_features)", where)
+    D = math.prod(x.shape[1:])
+    if D != w.shape[1]:
+        raise ValueError(f"{where}: x has {D} features per sample (x.shape[1:] = "
+                         f"{x.shape[1:]}) but w expects {w.shape[1]} (w.shape[1])")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"{where}: b must have shape ({w.shape[0]},) to match w's "
+                         f"{w.shape[0]} outputs, got {b.shape}")
+    return _call_with_bias(_linear_ops(relu, x.ndim), x, w, b)

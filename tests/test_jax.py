@@ -1,0 +1,338 @@
+"""fastconv.jax against JAX's own convolution and pooling
+(jax.lax.conv_general_dilated, jax.lax.reduce_window): outputs and
+gradients, under jit, grad and vmap, in float32 and float64."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+lax = jax.lax
+
+import fastconv  # noqa: E402
+import fastconv.jax as fj  # noqa: E402
+
+from conftest import run_python, seed_of  # noqa: E402
+
+NCHW = ("NCHW", "OIHW", "NCHW")
+
+
+def _x64(on):
+    # jax.enable_x64 is the context manager of recent JAX; older releases
+    # had it as jax.experimental.enable_x64.
+    switch = getattr(jax, "enable_x64", None)
+    if switch is None:  # pragma: no cover - older JAX
+        from jax.experimental import enable_x64 as switch
+    return switch(on)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    dt = np.dtype(request.param)
+    with _x64(dt == np.float64):
+        yield dt
+
+
+def rand(shape, dtype, *key):
+    rng = np.random.default_rng(seed_of(shape, *key))
+    return jnp.asarray(rng.standard_normal(shape).astype(dtype))
+
+
+def close(actual, expected, dtype, what="result"):
+    """Equal up to rounding: errors scaled by the largest magnitude, per dtype."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, what
+    assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}"
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    scale = max(float(np.abs(expected).max()), 1.0)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def grads(f, args, dtype, key):
+    """Gradients of sum(f(*args) * R) for a fixed random R, for every argument."""
+    out = jax.eval_shape(f, *args)
+    r = rand(out.shape, dtype, "cotangent", key)
+    return jax.grad(lambda *a: jnp.sum(f(*a) * r), argnums=tuple(range(len(args))))(*args)
+
+
+def check(ours, theirs, args, dtype, key):
+    """Outputs (plain and under jit) and gradients of ours against theirs."""
+    close(ours(*args), theirs(*args), dtype, "forward")
+    close(jax.jit(ours)(*args), theirs(*args), dtype, "forward under jit")
+    for i, (g, h) in enumerate(zip(jax.jit(lambda *a: grads(ours, a, dtype, key))(*args),
+                                   grads(theirs, args, dtype, key))):
+        close(g, h, dtype, f"gradient of argument {i}")
+
+
+# -------------------------------------------------------------- references
+
+def ref_conv2d(x, w, b, stride, padding, relu=False):
+    s, p = fastconv._validate.pair(stride, "s"), fastconv._validate.pair(padding, "p")
+    y = lax.conv_general_dilated(x, w, s, [(p[0], p[0]), (p[1], p[1])],
+                                 dimension_numbers=NCHW,
+                                 precision=lax.Precision.HIGHEST)
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return jax.nn.relu(y) if relu else y
+
+
+def ref_conv_transpose2d(x, w, b, stride, padding, output_padding):
+    s = fastconv._validate.pair(stride, "s")
+    p = fastconv._validate.pair(padding, "p")
+    op = fastconv._validate.pair(output_padding, "op")
+    fh, fw = w.shape[2:]
+    # (C_in, C_out, F, F) -> OIHW with O = C_out, turned by 180 degrees
+    k = jnp.flip(jnp.transpose(w, (1, 0, 2, 3)), (2, 3))
+    y = lax.conv_general_dilated(x, k, (1, 1),
+                                 [(fh - 1 - p[0], fh - 1 - p[0] + op[0]),
+                                  (fw - 1 - p[1], fw - 1 - p[1] + op[1])],
+                                 lhs_dilation=s, dimension_numbers=NCHW,
+                                 precision=lax.Precision.HIGHEST)
+    return y if b is None else y + b[None, :, None, None]
+
+
+def ref_pool(x, kernel, stride, padding, kind, count_include_pad=True, strict=True):
+    k = fastconv._validate.pair(kernel, "k")
+    s = k if stride is None else fastconv._validate.pair(stride, "s")
+    p = fastconv._validate.pair(padding, "p")
+    dims, strides = (1, 1) + k, (1, 1) + s
+    pads = ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))
+    if kind == "max":
+        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads)
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads)
+    if count_include_pad:
+        return total / (k[0] * k[1])
+    count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, dims, strides, pads)
+    return total / count
+
+
+# -------------------------------------------------------------- convolution
+
+CONV_CASES = [  # x shape, w shape, stride, padding, bias
+    ((2, 3, 9, 9), (4, 3, 3, 3), 1, 1, True),
+    ((2, 3, 9, 9), (4, 3, 3, 3), 2, 1, False),
+    ((1, 5, 11, 8), (6, 5, 4, 2), (3, 2), (1, 0), True),
+    ((3, 16, 7, 7), (8, 16, 1, 1), 1, 0, True),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv2d(case, dtype):
+    xs, ws, stride, padding, bias = case
+    x, w = rand(xs, dtype, "x", case), rand(ws, dtype, "w", case)
+    if bias:
+        b = rand(ws[:1], dtype, "b", case)
+        check(lambda x, w, b: fj.conv2d(x, w, b, stride, padding),
+              lambda x, w, b: ref_conv2d(x, w, b, stride, padding), (x, w, b), dtype, case)
+    else:
+        check(lambda x, w: fj.conv2d(x, w, stride=stride, padding=padding),
+              lambda x, w: ref_conv2d(x, w, None, stride, padding), (x, w), dtype, case)
+
+
+def test_conv2d_fused_relu(dtype):
+    x, w, b = rand((2, 3, 8, 8), dtype, "x"), rand((5, 3, 3, 3), dtype, "w"), \
+        rand((5,), dtype, "b")
+    check(lambda x, w, b: fj.conv2d(x, w, b, padding=1, activation="relu"),
+          lambda x, w, b: ref_conv2d(x, w, b, 1, 1, relu=True), (x, w, b), dtype, "relu")
+
+
+def test_conv2d_floors_with_strict_false(dtype):
+    x, w = rand((1, 2, 8, 8), dtype, "x"), rand((3, 2, 3, 3), dtype, "w")
+    with pytest.raises(fastconv.ShapeError, match="fastconv.jax.conv2d: height"):
+        fj.conv2d(x, w, stride=2)
+    check(lambda x, w: fj.conv2d(x, w, stride=2, strict=False),
+          lambda x, w: ref_conv2d(x, w, None, 2, 0), (x, w), dtype, "floor")
+
+
+TRANSPOSE_CASES = [  # x shape, w shape, stride, padding, output_padding, bias
+    ((2, 3, 5, 5), (3, 4, 3, 3), 2, 1, 1, True),
+    ((1, 2, 4, 6), (2, 3, 4, 3), (3, 1), (1, 0), (2, 0), False),
+    ((2, 4, 6, 6), (4, 2, 1, 1), 1, 0, 0, True),
+    ((1, 3, 3, 4), (3, 5, 5, 5), 2, 2, 0, True),
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=str)
+def test_conv_transpose2d(case, dtype):
+    xs, ws, stride, padding, output_padding, bias = case
+    x, w = rand(xs, dtype, "x", case), rand(ws, dtype, "w", case)
+    b = rand(ws[1:2], dtype, "b", case) if bias else None
+    if bias:
+        check(lambda x, w, b: fj.conv_transpose2d(x, w, b, stride, padding, output_padding),
+              lambda x, w, b: ref_conv_transpose2d(x, w, b, stride, padding, output_padding),
+              (x, w, b), dtype, case)
+    else:
+        check(lambda x, w: fj.conv_transpose2d(x, w, None, stride, padding, output_padding),
+              lambda x, w: ref_conv_transpose2d(x, w, None, stride, padding, output_padding),
+              (x, w), dtype, case)
+
+
+def test_conv_transpose2d_is_the_input_gradient_of_conv2d(dtype):
+    x, w = rand((2, 3, 9, 9), dtype, "x"), rand((4, 3, 3, 3), dtype, "w")
+    y, vjp = jax.vjp(lambda x: fj.conv2d(x, w, stride=2, padding=1), x)
+    dy = rand(y.shape, dtype, "dy")
+    close(fj.conv_transpose2d(dy, w, stride=2, padding=1), vjp(dy)[0], dtype)
+
+
+def test_conv_transpose2d_output_size_checks():
+    x, w = jnp.ones((1, 2, 4, 4)), jnp.ones((2, 3, 3, 3))
+    assert fj.conv_transpose2d(x, w, stride=2, output_padding=1).shape == (1, 3, 10, 10)
+    with pytest.raises(ValueError, match="output_padding must be >= 0 and smaller than the "
+                                         "stride"):
+        fj.conv_transpose2d(x, w, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="x has 2 channels .* w expects 3"):
+        fj.conv_transpose2d(x, jnp.ones((3, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"is less than 1"):
+        fj.conv_transpose2d(jnp.ones((1, 2, 1, 1)), w, padding=2)
+
+
+# ------------------------------------------------------------------ pooling
+
+POOL_CASES = [  # x shape, kernel, stride, padding
+    ((2, 3, 8, 8), 2, None, 0),
+    ((2, 3, 9, 9), 3, 2, 1),
+    ((1, 4, 7, 10), (3, 2), (2, 2), (1, 1)),
+    ((1, 2, 6, 6), 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_max_pool2d(case, dtype):
+    xs, k, s, p = case
+    x = rand(xs, dtype, "x", case)
+    check(lambda x: fj.max_pool2d(x, k, s, p), lambda x: ref_pool(x, k, s, p, "max"),
+          (x,), dtype, case)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_avg_pool2d(case, count_include_pad, dtype):
+    xs, k, s, p = case
+    x = rand(xs, dtype, "x", case)
+    check(lambda x: fj.avg_pool2d(x, k, s, p, count_include_pad=count_include_pad),
+          lambda x: ref_pool(x, k, s, p, "avg", count_include_pad), (x,), dtype, case)
+
+
+def test_max_pool2d_gradient_goes_to_the_first_maximum():
+    x = jnp.array([[[[1.0, 3.0], [3.0, 0.0]]]])
+    g = jax.grad(lambda x: fj.max_pool2d(x, 2).sum())(x)
+    assert g[0, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
+
+
+# ------------------------------------------------------------------- linear
+
+@pytest.mark.parametrize("xs", [(5, 6), (3, 2, 2, 3)], ids=str)
+def test_linear(xs, dtype):
+    x, w, b = rand(xs, dtype, "x"), rand((7, 12 if len(xs) > 2 else 6), dtype, "w"), \
+        rand((7,), dtype, "b")
+
+    def ref(x, w, b, relu=False):
+        y = jnp.dot(x.reshape(x.shape[0], -1), w.T, precision=lax.Precision.HIGHEST) + b
+        return jax.nn.relu(y) if relu else y
+    check(fj.linear, ref, (x, w, b), dtype, xs)
+    check(lambda x, w: fj.linear(x, w, activation="relu"),
+          lambda x, w: ref(x, w, 0, relu=True), (x, w), dtype, xs)
+
+
+# --------------------------------------------------------------------- vmap
+
+def test_vmap_over_the_activations(dtype):
+    xs = rand((3, 2, 3, 8, 8), dtype, "xs")
+    w, b = rand((4, 3, 3, 3), dtype, "w"), rand((4,), dtype, "b")
+    f = jax.vmap(lambda x: fj.conv2d(x, w, b, padding=1))
+    close(f(xs), jax.vmap(lambda x: ref_conv2d(x, w, b, 1, 1))(xs), dtype)
+    close(jax.jit(jax.vmap(lambda x: fj.max_pool2d(x, 2)))(xs),
+          jax.vmap(lambda x: ref_pool(x, 2, None, 0, "max"))(xs), dtype)
+    # vmap along another axis than the first
+    close(jax.vmap(lambda x: fj.avg_pool2d(x, 2), in_axes=2, out_axes=2)(
+              jnp.moveaxis(xs, 0, 2)),
+          jnp.moveaxis(jax.vmap(lambda x: ref_pool(x, 2, None, 0, "avg"))(xs), 0, 2), dtype)
+
+
+def test_vmap_over_the_weights(dtype):
+    x = rand((2, 3, 8, 8), dtype, "x")
+    ws, bs = rand((3, 4, 3, 3, 3), dtype, "ws"), rand((3, 4), dtype, "bs")
+    close(jax.vmap(lambda w, b: fj.conv2d(x, w, b, stride=2, padding=1, strict=False))(ws, bs),
+          jax.vmap(lambda w, b: ref_conv2d(x, w, b, 2, 1))(ws, bs), dtype)
+    wt = rand((3, 3, 2, 3, 3), dtype, "wt")
+    close(jax.vmap(lambda w: fj.conv_transpose2d(x, w, stride=2))(wt),
+          jax.vmap(lambda w: ref_conv_transpose2d(x, w, None, 2, 0, 0))(wt), dtype)
+
+
+def test_nested_vmap_and_per_example_gradients(dtype):
+    xs = rand((2, 3, 1, 3, 6, 6), dtype, "xs")
+    w = rand((4, 3, 3, 3), dtype, "w")
+    ours = jax.vmap(jax.vmap(lambda x: fj.conv2d(x, w, padding=1)))
+    theirs = jax.vmap(jax.vmap(lambda x: ref_conv2d(x, w, None, 1, 1)))
+    close(ours(xs), theirs(xs), dtype)
+
+    # one weight gradient per example: vmap over grad
+    def per_example(conv):
+        return jax.jit(jax.vmap(jax.grad(lambda w, x: jnp.sum(conv(x, w) ** 2)),
+                                in_axes=(None, 0)))
+    x = xs[0, :, :]
+    close(per_example(lambda x, w: fj.conv2d(x, w, padding=1))(w, x),
+          per_example(lambda x, w: ref_conv2d(x, w, None, 1, 1))(w, x), dtype)
+
+
+def test_grad_of_a_network_under_jit(dtype):
+    x = rand((4, 3, 8, 8), dtype, "x")
+    params = (rand((6, 3, 3, 3), dtype, "w1"), rand((6,), dtype, "b1"),
+              rand((5, 6 * 4 * 4), dtype, "w2"))
+
+    def net(conv, pool, lin):
+        def loss(params, x):
+            w1, b1, w2 = params
+            h = pool(jax.nn.relu(conv(x, w1, b1)))
+            return jnp.sum(jnp.tanh(lin(h, w2)))
+        return jax.jit(jax.value_and_grad(loss))
+    ours = net(lambda x, w, b: fj.conv2d(x, w, b, padding=1),
+               lambda h: fj.max_pool2d(h, 2), fj.linear)
+    theirs = net(lambda x, w, b: ref_conv2d(x, w, b, 1, 1),
+                 lambda h: ref_pool(h, 2, None, 0, "max"),
+                 lambda h, w: jnp.dot(h.reshape(h.shape[0], -1), w.T,
+                                      precision=lax.Precision.HIGHEST))
+    (v1, g1), (v2, g2) = ours(params, x), theirs(params, x)
+    close(v1, v2, dtype)
+    for a, b in zip(g1, g2):
+        close(a, b, dtype)
+
+
+# ---------------------------------------------------------- what it refuses
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x, w: fj.conv2d(x, w, dilation=2), "conv2d: dilation=2 is not supported"),
+    (lambda x, w: fj.conv2d(x, w, dilation=(1, 2)), "dilation=\\(1, 2\\) is not supported"),
+    (lambda x, w: fj.conv2d(x, w, groups=3), "conv2d: groups=3 is not supported"),
+    (lambda x, w: fj.conv_transpose2d(x, w[:, :3], groups=3), "groups=3 is not supported"),
+    (lambda x, w: fj.max_pool2d(x, 2, ceil_mode=True), "ceil_mode=True is not supported"),
+    (lambda x, w: fj.max_pool2d(x, 2, dilation=2), "dilation=2 is not supported"),
+    (lambda x, w: fj.avg_pool2d(x, 2, divisor_override=3), "divisor_override=3 is not"),
+])
+def test_arguments_fastconv_does_not_have_yet(call, message):
+    x, w = jnp.ones((1, 3, 8, 8)), jnp.ones((3, 3, 3, 3))
+    with pytest.raises(NotImplementedError, match=message):
+        call(x, w)
+    assert fj.conv2d(x, w, dilation=(1, 1), groups=1).shape == (1, 3, 6, 6)
+
+
+def test_errors_raise_while_tracing():
+    x, w = jnp.ones((1, 3, 8, 8)), jnp.ones((4, 2, 3, 3))
+    with pytest.raises(ValueError, match="fastconv.jax.conv2d: x has 3 channels"):
+        jax.jit(fj.conv2d)(x, w)
+    with pytest.raises(TypeError, match="promote to int32; fastconv computes in float32 or "
+                                        "float64"):
+        fj.max_pool2d(jnp.ones((1, 1, 4, 4), jnp.int32), 2)
+    with pytest.raises(ValueError, match="fastconv.jax.max_pool2d: padding"):
+        fj.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        fj.linear(jnp.ones((2, 3)), jnp.ones((4, 3)), activation="tanh")
+
+
+def test_fastconv_does_not_import_jax():
+    r = run_python("import sys, fastconv\n"
+                   "assert 'jax' not in sys.modules and 'fastconv.jax' not in sys.modules\n"
+                   "import fastconv.jax\n"
+                   "assert 'jax' in sys.modules\n"
+                   "print('ok')\n")
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
