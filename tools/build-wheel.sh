@@ -35,7 +35,7 @@ if ! "$python" -m build --outdir "$work/dist" "$root" >"$work/build.log" 2>&1; t
     echo "build-wheel: python -m build failed" >&2
     exit 1
 fi
-grep -E "^(\* |  [A-Za-z0-9_.-]+==|Successfully|fastconv:)" "$work/build.log" >&2 || true
+grep -E "^(\* |  - [A-Za-z0-9_.-]+==|Successfully|fastconv:)" "$work/build.log" >&2 || true
 if grep -i -n "deprecat" "$work/build.log" >&2; then
     echo "build-wheel: the build printed the deprecation warnings above" >&2
     exit 1
