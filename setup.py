@@ -1,8 +1,11 @@
 """Build of fastconv's extension: the C core under src/ and its Cython binding.
 
 OpenMP is used when the compiler accepts it (set FASTCONV_NO_OPENMP=1 to build
-sequentially).  No host-specific flags: the SIMD kernels carry their own
-target attributes and are chosen at run time.  FASTCONV_EXTRA_CFLAGS and
+sequentially; FASTCONV_REQUIRE_OPENMP=1 makes a compiler without it an error,
+as the wheel builds want).  The OpenMP probe links with the search paths of
+$LDFLAGS, so a runtime outside the default paths (Homebrew's libomp on macOS)
+is found.  No host-specific flags: the SIMD kernels carry their own target
+attributes and are chosen at run time.  FASTCONV_EXTRA_CFLAGS and
 FASTCONV_EXTRA_LDFLAGS add flags (e.g. sanitizers for testing builds).
 """
 import glob
@@ -29,6 +32,10 @@ def openmp_flags(compiler):
     """(compile, link) flags that make OpenMP work with this compiler, or None."""
     if os.environ.get("FASTCONV_NO_OPENMP"):
         return None
+    # distutils links executables with $CC alone, without $LDFLAGS (which it
+    # gives only to the shared-library link): pass on the search paths.
+    env_ldflags = [f for f in shlex.split(os.environ.get("LDFLAGS", ""))
+                   if f.startswith(("-L", "-l", "-Wl,"))]
     if compiler.compiler_type == "msvc":
         candidates = [(["/openmp"], [])]
     elif sys.platform == "darwin":
@@ -43,7 +50,7 @@ def openmp_flags(compiler):
             try:
                 objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
                 compiler.link_executable(objs, os.path.join(tmp, "probe"),
-                                         extra_postargs=ldflags)
+                                         extra_preargs=env_ldflags, extra_postargs=ldflags)
             except Exception:
                 continue
             return cflags, ldflags
@@ -69,6 +76,10 @@ def accepted_flags(compiler, flags):
 class BuildExt(build_ext):
     def build_extensions(self):
         omp = openmp_flags(self.compiler)
+        if omp is None and os.environ.get("FASTCONV_REQUIRE_OPENMP") and \
+                not os.environ.get("FASTCONV_NO_OPENMP"):
+            raise RuntimeError("fastconv: FASTCONV_REQUIRE_OPENMP is set but this compiler "
+                               "does not build an OpenMP program (see openmp_flags in setup.py)")
         if omp is None:
             print("fastconv: OpenMP not available, building the sequential core")
         else:

@@ -344,7 +344,7 @@ def run_entries(bench, tasks, threads):
     """Every task at every thread count, in order; returns the records."""
     bench.l2_bytes = measure.parse_size(measure.cpu_caches().get("L2", ""))
     records = []
-    progress = Progress(len(tasks) * len(threads))
+    progress = Progress(len(tasks) * len(threads), "benchmark")
     done = 0
     for ti, task in enumerate(tasks):
         tr = TaskRun(bench, task, bench.args.seed + ti)

@@ -3,17 +3,20 @@
     INPUT 1x8x8 -> [CONV 3x3 -> RELU -> POOL 2x2] x 2 -> FC -> RELU -> FC -> 10 scores
 
 The 1,797 8x8 digit images ship inside scikit-learn (no download).  The script
-prints the network's summary, one progress bar per epoch, the test accuracy,
+prints the network's summary, one progress bar per epoch (tqdm's on a terminal
+where tqdm is installed, otherwise one line per epoch), the test accuracy,
 and saves a picture with the loss curve, the learned first-layer filters and
 the activation maps of one test digit.
 
-Needs the optional extras:  pip install scikit-learn matplotlib
+Needs the optional extras:  pip install ".[examples]"  (scikit-learn, matplotlib;
+".[progress]" adds tqdm's progress bar)
 
     python examples/train_digits.py                 # defaults: 12 epochs, seed 0
     python examples/train_digits.py --epochs 3 --quiet --out /tmp/digits.png
 """
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -62,29 +65,19 @@ def build_model(seed):
     )
 
 
-class ProgressBar:
-    """One line per epoch, redrawn in place: [#####-----] 12/42 loss 0.31 acc 91.2%"""
+def _load_progress():
+    """The benchmark suite's progress bar (benchmarks/progress.py), which this
+    example shares: tqdm's on a terminal where tqdm is installed, else one
+    plain line per epoch.  Loaded from its file, so nothing is added to
+    sys.path."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "progress.py"
+    spec = importlib.util.spec_from_file_location("fastconv_progress", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Progress
 
-    def __init__(self, total, label, stream=None, width=30, enabled=True):
-        self.total, self.label = total, label
-        self.stream = sys.stdout if stream is None else stream
-        self.width, self.enabled = width, enabled
-        self.start = time.perf_counter()
 
-    def update(self, done, text):
-        if not self.enabled:
-            return
-        filled = int(self.width * done / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        secs = time.perf_counter() - self.start
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} {text} "
-                          f"{secs:5.1f}s")
-        self.stream.flush()
-
-    def close(self, text=""):
-        if self.enabled:
-            self.stream.write(f"{text}\n")
-            self.stream.flush()
+Progress = _load_progress()
 
 
 def accuracy(model, x, y, batch_size=500):
@@ -116,7 +109,9 @@ def train(epochs=12, batch_size=32, lr=3e-3, seed=0, quiet=False, stream=None):
         # Halve the step size over the last third so the final epochs settle.
         opt.lr = lr * (0.5 if epoch > 2 * epochs // 3 else 1.0)
         order = rng.permutation(len(x_train))
-        bar = ProgressBar(steps, f"epoch {epoch:2d}/{epochs}", stream, enabled=not quiet)
+        # On a terminal a bar redrawn step by step; elsewhere one line per epoch.
+        bar = Progress(steps, f"epoch {epoch:2d}/{epochs}", stream=stream, every=None,
+                       enabled=not quiet)
         seen = correct = 0
         loss_sum = 0.0
         for step in range(steps):
@@ -131,11 +126,11 @@ def train(epochs=12, batch_size=32, lr=3e-3, seed=0, quiet=False, stream=None):
             seen += len(idx)
             loss_sum += loss * len(idx)
             correct += int((scores.argmax(axis=1) == yb).sum())
-            bar.update(step + 1, f"loss {loss_sum / seen:.4f} acc {100 * correct / seen:5.1f}%")
+            bar.update(step + 1, f"loss {loss_sum / seen:.4f}, acc {100 * correct / seen:5.1f}%")
         history["epoch_loss"].append(loss_sum / seen)
         history["train_acc"].append(correct / seen)
         history["test_acc"].append(accuracy(model, x_test, y_test))
-        bar.close(f"  test {100 * history['test_acc'][-1]:5.1f}%")
+        bar.close(f"{bar.text}, test {100 * history['test_acc'][-1]:5.1f}%")
     seconds = time.perf_counter() - start
 
     return {"model": model, "history": history, "test_accuracy": history["test_acc"][-1],
