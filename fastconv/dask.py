@@ -56,7 +56,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastconv.dask needs dask: pip install 'fastconv[dask]' "
                       f"(or pip install 'dask[array]') ({_exc})", name=_exc.name) from None
 
-from . import _plan, _transpose
+from . import _plan
 from . import _validate as valid
 from . import functional as F
 from . import modules as M
@@ -335,18 +335,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
     w = valid.computable_array(w, "w", where)
     if b is not None:
         b = valid.computable_array(b, "b", where)
-    valid.ndim(x.shape, 4, "x", "(N, C_in, H, W)", where)
-    valid.ndim(w.shape, 4, "w", "(C_in, C_out, F_h, F_w)", where)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"{where}: x has {x.shape[1]} channels (x.shape[1]) but w expects "
-                         f"{w.shape[0]} (w.shape[0]); w must be (C_in, C_out, F_h, F_w)")
-    stride = valid.pair(stride, "stride", where)
-    padding = valid.pair(padding, "padding", where)
-    output_padding = valid.pair(output_padding, "output_padding", where)
-    h_out, w_out = _transpose.conv_transpose2d_output_hw(x.shape[2], x.shape[3], w.shape[2:],
-                                                         stride, padding, output_padding,
-                                                         where)
-    c_out = w.shape[1]
+    geom = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
+                                 output_padding, 1, 1, where)
+    stride, padding = (geom.SH, geom.SW), (geom.PH, geom.PW)
+    h_out, w_out, c_out = geom.H, geom.W, geom.C
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"{where}: b must have shape ({c_out},) to match w's {c_out} "
                          f"output channels, got {b.shape}")
@@ -370,14 +362,14 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
         out = np.zeros((xb.shape[0], c_out, nh, nw), dtype)
         try:
             try:
-                y = _transpose.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w),
-                                                algorithm=alg)
+                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w),
+                                       algorithm=alg)
             except ValueError:   # the whole array's algorithm cannot serve this block
-                y = _transpose.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w))
+                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w))
         except ValueError:
             # A block too small for its call to have output rows: compute it
             # without padding and crop (its rounding may then differ).
-            y = _transpose.conv_transpose2d(xb, w, None, stride, 0, (op_h, op_w))
+            y = F.conv_transpose2d(xb, w, None, stride, 0, (op_h, op_w))
             q_h, q_w = q_h + padding[0], q_w + padding[1]
         part = y[:, :, q_h:q_h + nh, q_w:q_w + nw]
         out[:, :, :part.shape[2], :part.shape[3]] = part

@@ -49,7 +49,6 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastconv.jax needs JAX: pip install 'fastconv[jax]' "
                       f"(or pip install jax) ({_exc})", name=_exc.name) from None
 
-from . import _transpose
 from . import _validate as valid
 from . import functional as F
 from ._shapes import conv_geometry, pool_geometry
@@ -241,16 +240,17 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, strict=Tr
 
 @functools.lru_cache(maxsize=None)
 def _conv_transpose2d_ops(stride, padding, output_padding):
+    where = "fastconv.jax.conv_transpose2d"
+
     def make():
         def forward(x, w, b):
-            h, wd = _transpose.conv_transpose2d_output_hw(
-                x.shape[2], x.shape[3], w.shape[2:], stride, padding, output_padding,
-                "fastconv.jax.conv_transpose2d")
+            g = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
+                                      output_padding, 1, 1, where)
             args = (x, w) if b is None else (x, w, b)
-            y = _callback(lambda *a: _transpose.conv_transpose2d(
+            y = _callback(lambda *a: F.conv_transpose2d(
                               a[0], a[1], a[2] if len(a) > 2 else None, stride, padding,
                               output_padding),
-                          (4, 4, 1)[:len(args)], _sds((x.shape[0], w.shape[1], h, wd), x.dtype),
+                          (4, 4, 1)[:len(args)], _sds((g.N, g.C, g.H, g.W), x.dtype),
                           *args, fold=0)
             return y, (x, w)
 
@@ -258,7 +258,7 @@ def _conv_transpose2d_ops(stride, padding, output_padding):
             x, w = res
             results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
                        _sds(w.shape[1:2], w.dtype))
-            return _callback(lambda dy, x, w: _transpose.conv_transpose2d_backward(
+            return _callback(lambda dy, x, w: F.conv_transpose2d_backward(
                                  dy, x, w, stride, padding, output_padding),
                              (4, 4, 4), results, g, x, w)
         return forward, backward
@@ -295,16 +295,11 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     stride = valid.pair(stride, "stride", where)
     padding = valid.pair(padding, "padding", where)
     output_padding = valid.pair(output_padding, "output_padding", where)
-    valid.ndim(x.shape, 4, "x", "(N, C_in, H, W)", where)
-    valid.ndim(w.shape, 4, "w", "(C_in, C_out, F_h, F_w)", where)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"{where}: x has {x.shape[1]} channels (x.shape[1]) but w expects "
-                         f"{w.shape[0]} (w.shape[0]); w must be (C_in, C_out, F_h, F_w)")
-    _transpose.conv_transpose2d_output_hw(x.shape[2], x.shape[3], w.shape[2:], stride,
-                                          padding, output_padding, where)
-    if b is not None and b.shape != (w.shape[1],):
-        raise ValueError(f"{where}: b must have shape ({w.shape[1]},) to match w's "
-                         f"{w.shape[1]} output channels, got {b.shape}")
+    geom = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
+                                 output_padding, 1, 1, where)
+    if b is not None and b.shape != (geom.C,):
+        raise ValueError(f"{where}: b must have shape ({geom.C},) to match w's "
+                         f"{geom.C} output channels, got {b.shape}")
     return _call_with_bias(_conv_transpose2d_ops(stride, padding, output_padding), x, w, b)
 
 
