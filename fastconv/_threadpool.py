@@ -22,8 +22,11 @@ threadpoolctl 3.5 and later have ``register``; with an older one nothing is
 registered.
 """
 
+from __future__ import annotations
+
 import os
 import threading
+from typing import Any, List, Optional, Tuple
 
 from . import _config, _core
 from ._version import __version__
@@ -39,10 +42,10 @@ _registered = False
 # (fastconv's setting before, the count set, get_num_threads() before).
 # threadpoolctl caches its controllers and shows every attribute of one in
 # threadpool_info(), so the record lives here rather than on the instance.
-_limits = []
+_limits: List[Tuple[Optional[int], int, int]] = []
 
 
-def _set_num_threads(n):
+def _set_num_threads(n: int) -> None:
     """Limit fastconv to ``n`` threads for threadpoolctl, or undo the limit.
 
     threadpoolctl leaves a ``threadpool_limits`` block by setting every pool
@@ -54,6 +57,13 @@ def _set_num_threads(n):
     that default.  (A block that limits OpenMP alone and is left while OpenMP
     is still limited may find fastconv's default below the count it reported,
     and sets that count: the same number, from then on pinned.)
+
+    >>> import fastconv, fastconv._threadpool as tp
+    >>> before = fastconv.get_num_threads()
+    >>> tp._set_num_threads(1); fastconv.get_num_threads()
+    1
+    >>> tp._set_num_threads(before); fastconv.get_num_threads() == before
+    True
     """
     with _lock:
         setting = _config._num_threads
@@ -69,10 +79,13 @@ def _set_num_threads(n):
         _config.set_num_threads(n)
 
 
-def _controller_class(LibController):
+def _controller_class(LibController: Any) -> Any:
+    """A threadpoolctl controller class for fastconv's extension, derived
+    from threadpoolctl's ``LibController`` (passed in: threadpoolctl is
+    imported only when registering)."""
     core_path = os.path.realpath(_core.__file__)
 
-    class FastconvController(LibController):
+    class FastconvController(LibController):  # type: ignore[misc]
         """fastconv's OpenMP thread count, as threadpoolctl controls it."""
 
         user_api = USER_API
@@ -81,26 +94,26 @@ def _controller_class(LibController):
         # _core.cp311-win_amd64.pyd (threadpoolctl compares lower-cased names).
         filename_prefixes = ("_core",)
 
-        def get_version(self):
+        def get_version(self) -> str:
             # Other packages have a _core extension too: threadpoolctl skips a
             # library whose controller raises OSError while it is built.
             if os.path.realpath(self.filepath) != core_path:
                 raise OSError(f"{self.filepath} is not fastconv's extension")
             return __version__
 
-        def set_additional_attributes(self):
+        def set_additional_attributes(self) -> None:
             self.openmp = bool(_core.openmp_enabled())
 
-        def get_num_threads(self):
+        def get_num_threads(self) -> int:
             return _config.get_num_threads()
 
-        def set_num_threads(self, num_threads):
+        def set_num_threads(self, num_threads: int) -> None:
             _set_num_threads(num_threads)
 
     return FastconvController
 
 
-def register() -> None:
+def register() -> bool:
     """Register fastconv's controller with threadpoolctl; True when it is
     registered (now or before), False when threadpoolctl is missing or too
     old (< 3.5) to take one.

@@ -45,10 +45,14 @@ Importing this module needs dask (``pip install 'fastconv[dask]'``);
 ``import fastconv`` does not.
 """
 
+from __future__ import annotations
+
 import copy
 import math
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 try:
     import dask.array as da
@@ -56,11 +60,17 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastconv.dask needs dask: pip install 'fastconv[dask]' "
                       f"(or pip install 'dask[array]') ({_exc})", name=_exc.name) from None
 
-from . import _plan, _transpose
+from . import _plan
 from . import _validate as valid
 from . import functional as F
 from . import modules as M
-from ._shapes import conv_geometry, pool_geometry
+from ._shapes import ShapeError, conv_geometry, pool_geometry
+from ._typing import ArrayLike, IntOrPair
+
+#: A dask array (dask's own annotations are not relied on).
+DaskArray = Any
+_Pair = Tuple[int, int]
+_BlockOp = Callable[[NDArray[Any]], NDArray[Any]]
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "relu", "linear",
            "forward"]
@@ -68,7 +78,7 @@ __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "relu", "li
 
 # ------------------------------------------------------- cutting the work
 
-def _dask_input(x, where):
+def _dask_input(x: object, where: str) -> DaskArray:
     if not isinstance(x, da.Array):
         raise TypeError(f"{where}: x must be a dask array (dask.array.from_array(x, "
                         f"chunks=...) makes one), got {type(x).__name__}")
@@ -78,8 +88,9 @@ def _dask_input(x, where):
     return x
 
 
-def _bounds(chunks):
-    return np.concatenate([[0], np.cumsum(chunks)]).astype(int).tolist()
+def _bounds(chunks: Sequence[int]) -> List[int]:
+    out: List[int] = np.concatenate([[0], np.cumsum(chunks)]).astype(int).tolist()
+    return out
 
 
 class _Axis:
@@ -95,7 +106,8 @@ class _Axis:
     padding where the array goes on, and are dropped.
     """
 
-    def __init__(self, n, n2, f, s, p, in_chunks):
+    def __init__(self, n: int, n2: int, f: int, s: int, p: int, in_chunks: Sequence[int]
+                 ) -> None:
         self.n, self.n2, self.f, self.s, self.p = n, n2, f, s, p
         self.lead = -(-p // s)                 # ceil(P/S): rows computed above a block
         before, after = self.lead * s, max(0, f - s - p)
@@ -112,10 +124,10 @@ class _Axis:
         self.chunked = len(outs) > 2
         self.depth = (before, after) if self.chunked else (0, 0)
         starts = [o * s for o in outs[:-1]]
-        self.in_chunks = tuple(np.diff(starts + [n]).tolist())
-        self.out_chunks = tuple(np.diff(outs).tolist())
+        self.in_chunks: Tuple[int, ...] = tuple(np.diff(starts + [n]).tolist())
+        self.out_chunks: Tuple[int, ...] = tuple(np.diff(outs).tolist())
 
-    def block(self, j):
+    def block(self, j: int) -> Tuple[int, int, int]:
         """(first, stop) rows of block j's extended array to compute from,
         and the first output row of that call to keep."""
         o0, o1 = self.outs[j], self.outs[j + 1]
@@ -126,7 +138,8 @@ class _Axis:
         return start - ext0, stop - ext0, t
 
 
-def _windowed(x, op, geom_hw, kernel, stride, padding, out_c, dtype, where):
+def _windowed(x: DaskArray, op: _BlockOp, geom_hw: _Pair, kernel: _Pair, stride: _Pair,
+              padding: _Pair, out_c: int, dtype: np.dtype[Any], where: str) -> DaskArray:
     """``op(block)`` over x's blocks, exact per output block (see _Axis).
     ``op`` is an in-memory call with the whole array's kernel, stride and
     padding, ``strict=False``; its output has ``out_c`` channels."""
@@ -138,7 +151,8 @@ def _windowed(x, op, geom_hw, kernel, stride, padding, out_c, dtype, where):
     out_chunks = (x.chunks[0], (out_c,), ah.out_chunks, aw.out_chunks)
     meta = np.empty((0, 0, 0, 0), dtype)
 
-    def block(xb, block_info=None):
+    def block(xb: NDArray[Any], block_info: Optional[Dict[Any, Any]] = None) -> NDArray[Any]:
+        assert block_info is not None
         _, _, jh, jw = block_info[None]["chunk-location"]
         h0, h1, th = ah.block(jh)
         w0, w1, tw = aw.block(jw)
@@ -153,7 +167,9 @@ def _windowed(x, op, geom_hw, kernel, stride, padding, out_c, dtype, where):
                           allow_rechunk=False, chunks=out_chunks, dtype=dtype, meta=meta)
 
 
-def _planned(x_shape, w_shape, dtype, stride, padding, algorithm, where):
+def _planned(x_shape: Tuple[int, ...], w_shape: Tuple[int, ...], dtype: np.dtype[Any],
+             stride: _Pair, padding: _Pair, algorithm: Optional[str], where: str
+             ) -> Optional[str]:
     """The algorithm every block of a convolution runs: the caller's, or the
     planner's for the whole array."""
     if algorithm is not None:
@@ -166,10 +182,11 @@ def _planned(x_shape, w_shape, dtype, stride, padding, algorithm, where):
                       padding=padding, strict=False).algorithm
 
 
-def _conv_block(w, b, stride, padding, relu, algorithm, forced):
-    activation = "relu" if relu else None
+def _conv_block(w: NDArray[Any], b: Optional[NDArray[Any]], stride: _Pair, padding: _Pair,
+                relu: bool, algorithm: Optional[str], forced: bool) -> _BlockOp:
+    activation: Optional[Literal["relu"]] = "relu" if relu else None
 
-    def op(xb):
+    def op(xb: NDArray[Any]) -> NDArray[Any]:
         if algorithm is not None:
             try:
                 return F.conv2d(xb, w, b, stride, padding, strict=False,
@@ -184,8 +201,10 @@ def _conv_block(w, b, stride, padding, relu, algorithm, forced):
 
 # ------------------------------------------------------------------- ops
 
-def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
-           algorithm=None):
+def conv2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntOrPair = 1,
+           padding: IntOrPair = 0, *, strict: bool = True,
+           activation: Optional[Literal["relu"]] = None,
+           algorithm: Optional[str] = None) -> DaskArray:
     """:func:`fastconv.conv2d` over a dask array x (N, C, H, W).
 
     w (K, C, F_h, F_w) and b (K,) are in-memory arrays (anything
@@ -220,7 +239,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, strict=True, activation=None,
                      where)
 
 
-def _pool_plane(x_shape, kernel, padding):
+def _pool_plane(x_shape: Tuple[int, ...], kernel: _Pair, padding: _Pair) -> _BlockOp:
     """What a pooling block is handed: itself, except that a block whose
     plane is exactly the unpadded window (which the core pools as a whole
     plane, summing in another order) gets one more column, which no kept
@@ -228,14 +247,15 @@ def _pool_plane(x_shape, kernel, padding):
     if padding != (0, 0) or tuple(x_shape[2:]) == tuple(kernel):
         return lambda xb: xb
 
-    def shape(xb):
+    def shape(xb: NDArray[Any]) -> NDArray[Any]:
         if xb.shape[2:] == tuple(kernel):
             return np.pad(xb, ((0, 0), (0, 0), (0, 0), (0, 1)), mode="edge")
         return xb
     return shape
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True):
+def max_pool2d(x: DaskArray, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, strict: bool = True) -> DaskArray:
     """:func:`fastconv.max_pool2d` over a dask array: the same bits as in
     memory, for any chunking.
 
@@ -254,8 +274,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, strict=True):
                      (g.H2, g.W2), k, s, p, g.C, dtype, where)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, count_include_pad=True,
-               strict=True):
+def avg_pool2d(x: DaskArray, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, *, count_include_pad: bool = True,
+               strict: bool = True) -> DaskArray:
     """:func:`fastconv.avg_pool2d` over a dask array: the same bits as in
     memory, for any chunking.
 
@@ -287,7 +308,8 @@ class _TAxis:
     row q is the array's row a*S + q.
     """
 
-    def __init__(self, n, n_out, f, s, p, in_chunks):
+    def __init__(self, n: int, n_out: int, f: int, s: int, p: int, in_chunks: Sequence[int]
+                 ) -> None:
         self.n, self.n_out, self.f, self.s, self.p = n, n_out, f, s, p
         before, after = max(0, (f - 1 - p) // s), -(-p // s)
         need = max(before, after, 1)
@@ -301,12 +323,12 @@ class _TAxis:
         self.ins = ins
         self.chunked = len(ins) > 2
         self.depth = (before, after) if self.chunked else (0, 0)
-        self.in_chunks = tuple(np.diff(ins).tolist())
+        self.in_chunks: Tuple[int, ...] = tuple(np.diff(ins).tolist())
         outs = [u * s for u in ins[:-1]] + [n_out]
         self.outs = outs
-        self.out_chunks = tuple(np.diff(outs).tolist())
+        self.out_chunks: Tuple[int, ...] = tuple(np.diff(outs).tolist())
 
-    def block(self, j, ext_rows):
+    def block(self, j: int, ext_rows: int) -> Tuple[int, int, int]:
         """(first array row of block j's extended rows, output_padding of its
         call, first call row to keep)."""
         a = self.ins[j] - (self.depth[0] if j > 0 else 0)
@@ -316,7 +338,9 @@ class _TAxis:
         return a, op, self.outs[j] - a * self.s
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
+def conv_transpose2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None,
+                     stride: IntOrPair = 1, padding: IntOrPair = 0,
+                     output_padding: IntOrPair = 0) -> DaskArray:
     """Transposed convolution over a dask array x (N, C_in, H, W), with
     in-memory weights w (C_in, C_out, F_h, F_w) and b (C_out,): returns
     (N, C_out, H_out, W_out), H_out = (H - 1)*S - 2P + F + output_padding
@@ -335,18 +359,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
     w = valid.computable_array(w, "w", where)
     if b is not None:
         b = valid.computable_array(b, "b", where)
-    valid.ndim(x.shape, 4, "x", "(N, C_in, H, W)", where)
-    valid.ndim(w.shape, 4, "w", "(C_in, C_out, F_h, F_w)", where)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"{where}: x has {x.shape[1]} channels (x.shape[1]) but w expects "
-                         f"{w.shape[0]} (w.shape[0]); w must be (C_in, C_out, F_h, F_w)")
-    stride = valid.pair(stride, "stride", where)
-    padding = valid.pair(padding, "padding", where)
-    output_padding = valid.pair(output_padding, "output_padding", where)
-    h_out, w_out = _transpose.conv_transpose2d_output_hw(x.shape[2], x.shape[3], w.shape[2:],
-                                                         stride, padding, output_padding,
-                                                         where)
-    c_out = w.shape[1]
+    geom = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
+                                 output_padding, 1, 1, where)
+    stride, padding = (geom.SH, geom.SW), (geom.PH, geom.PW)
+    h_out, w_out, c_out = geom.H, geom.W, geom.C
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"{where}: b must have shape ({c_out},) to match w's {c_out} "
                          f"output channels, got {b.shape}")
@@ -362,7 +378,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
     x = x.rechunk({1: x.shape[1] or 1, 2: ah.in_chunks, 3: aw.in_chunks})
     out_chunks = (x.chunks[0], (c_out,), ah.out_chunks, aw.out_chunks)
 
-    def block(xb, block_info=None):
+    def block(xb: NDArray[Any], block_info: Optional[Dict[Any, Any]] = None) -> NDArray[Any]:
+        assert block_info is not None
         _, _, jh, jw = block_info[None]["chunk-location"]
         a_h, op_h, q_h = ah.block(jh, xb.shape[2])
         a_w, op_w, q_w = aw.block(jw, xb.shape[3])
@@ -370,14 +387,14 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
         out = np.zeros((xb.shape[0], c_out, nh, nw), dtype)
         try:
             try:
-                y = _transpose.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w),
-                                                algorithm=alg)
+                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w),
+                                       algorithm=alg)
             except ValueError:   # the whole array's algorithm cannot serve this block
-                y = _transpose.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w))
+                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w))
         except ValueError:
             # A block too small for its call to have output rows: compute it
             # without padding and crop (its rounding may then differ).
-            y = _transpose.conv_transpose2d(xb, w, None, stride, 0, (op_h, op_w))
+            y = F.conv_transpose2d(xb, w, None, stride, 0, (op_h, op_w))
             q_h, q_w = q_h + padding[0], q_w + padding[1]
         part = y[:, :, q_h:q_h + nh, q_w:q_w + nw]
         out[:, :, :part.shape[2], :part.shape[3]] = part
@@ -393,17 +410,29 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
                           allow_rechunk=False, chunks=out_chunks, dtype=dtype, meta=meta)
 
 
-def relu(x):
-    """:func:`fastconv.relu` elementwise over a dask array, chunks kept."""
+def relu(x: DaskArray) -> DaskArray:
+    """:func:`fastconv.relu` elementwise over a dask array, chunks kept.
+
+    >>> import dask.array as da, fastconv.dask as fd
+    >>> fd.relu(da.arange(-2.0, 2.0, chunks=2)).compute().tolist()
+    [0.0, 0.0, 0.0, 1.0]
+    """
     where = "fastconv.dask.relu"
     x = _dask_input(x, where)
     dtype = F._dtype(np.empty(0, x.dtype))
     return x.map_blocks(lambda xb: F.relu(xb), dtype=dtype)
 
 
-def linear(x, w, b=None, *, activation=None):
+def linear(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None, *,
+           activation: Optional[Literal["relu"]] = None) -> DaskArray:
     """:func:`fastconv.linear` over a dask array x (N, ...) chunked along the
-    batch (the feature axes are made one chunk); w and b in memory."""
+    batch (the feature axes are made one chunk); w and b in memory.
+
+    >>> import numpy as np, dask.array as da, fastconv.dask as fd
+    >>> y = fd.linear(da.ones((6, 2, 3), chunks=(2, 1, 3)), np.ones((4, 6)), np.arange(4.0))
+    >>> y.shape, y.chunks[0], y.compute()[0].tolist()
+    ((6, 4), (2, 2, 2), [6.0, 7.0, 8.0, 9.0])
+    """
     where = "fastconv.dask.linear"
     x = _dask_input(x, where)
     w = valid.computable_array(w, "w", where)
@@ -426,13 +455,13 @@ def linear(x, w, b=None, *, activation=None):
 
 # ---------------------------------------------------------------- modules
 
-def _by_batch(layer, x, where):
+def _by_batch(layer: M.Module, x: DaskArray, where: str) -> DaskArray:
     """Any layer, one call per batch chunk (every other axis one chunk)."""
     out = layer.output_shape(x.shape[1:])
     x = x.rechunk({i: -1 for i in range(1, x.ndim)})
     probe = copy.copy(layer).forward(np.zeros((1,) + x.shape[1:], x.dtype))
 
-    def block(xb):
+    def block(xb: NDArray[Any]) -> NDArray[Any]:
         # a copy per block: the layer's forward cache stays with the copy,
         # and threads sharing the layer do not write to one object
         return copy.copy(layer).forward(xb)
@@ -445,7 +474,7 @@ def _by_batch(layer, x, where):
                          **kwargs)
 
 
-def forward(module, x):
+def forward(module: M.Module, x: DaskArray) -> DaskArray:
     """A fastconv layer's or ``Sequential``'s forward over a dask array.
 
     Conv2d, MaxPool2d, AvgPool2d and ReLU keep the chunks along H and W
@@ -474,7 +503,7 @@ def forward(module, x):
             try:
                 x = forward(layer, x)
             except (ValueError, TypeError) as e:
-                if type(e) not in (M.ShapeError, ValueError, TypeError):
+                if type(e) not in (ShapeError, ValueError, TypeError):
                     raise
                 raise type(e)(f"Sequential[{i}] {e}") from None
         return x

@@ -358,7 +358,8 @@ def _transpose_geometry(x_shape: Tuple[int, ...], w_shape: Tuple[int, ...], stri
 def conv_transpose2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None,
                      stride: IntOrPair = 1, padding: IntOrPair = 0,
                      output_padding: IntOrPair = 0, groups: int = 1,
-                     dilation: IntOrPair = 1) -> FloatArray:
+                     dilation: IntOrPair = 1, *, algorithm: Optional[str] = None
+                     ) -> FloatArray:
     """Transposed 2-D convolution (PyTorch's conv_transpose2d): the data
     gradient of the convolution with the same weights, computed by the same
     algorithms.
@@ -367,7 +368,9 @@ def conv_transpose2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None,
     None.  Returns (N, C_out, H_out, W_out) with
     H_out = (H - 1)*S - 2P + D*(F_h - 1) + output_padding + 1 (same for W);
     output_padding must be smaller than the stride.  float32 or float64 as
-    conv2d.
+    conv2d.  ``algorithm`` forces a data-gradient algorithm (see
+    ``fastconv.plan`` with op ``"conv2d_backward_data"``; a name that cannot
+    serve the shape raises ValueError); None lets the planner choose.
 
     >>> import numpy as np, fastconv
     >>> x = np.ones((1, 2, 3, 3), np.float32); w = np.ones((2, 4, 2, 2), np.float32)
@@ -376,6 +379,8 @@ def conv_transpose2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None,
     ((1, 4, 6, 6), 2.0, 288.0)
     """
     where = "conv_transpose2d"
+    alg = -1 if algorithm is None else _plan.algorithm_id(algorithm, ["conv2d_backward_data"],
+                                                          where)
     x = valid.computable_array(x, "x", where)
     w = valid.computable_array(w, "w", where)
     if b is not None:
@@ -391,7 +396,13 @@ def conv_transpose2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None,
         y[...] = 0
     else:
         xf, wf, yf, g = _flat(x, dtype), _flat(w, dtype), y.reshape(-1), tuple(geom)
-        _plan.run_planned("conv2d_backward_data", g, dtype, _config.get_num_threads(), -1,
+        nt = _config.get_num_threads()
+        if alg >= 0:
+            try:
+                _core.plan_conv(_core.OP_CONV_DATA, g, dtype.itemsize, nt, alg)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        _plan.run_planned("conv2d_backward_data", g, dtype, nt, alg,
                           lambda a, narrow, t: _core.conv2d_bwd_data(g, xf, wf, yf, t, a,
                                                                      narrow))
     if b is not None:

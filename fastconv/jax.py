@@ -37,8 +37,11 @@ runs once per mapped element.
 Importing this module needs JAX; ``import fastconv`` does not.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -49,10 +52,20 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastconv.jax needs JAX: pip install 'fastconv[jax]' "
                       f"(or pip install jax) ({_exc})", name=_exc.name) from None
 
-from . import _transpose
 from . import _validate as valid
 from . import functional as F
 from ._shapes import conv_geometry, pool_geometry
+from ._typing import IntOrPair
+
+#: A JAX array (typed loosely: JAX's own annotations are not relied on).
+JaxArray = Any
+#: An array argument: a JAX array or anything ``jax.numpy.asarray`` takes.
+JaxArrayLike = Any
+#: Forward of a custom_vjp: (x, w, b or None) -> (y, residuals).
+_Forward = Callable[[JaxArray, JaxArray, Optional[JaxArray]], Tuple[JaxArray, Any]]
+#: Backward of a custom_vjp: (residuals, g) -> (dx, dw, db).
+_Backward = Callable[[Any, JaxArray], Any]
+_Ops = Tuple[Callable[..., JaxArray], Callable[..., JaxArray]]
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "linear"]
 
@@ -62,7 +75,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 # ----------------------------------------------------------------- helpers
 
-def _neutral(where, **settings):
+def _neutral(where: str, **settings: object) -> None:
     """NotImplementedError for a PyTorch argument that fastconv does not have
     yet, at any value but its neutral one: dilation 1 (or (1, 1)), groups 1,
     ceil_mode False, divisor_override None."""
@@ -80,11 +93,12 @@ def _neutral(where, **settings):
                                       f"has no {name.replace('_', ' ')} yet")
 
 
-def _is_one(v):
+def _is_one(v: object) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v == 1
 
 
-def _arrays(where, names, *arrays):
+def _arrays(where: str, names: Sequence[str], *arrays: JaxArrayLike
+            ) -> Tuple[List[JaxArray], np.dtype[Any]]:
     """The arguments as JAX arrays of one float dtype (JAX's promotion)."""
     out = []
     for name, a in zip(names, arrays):
@@ -100,7 +114,9 @@ def _arrays(where, names, *arrays):
     return [a.astype(dtype) for a in out], dtype
 
 
-def _host(fn, core_ndims, out_core, fold=None):
+def _host(fn: Callable[..., Any], core_ndims: Sequence[int],
+          out_core: Sequence[Tuple[Tuple[int, ...], Any]],
+          fold: Optional[int] = None) -> Callable[..., Any]:
     """``fn`` over NumPy arrays, for a pure_callback under any number of vmaps.
 
     With ``vmap_method="expand_dims"`` every argument arrives with the mapped
@@ -111,8 +127,8 @@ def _host(fn, core_ndims, out_core, fold=None):
     axis, the mapped axes are folded into that axis and fn runs once;
     otherwise fn runs once per mapped element.
     """
-    def call(*args):
-        args = [np.asarray(a) for a in args]
+    def call(*raw: Any) -> Any:
+        args = [np.asarray(a) for a in raw]
         leads = [a.shape[:a.ndim - k] for a, k in zip(args, core_ndims)]
         batch = np.broadcast_shapes(*leads)
         if not batch:
@@ -141,7 +157,8 @@ def _host(fn, core_ndims, out_core, fold=None):
     return call
 
 
-def _callback(fn, core_ndims, results, *args, fold=None):
+def _callback(fn: Callable[..., Any], core_ndims: Sequence[int], results: Any,
+              *args: JaxArray, fold: Optional[int] = None) -> Any:
     """pure_callback of ``fn`` with results ``results`` (ShapeDtypeStructs)."""
     single = not isinstance(results, tuple)
     outs = (results,) if single else results
@@ -149,25 +166,25 @@ def _callback(fn, core_ndims, results, *args, fold=None):
     return jax.pure_callback(host, results, *args, vmap_method=_VMAP_METHOD)
 
 
-def _sds(shape, dtype):
+def _sds(shape: Sequence[int], dtype: Any) -> Any:
     return jax.ShapeDtypeStruct(tuple(shape), dtype)
 
 
-def _with_bias(make):
+def _with_bias(make: Callable[[], Tuple[_Forward, _Backward]]) -> _Ops:
     """A custom_vjp function of (x, w, b) and one of (x, w) from ``make(has_bias)``,
     which returns (forward, backward): forward(x, w, b or None) -> (y, residuals),
     backward(residuals, g) -> (dx, dw, db)."""
     forward, backward = make()
 
-    @jax.custom_vjp
-    def with_b(x, w, b):
+    @jax.custom_vjp  # type: ignore[untyped-decorator]
+    def with_b(x: JaxArray, w: JaxArray, b: JaxArray) -> JaxArray:
         return forward(x, w, b)[0]
 
     with_b.defvjp(lambda x, w, b: forward(x, w, b),
                   lambda res, g: tuple(backward(res, g)))
 
-    @jax.custom_vjp
-    def without_b(x, w):
+    @jax.custom_vjp  # type: ignore[untyped-decorator]
+    def without_b(x: JaxArray, w: JaxArray) -> JaxArray:
         return forward(x, w, None)[0]
 
     without_b.defvjp(lambda x, w: forward(x, w, None),
@@ -175,7 +192,8 @@ def _with_bias(make):
     return with_b, without_b
 
 
-def _call_with_bias(ops, x, w, b):
+def _call_with_bias(ops: _Ops, x: JaxArray, w: JaxArray, b: Optional[JaxArray]
+                    ) -> JaxArray:
     with_b, without_b = ops
     return without_b(x, w) if b is None else with_b(x, w, b)
 
@@ -183,12 +201,14 @@ def _call_with_bias(ops, x, w, b):
 # -------------------------------------------------------------- convolution
 
 @functools.lru_cache(maxsize=None)
-def _conv2d_ops(stride, padding, strict, relu):
+def _conv2d_ops(stride: Tuple[int, int], padding: Tuple[int, int], strict: bool,
+                relu: bool) -> _Ops:
     where = "fastconv.jax.conv2d"
-    activation = "relu" if relu else None
+    activation: Optional[Literal["relu"]] = "relu" if relu else None
 
-    def make():
-        def forward(x, w, b):
+    def make() -> Tuple[_Forward, _Backward]:
+        def forward(x: JaxArray, w: JaxArray, b: Optional[JaxArray]
+                    ) -> Tuple[JaxArray, Any]:
             geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
             args = (x, w) if b is None else (x, w, b)
             y = _callback(lambda *a: F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None,
@@ -197,7 +217,7 @@ def _conv2d_ops(stride, padding, strict, relu):
                           (4, 4, 1)[:len(args)], _sds(geom.out_shape, x.dtype), *args, fold=0)
             return y, (x, w, y if relu else None)
 
-        def backward(res, g):
+        def backward(res: Any, g: JaxArray) -> Any:
             x, w, y = res
             if relu:
                 g = jnp.where(y > 0, g, jnp.zeros_like(g))
@@ -209,8 +229,10 @@ def _conv2d_ops(stride, padding, strict, relu):
     return _with_bias(make)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, strict=True,
-           activation=None):
+def conv2d(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike] = None,
+           stride: IntOrPair = 1, padding: IntOrPair = 0, dilation: IntOrPair = 1,
+           groups: int = 1, *, strict: bool = True,
+           activation: Optional[Literal["relu"]] = None) -> JaxArray:
     """2-D convolution (cross-correlation), differentiable in x, w and b.
 
     x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.  Returns
@@ -240,33 +262,38 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, strict=Tr
 
 
 @functools.lru_cache(maxsize=None)
-def _conv_transpose2d_ops(stride, padding, output_padding):
-    def make():
-        def forward(x, w, b):
-            h, wd = _transpose.conv_transpose2d_output_hw(
-                x.shape[2], x.shape[3], w.shape[2:], stride, padding, output_padding,
-                "fastconv.jax.conv_transpose2d")
+def _conv_transpose2d_ops(stride: Tuple[int, int], padding: Tuple[int, int],
+                          output_padding: Tuple[int, int]) -> _Ops:
+    where = "fastconv.jax.conv_transpose2d"
+
+    def make() -> Tuple[_Forward, _Backward]:
+        def forward(x: JaxArray, w: JaxArray, b: Optional[JaxArray]
+                    ) -> Tuple[JaxArray, Any]:
+            g = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
+                                      output_padding, 1, 1, where)
             args = (x, w) if b is None else (x, w, b)
-            y = _callback(lambda *a: _transpose.conv_transpose2d(
+            y = _callback(lambda *a: F.conv_transpose2d(
                               a[0], a[1], a[2] if len(a) > 2 else None, stride, padding,
                               output_padding),
-                          (4, 4, 1)[:len(args)], _sds((x.shape[0], w.shape[1], h, wd), x.dtype),
+                          (4, 4, 1)[:len(args)], _sds((g.N, g.C, g.H, g.W), x.dtype),
                           *args, fold=0)
             return y, (x, w)
 
-        def backward(res, g):
+        def backward(res: Any, g: JaxArray) -> Any:
             x, w = res
             results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
                        _sds(w.shape[1:2], w.dtype))
-            return _callback(lambda dy, x, w: _transpose.conv_transpose2d_backward(
+            return _callback(lambda dy, x, w: F.conv_transpose2d_backward(
                                  dy, x, w, stride, padding, output_padding),
                              (4, 4, 4), results, g, x, w)
         return forward, backward
     return _with_bias(make)
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1):
+def conv_transpose2d(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike] = None,
+                     stride: IntOrPair = 1, padding: IntOrPair = 0,
+                     output_padding: IntOrPair = 0, groups: int = 1,
+                     dilation: IntOrPair = 1) -> JaxArray:
     """Transposed convolution, as PyTorch's ``conv_transpose2d``.
 
     x: (N, C_in, H, W); w: (C_in, C_out, F_h, F_w); b: (C_out,) or None.
@@ -295,22 +322,19 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     stride = valid.pair(stride, "stride", where)
     padding = valid.pair(padding, "padding", where)
     output_padding = valid.pair(output_padding, "output_padding", where)
-    valid.ndim(x.shape, 4, "x", "(N, C_in, H, W)", where)
-    valid.ndim(w.shape, 4, "w", "(C_in, C_out, F_h, F_w)", where)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"{where}: x has {x.shape[1]} channels (x.shape[1]) but w expects "
-                         f"{w.shape[0]} (w.shape[0]); w must be (C_in, C_out, F_h, F_w)")
-    _transpose.conv_transpose2d_output_hw(x.shape[2], x.shape[3], w.shape[2:], stride,
-                                          padding, output_padding, where)
-    if b is not None and b.shape != (w.shape[1],):
-        raise ValueError(f"{where}: b must have shape ({w.shape[1]},) to match w's "
-                         f"{w.shape[1]} output channels, got {b.shape}")
+    geom = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
+                                 output_padding, 1, 1, where)
+    if b is not None and b.shape != (geom.C,):
+        raise ValueError(f"{where}: b must have shape ({geom.C},) to match w's "
+                         f"{geom.C} output channels, got {b.shape}")
     return _call_with_bias(_conv_transpose2d_ops(stride, padding, output_padding), x, w, b)
 
 
 # ------------------------------------------------------------------ pooling
 
-def _pool_args(where, x, kernel_size, stride, padding, strict):
+def _pool_args(where: str, x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair],
+               padding: IntOrPair, strict: bool
+               ) -> Tuple[JaxArray, Tuple[int, int], Tuple[int, int], Tuple[int, int], bool]:
     (x,), _ = _arrays(where, ("x",), x)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     kernel = valid.pair(kernel_size, "kernel_size", where)
@@ -322,31 +346,33 @@ def _pool_args(where, x, kernel_size, stride, padding, strict):
 
 
 @functools.lru_cache(maxsize=None)
-def _max_pool2d_op(kernel, stride, padding, strict):
+def _max_pool2d_op(kernel: Tuple[int, int], stride: Tuple[int, int],
+                   padding: Tuple[int, int], strict: bool) -> Callable[[JaxArray], JaxArray]:
     where = "fastconv.jax.max_pool2d"
 
-    def forward(x):
+    def forward(x: JaxArray) -> Tuple[JaxArray, JaxArray]:
         geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
         y = _callback(lambda x: F.max_pool2d(x, kernel, stride, padding, strict=strict),
                       (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
         return y, x
 
-    def backward(x, g):
+    def backward(x: JaxArray, g: JaxArray) -> Tuple[JaxArray]:
         dx = _callback(lambda dy, x: F.max_pool2d_backward(dy, x, kernel, stride, padding,
                                                            strict=strict),
                        (4, 4), _sds(x.shape, x.dtype), g, x)
         return (dx,)
 
-    @jax.custom_vjp
-    def op(x):
+    @jax.custom_vjp  # type: ignore[untyped-decorator]
+    def op(x: JaxArray) -> JaxArray:
         return forward(x)[0]
 
     op.defvjp(forward, backward)
-    return op
+    return op  # type: ignore[no-any-return]
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
-               strict=True):
+def max_pool2d(x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False, *,
+               strict: bool = True) -> JaxArray:
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2), as :func:`fastconv.max_pool2d`:
@@ -367,10 +393,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 
 @functools.lru_cache(maxsize=None)
-def _avg_pool2d_op(kernel, stride, padding, count_include_pad, strict):
+def _avg_pool2d_op(kernel: Tuple[int, int], stride: Tuple[int, int],
+                   padding: Tuple[int, int], count_include_pad: bool, strict: bool
+                   ) -> Callable[[Tuple[int, ...]], Callable[[JaxArray], JaxArray]]:
     where = "fastconv.jax.avg_pool2d"
 
-    def forward(x):
+    def forward(x: JaxArray) -> Tuple[JaxArray, None]:
         geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
         y = _callback(lambda x: F.avg_pool2d(x, kernel, stride, padding,
                                              count_include_pad=count_include_pad,
@@ -378,7 +406,7 @@ def _avg_pool2d_op(kernel, stride, padding, count_include_pad, strict):
                       (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
         return y, None   # the gradient needs x's shape alone, known when tracing
 
-    def backward(res, g, x_shape):
+    def backward(res: None, g: JaxArray, x_shape: Tuple[int, ...]) -> Tuple[JaxArray]:
         dx = _callback(lambda dy: F.avg_pool2d_backward(dy, x_shape, kernel, stride, padding,
                                                         count_include_pad=count_include_pad,
                                                         strict=strict),
@@ -386,18 +414,19 @@ def _avg_pool2d_op(kernel, stride, padding, count_include_pad, strict):
         return (dx,)
 
     @functools.lru_cache(maxsize=None)
-    def for_shape(x_shape):
-        @jax.custom_vjp
-        def op(x):
+    def for_shape(x_shape: Tuple[int, ...]) -> Callable[[JaxArray], JaxArray]:
+        @jax.custom_vjp  # type: ignore[untyped-decorator]
+        def op(x: JaxArray) -> JaxArray:
             return forward(x)[0]
 
         op.defvjp(forward, lambda res, g: backward(res, g, x_shape))
-        return op
+        return op  # type: ignore[no-any-return]
     return for_shape
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None, *, strict=True):
+def avg_pool2d(x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None, *, strict: bool = True) -> JaxArray:
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2), as :func:`fastconv.avg_pool2d`; with
@@ -421,11 +450,12 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
 # ------------------------------------------------------------------- linear
 
 @functools.lru_cache(maxsize=None)
-def _linear_ops(relu, x_ndim):
-    activation = "relu" if relu else None
+def _linear_ops(relu: bool, x_ndim: int) -> _Ops:
+    activation: Optional[Literal["relu"]] = "relu" if relu else None
 
-    def make():
-        def forward(x, w, b):
+    def make() -> Tuple[_Forward, _Backward]:
+        def forward(x: JaxArray, w: JaxArray, b: Optional[JaxArray]
+                    ) -> Tuple[JaxArray, Any]:
             args = (x, w) if b is None else (x, w, b)
             y = _callback(lambda *a: F.linear(a[0], a[1], a[2] if len(a) > 2 else None,
                                               activation=activation),
@@ -433,7 +463,7 @@ def _linear_ops(relu, x_ndim):
                           *args, fold=0)
             return y, (x, w, y if relu else None)
 
-        def backward(res, g):
+        def backward(res: Any, g: JaxArray) -> Any:
             x, w, y = res
             if relu:
                 g = jnp.where(y > 0, g, jnp.zeros_like(g))
@@ -444,7 +474,8 @@ def _linear_ops(relu, x_ndim):
     return _with_bias(make)
 
 
-def linear(x, w, b=None, *, activation=None):
+def linear(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike] = None, *,
+           activation: Optional[Literal["relu"]] = None) -> JaxArray:
     """Fully connected layer: y = x_flat @ w.T + b, as :func:`fastconv.linear`.
 
     x: (N, D) or (N, d1, ..., dk), flattened to (N, D); w: (out_features, D);

@@ -15,7 +15,6 @@ da = pytest.importorskip("dask.array")
 
 import fastconv  # noqa: E402
 import fastconv.dask as fd  # noqa: E402
-from fastconv import _transpose  # noqa: E402
 from fastconv.modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d,  # noqa: E402
                               ReLU, Sequential)
 
@@ -181,7 +180,7 @@ def test_conv_transpose2d(case, dtype):
     xs, ws, s, p, op = case
     x, w, b = randn(xs, dtype, "tx", case), randn(ws, dtype, "tw", case), \
         randn(ws[1:2], dtype, "tb", case)
-    ref = _transpose.conv_transpose2d(x, w, b, s, p, op)
+    ref = fastconv.conv_transpose2d(x, w, b, s, p, op)
     oracle = transpose_oracle(x, w, b, s, p, op)
     np.testing.assert_allclose(ref, oracle, rtol=1e-4 if dtype == np.float32 else 1e-12,
                                atol=1e-4 if dtype == np.float32 else 1e-12)

@@ -177,12 +177,12 @@ def test_conv_transpose2d_is_the_input_gradient_of_conv2d(dtype):
 def test_conv_transpose2d_output_size_checks():
     x, w = jnp.ones((1, 2, 4, 4)), jnp.ones((2, 3, 3, 3))
     assert fj.conv_transpose2d(x, w, stride=2, output_padding=1).shape == (1, 3, 10, 10)
-    with pytest.raises(ValueError, match="output_padding must be >= 0 and smaller than the "
-                                         "stride"):
+    with pytest.raises(ValueError, match=r"output_padding \(2, 2\) must be smaller than the "
+                                         r"stride"):
         fj.conv_transpose2d(x, w, stride=2, output_padding=2)
-    with pytest.raises(ValueError, match="x has 2 channels .* w expects 3"):
+    with pytest.raises(ValueError, match="x has 2 channels .* w has 3"):
         fj.conv_transpose2d(x, jnp.ones((3, 3, 3, 3)))
-    with pytest.raises(ValueError, match=r"is less than 1"):
+    with pytest.raises(fastconv.ShapeError, match=r"it must be at least 1"):
         fj.conv_transpose2d(jnp.ones((1, 2, 1, 1)), w, padding=2)
 
 
