@@ -72,7 +72,7 @@ def _set_num_threads(n: int) -> None:
             return
         if setting == n:
             return
-        current = _config.get_num_threads()
+        current = _config._requested_threads()
         if setting is None and n == current:
             return
         _limits.append((setting, n, current))
@@ -105,7 +105,9 @@ def _controller_class(LibController: Any) -> Any:
             self.openmp = bool(_core.openmp_enabled())
 
         def get_num_threads(self) -> int:
-            return _config.get_num_threads()
+            # the setting, which a block's exit restores (a sequential build
+            # runs one thread whatever it is)
+            return _config._requested_threads()
 
         def set_num_threads(self, num_threads: int) -> None:
             _set_num_threads(num_threads)
