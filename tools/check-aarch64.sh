@@ -2,7 +2,7 @@
 # fastconv on AArch64 without ARM hardware: cross-compiles the C tests with
 # Debian's aarch64-linux-gnu-gcc and runs them under qemu-user.
 #
-#   tools/check-aarch64.sh [--keep] [--out DIR]
+#   tools/check-aarch64.sh [--python] [--keep] [--out DIR]
 #
 # Parts (one summary line each):
 #   ukr            benchmarks/ukr/ukr_bench.c with the generic and NEON kernels,
@@ -19,6 +19,22 @@
 #   conv native    the same driver built for this machine with cc (OpenMP when
 #                  the compiler has it): every x86 path, as a sanity check of
 #                  the driver and the core
+#   python         (--python only) the pytest suite under an AArch64 CPython
+#                  3.11: Debian's arm64 packages (python3.11, libc, libgomp
+#                  and the libraries the standard library loads) unpacked into
+#                  a private root with apt-get download and dpkg -x, nothing
+#                  installed on the host; numpy, pytest, hypothesis and
+#                  threadpoolctl as aarch64 wheels (pip --target); the
+#                  extension cross-built from Cython's C output with OpenMP.
+#                  The suite runs through a wrapper that starts that Python
+#                  under qemu, so the tests' subprocesses run it too, with
+#                  CC=aarch64-linux-gnu-gcc for the pooling harness; the
+#                  sanitized microkernel test is left out (no ASan under
+#                  qemu-user: the ukr part above covers the kernels).  Needs
+#                  root once (dpkg --add-architecture arm64, apt-get update),
+#                  and the network for the packages; they are kept in
+#                  $FASTCONV_AARCH64_CACHE (~/.cache/fastconv-aarch64).
+#                  Takes long: see the README.
 #
 # Prints "N passed, 0 failed" last when every part passed; exits 1 when one
 # failed.  Exits 0 with a SKIP line when the cross compiler or qemu-aarch64
@@ -27,17 +43,20 @@
 # Nothing here measures speed: timings under qemu mean nothing.
 #
 # Environment: CROSS_CC (aarch64-linux-gnu-gcc), QEMU (qemu-aarch64),
-# AARCH64_SYSROOT (/usr/aarch64-linux-gnu), CC (cc, for the native part).
+# AARCH64_SYSROOT (/usr/aarch64-linux-gnu), CC (cc, for the native part),
+# FASTCONV_AARCH64_CACHE, AARCH64_PYTEST_ARGS (what --python runs: tests).
 set -u
 cd "$(dirname "$0")/.."
+python_part=0
 keep=0
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
+    --python) python_part=1 ;;
     --keep) keep=1 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--keep] [--out DIR]" >&2; exit 2 ;;
+    -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--python] [--keep] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -197,6 +216,105 @@ if command -v "$native_cc" >/dev/null 2>&1; then
     fi
 else
     echo "skip  conv native  no native compiler ($native_cc)"
+fi
+
+# ---------------------------------------------------------------- python
+
+# The arm64 packages of an AArch64 CPython 3.11 and of what its standard
+# library loads (Debian bookworm names).
+py_debs="libc6 libgcc-s1 libstdc++6 libgomp1 zlib1g libexpat1 libffi8 libbz2-1.0 liblzma5
+libuuid1 libsqlite3-0 libssl3 libncursesw6 libtinfo6 libreadline8 libcrypt1 libnsl2 libtirpc3
+libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libcom-err2 libkeyutils1 libdb5.3
+libgdbm6 libpython3.11-minimal libpython3.11-stdlib python3.11-minimal libpython3.11-dev
+libpython3.11"
+py_wheels="numpy pytest hypothesis threadpoolctl"
+
+# python_setup CACHE: the private root, the wheels and a host venv with
+# Cython under CACHE; reused when already there
+python_setup() {
+    local cache=$1 p
+    if [ ! -x "$cache/root/usr/bin/python3.11" ]; then
+        if ! dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64; then
+            [ "$(id -u)" = 0 ] || { echo "arm64 packages not configured: run as root once"; return 1; }
+            dpkg --add-architecture arm64 || return 1
+        fi
+        if ! apt-cache show python3.11-minimal:arm64 >/dev/null 2>&1; then
+            apt-get update -q || return 1
+        fi
+        rm -rf "$cache/debs" "$cache/root"
+        mkdir -p "$cache/debs" "$cache/root"
+        for p in $py_debs; do
+            (cd "$cache/debs" && apt-get download -q "$p:arm64") || return 1
+        done
+        (cd "$cache/debs" && apt-get download -q media-types) || return 1
+        for p in "$cache"/debs/*.deb; do
+            dpkg -x "$p" "$cache/root" || return 1
+        done
+    fi
+    if [ ! -x "$cache/hostvenv/bin/cython" ]; then
+        python3 -m venv "$cache/hostvenv" && "$cache/hostvenv/bin/pip" install -q Cython || return 1
+    fi
+    if [ ! -d "$cache/site/numpy" ]; then
+        # shellcheck disable=SC2086
+        "$cache/hostvenv/bin/pip" install -q --target "$cache/site" --platform manylinux2014_aarch64 \
+            --python-version 3.11 --implementation cp --abi cp311 --only-binary=:all: $py_wheels ||
+            return 1
+    fi
+    # sys.executable is this wrapper (-0 sets argv[0]), so the tests'
+    # subprocesses start the same emulated Python
+    mkdir -p "$cache/bin"
+    cat >"$cache/bin/python3" <<WRAP
+#!/bin/sh
+exec "$(command -v "$qemu")" -L "$cache/root" -0 "\$0" "$cache/root/usr/bin/python3.11" "\$@"
+WRAP
+    chmod +x "$cache/bin/python3"
+}
+
+# python_build TREE CACHE: a copy of the source tree with the extension
+# cross-built for AArch64
+python_build() {
+    local tree=$1 cache=$2
+    mkdir -p "$tree"
+    tar --exclude=./build --exclude=./.git --exclude='*.so' --exclude='*.egg-info' \
+        --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis -cf - . |
+        tar -xf - -C "$tree" || return 1
+    "$cache/hostvenv/bin/cython" -3 src/_core.pyx -o "$tree/_core.c" || return 1
+    # shellcheck disable=SC2086
+    "$cross" -O3 -fno-math-errno -fno-tree-loop-distribute-patterns -Wno-unknown-pragmas \
+        -fPIC -shared -fopenmp -Isrc -I"$cache/root/usr/include/python3.11" \
+        -I"$cache/root/usr/include" -o "$tree/fastconv/_core.cpython-311-aarch64-linux-gnu.so" \
+        "$tree/_core.c" $core_srcs $kernel_srcs -lm
+}
+
+if [ "$python_part" = 1 ]; then
+    t_part=$SECONDS
+    log=$out/python.log
+    cache=${FASTCONV_AARCH64_CACHE:-${HOME:-/tmp}/.cache/fastconv-aarch64}
+    mkdir -p "$cache"
+    cache=$(cd "$cache" && pwd)
+    if ! grep -qE '^ISAS = \(.*"neon"' fastconv/_config.py; then
+        result python 1 "fastconv/_config.py: ISAS lacks \"neon\", the active set on AArch64"
+    elif ! python_setup "$cache" >"$log" 2>&1; then
+        result python 1 "could not set up the AArch64 Python (see below)"
+        show_log "$log"
+    elif ! python_build "$out/tree" "$cache" >>"$log" 2>&1; then
+        result python 1 "could not build the extension for AArch64"
+        show_log "$log"
+    else
+        (cd "$out/tree" && CC=$cross PYTHONPATH="$out/tree:$cache/site" \
+            "$cache/bin/python3" -m pytest -q -p no:cacheprovider \
+            --deselect tests/test_harnesses.py::test_ukr_microkernels_under_sanitizers \
+            ${AARCH64_PYTEST_ARGS:-tests}) \
+            >>"$log" 2>&1
+        rc=$?
+        summary=$(tail -n 1 "$log" | sed 's/=//g; s/^ *//; s/ *$//')
+        if [ "$rc" = 0 ]; then
+            result python 0 "pytest under qemu (AArch64 CPython 3.11): $summary"
+        else
+            result python 1 "pytest under qemu: $summary"
+            grep -E '^(FAILED|ERROR)' "$log" | head -n 20 | sed 's/^/      /'
+        fi
+    fi
 fi
 
 echo "== $((SECONDS - t_all)) s in all; nothing here measures speed (qemu)"
