@@ -242,6 +242,12 @@ static const char *op_name(int op)
                         printf("    planning returned %d, algorithm %s: %s\n", rc,      \
                                fc_algorithm_name(pl.alg), pl.reason);                   \
                         bad = 1;                                                        \
+                    } else if (pl.alg == FC_ALG_GEMM &&                                 \
+                               strcmp(pl.kernel ? pl.kernel : "", fc_kernel_name_##S())) { \
+                        /* the engine runs the active table's microkernel */            \
+                        printf("    the GEMM plan names kernel %s, the active set %s\n", \
+                               pl.kernel ? pl.kernel : "(none)", fc_kernel_name_##S()); \
+                        bad = 1;                                                        \
                     } else if (op == FC_OP_CONV_FWD) {                                  \
                         /* alternate: bias and ReLU, or neither */                      \
                         const int with_b = (idx + var) % 2 == 0;                        \
