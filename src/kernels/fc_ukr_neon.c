@@ -24,8 +24,9 @@
  * The loop runs one k step per iteration (per set of accumulators, below):
  * its four scalar instructions go to the integer pipes, and unrolled copies
  * make GCC move accumulators between registers, or spill them, at the back
- * edge.  Built with GCC 12 at -O2 and -O3, no loop of these kernels holds a
- * stack access or a register move.
+ * edge.  With that and the end-of-step barrier of KSTEP, built with GCC 12
+ * at -O2 and -O3, no loop of these kernels holds a stack access or a
+ * register move.
  *
  * Edge tiles: every (m, nv) pair, nv being the number of B vectors the tile
  * needs, is its own specialisation, so a short tile only does the FMAs it
