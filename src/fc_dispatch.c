@@ -37,6 +37,10 @@ static const fc_kernel_set *lookup(const char *name)
     if (!strcmp(name, "avx512"))
         return &fc_kernels_avx512;
 #endif
+#ifdef FC_HAVE_NEON_KERNELS
+    if (!strcmp(name, "neon"))
+        return &fc_kernels_neon;
+#endif
     return 0;
 }
 
@@ -53,12 +57,15 @@ int fc_isa_supported(const char *name)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("fma");
 #endif
+    /* generic runs everywhere, and NEON on every CPU of the AArch64 builds
+     * that compile it */
     return 1;
 }
 
 static int known_name(const char *name)
 {
-    return !strcmp(name, "generic") || !strcmp(name, "avx2") || !strcmp(name, "avx512");
+    return !strcmp(name, "generic") || !strcmp(name, "avx2") || !strcmp(name, "avx512") ||
+           !strcmp(name, "neon");
 }
 
 const char *fc_isa_best(void)
@@ -67,6 +74,8 @@ const char *fc_isa_best(void)
         return "avx512";
     if (fc_isa_supported("avx2"))
         return "avx2";
+    if (fc_isa_supported("neon"))
+        return "neon";
     return "generic";
 }
 

@@ -55,7 +55,10 @@ enum { FC_ENGINE_GENERIC = 0, FC_ENGINE_AVX2 = 1, FC_ENGINE_AVX512 = 2 };
 #pragma GCC pop_options
 #endif
 
-/* Which compiled copy of the engine matches the active kernel table. */
+/* Which compiled copy of the engine matches the active kernel table.  The
+ * generic copy serves every other table (NEON's on AArch64, where NEON is
+ * the baseline the generic copy is compiled for): it takes its microkernels
+ * from fc_active_kernels() at each call. */
 static int engine(void)
 {
 #ifdef FC_ENGINE_PER_ISA

@@ -8,9 +8,11 @@
  *
  * Only the top-left m x n corner (1 <= m <= MR, 1 <= n <= NR) of C is read or
  * written; packed panels are always full (zero-filled past m / n), so kernels
- * may read the whole panel.  B panels start 64-byte aligned (NR * sizeof(T)
- * must be a multiple of 64 or divide it); A panels are only element-aligned,
- * which broadcasts do not mind.  kc >= 1.
+ * may read the whole panel.  B panels start 64-byte aligned when NR *
+ * sizeof(T) is a multiple of 64 or divides it, as it must for a kernel that
+ * loads them with aligned loads (x86); NEON's 48-byte rows leave panels past
+ * the first 16-byte aligned at best, which its loads do not mind.  A panels
+ * are only element-aligned, which broadcasts do not mind.  kc >= 1.
  *
  *   flags & FC_UK_ACC   C += A*B          otherwise C = A*B (C is not read)
  *   bias != NULL        then adds bias[i] to row i (bias has m valid entries)
@@ -64,7 +66,7 @@ typedef struct {
 } fc_ukr_d_info;
 
 typedef struct {
-    const char *isa;    /* "generic", "avx2", "avx512" */
+    const char *isa;    /* "generic", "avx2", "avx512", "neon" */
     fc_ukr_s_info s;
     fc_ukr_d_info d;
     /* A second tile, half as wide (NR), that the batch-lane path may take
@@ -86,6 +88,12 @@ extern const fc_kernel_set fc_kernels_generic;
 #define FC_HAVE_X86_KERNELS 1
 extern const fc_kernel_set fc_kernels_avx2;
 extern const fc_kernel_set fc_kernels_avx512;
+#endif
+/* AArch64: Advanced SIMD is mandatory there, so the NEON set is supported
+ * wherever it is compiled (fc_ukr_neon.c). */
+#if defined(__aarch64__)
+#define FC_HAVE_NEON_KERNELS 1
+extern const fc_kernel_set fc_kernels_neon;
 #endif
 
 /* The active set, chosen once at import (fc_dispatch.c). */

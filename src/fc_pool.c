@@ -198,7 +198,9 @@ static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
  * FASTCONV_ISA and set_isa move pooling too).  The AVX-512 level also runs
  * the AVX2 loops: they are bound by memory, so wider vectors gain nothing
  * on long rows, and on the short rows pooling often has, 16-lane bodies
- * leave most of a row to their scalar tails (docs/tuning.md, Pooling). */
+ * leave most of a row to their scalar tails (docs/tuning.md, Pooling).
+ * Every other table, NEON's on AArch64 included, runs the generic instance,
+ * which the compiler vectorises for the target's baseline (NEON there). */
 static int fc_pool_isa(void)
 {
 #ifdef FC_POOL_X86

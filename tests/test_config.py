@@ -101,7 +101,7 @@ def test_set_num_threads_beats_environment_variable():
 def test_available_isas():
     isas = _config.available_isas()
     assert "generic" in isas  # the portable path runs everywhere
-    assert set(isas) <= {"generic", "avx2", "avx512"}
+    assert set(isas) <= {"generic", "avx2", "avx512", "neon"}
     assert _config.get_isa() in isas
 
 

@@ -229,7 +229,7 @@ def ref_avg_bwd(dy, shape, k, s, p, inc):
 def isas(lib):
     """The instruction sets the standalone dispatch can run here."""
     have = []
-    for name in ("generic", "avx2", "avx512"):
+    for name in ("generic", "avx2", "avx512", "neon"):
         os.environ["FASTCONV_ISA"] = name
         if lib.fc_standalone_isa().decode() == name:
             have.append(name)

@@ -33,6 +33,9 @@ const fc_kernel_set fc_kernels_generic = {.isa = "generic"};
 const fc_kernel_set fc_kernels_avx2 = {.isa = "avx2"};
 const fc_kernel_set fc_kernels_avx512 = {.isa = "avx512"};
 #endif
+#ifdef FC_HAVE_NEON_KERNELS
+const fc_kernel_set fc_kernels_neon = {.isa = "neon"};
+#endif
 
 const fc_kernel_set *fc_active_kernels(void)
 {
@@ -49,6 +52,10 @@ const fc_kernel_set *fc_active_kernels(void)
         return &fc_kernels_avx512;
     if (has2)
         return &fc_kernels_avx2;
+#elif defined(FC_HAVE_NEON_KERNELS)
+    /* every AArch64 CPU runs NEON; pooling runs its generic loops there */
+    if (!(e && strcmp(e, "generic") == 0))
+        return &fc_kernels_neon;
 #else
     (void)e;
 #endif

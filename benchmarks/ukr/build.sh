@@ -11,7 +11,7 @@ src="$here/../../src"
 out=${1:-"$here/../../build/ukr"}
 cc=${CC:-cc}
 mkdir -p "$out"
-files="$here/ukr_bench.c $src/kernels/fc_ukr_generic.c $src/kernels/fc_ukr_avx2.c $src/kernels/fc_ukr_avx512.c"
+files="$here/ukr_bench.c $src/kernels/fc_ukr_generic.c $src/kernels/fc_ukr_avx2.c $src/kernels/fc_ukr_avx512.c $src/kernels/fc_ukr_neon.c"
 $cc -O3 -fPIC -Wall -Wextra -o "$out/ukr_bench" $files -lm
 $cc -O2 -g -fPIC -Wall -Wextra -fsanitize=address,undefined -fno-sanitize-recover=all \
     -fno-omit-frame-pointer -o "$out/ukr_bench_asan" $files -lm

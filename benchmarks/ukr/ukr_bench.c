@@ -10,15 +10,26 @@
  *                                   block of B, at the kernel's default blocking
  *                                   and at a few other depths
  *
- * isa is generic, avx2 or avx512 (default: every one this CPU runs).
+ * isa is generic, avx2, avx512 or neon (default: every one of this machine's
+ * architecture: generic, avx2 and avx512 on x86-64, generic and neon on
+ * AArch64).
  * `bench` first measures the FMA peak of one core at the ISA's vector width
  * (independent multiply-add chains, no memory traffic) and reports each kernel
  * as a fraction of it; FC_PEAK_S / FC_PEAK_D (GFLOP/s) add a second fraction
  * against a nominal peak, e.g. the data-sheet figure.
  * Times are thread CPU time, best of many short samples.
  * See build.sh for the compile lines.
+ *
+ * Built with -DUKR_GUARD_PAGES (tools/check-aarch64.sh does, where ASan is
+ * not at hand), every panel and C buffer ends flush against an inaccessible
+ * page, so a read or write past its last element faults; the buffers are
+ * then only element-aligned, which the generic and NEON kernels accept but
+ * the x86 kernels' aligned loads do not.
  */
 #define _POSIX_C_SOURCE 200809L
+#ifdef UKR_GUARD_PAGES
+#define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS */
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +41,14 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#endif
+#ifdef FC_HAVE_NEON_KERNELS
+#include <arm_neon.h>
+#endif
+#ifdef UKR_GUARD_PAGES
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 static const fc_kernel_set *find_set(const char *isa)
@@ -44,9 +63,66 @@ static const fc_kernel_set *find_set(const char *isa)
     if (!strcmp(isa, "avx512"))
         return __builtin_cpu_supports("avx512f") ? &fc_kernels_avx512 : NULL;
 #endif
+#ifdef FC_HAVE_NEON_KERNELS
+    if (!strcmp(isa, "neon"))
+        return &fc_kernels_neon;   /* every AArch64 CPU has NEON */
+#endif
     return NULL;
 }
 
+#ifdef UKR_GUARD_PAGES
+/* The case being checked, for the fault handler. */
+static char current_case[160] = "(no check running)";
+
+static void on_fault(int sig)
+{
+    static const char msg[] = "FAULT: memory access past a buffer in ";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    w = write(2, current_case, strlen(current_case));
+    w = write(2, "\n", 1);
+    (void)w;
+    _exit(128 + sig);
+}
+
+/* bytes ending at an inaccessible page; the mapping's start and length are
+ * kept just below the block. */
+static void *xalloc(size_t bytes)
+{
+    static int installed;
+    if (!installed) {
+        signal(SIGSEGV, on_fault);
+        signal(SIGBUS, on_fault);
+        installed = 1;
+    }
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t head = 2 * sizeof(size_t) + sizeof(void *);
+    const size_t body = (bytes + head + page - 1) / page * page;
+    unsigned char *base = mmap(NULL, body + page, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED || mprotect(base + body, page, PROT_NONE)) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    unsigned char *p = base + body - bytes;
+    const size_t len = body + page;
+    memcpy(p - head, &base, sizeof base);
+    memcpy(p - head + sizeof base, &len, sizeof len);
+    return p;
+}
+
+static void xfree(void *p)
+{
+    if (!p)
+        return;
+    const size_t head = 2 * sizeof(size_t) + sizeof(void *);
+    void *base;
+    size_t len;
+    memcpy(&base, (unsigned char *)p - head, sizeof base);
+    memcpy(&len, (unsigned char *)p - head + sizeof base, sizeof len);
+    munmap(base, len);
+}
+#define SET_CASE(...) snprintf(current_case, sizeof current_case, __VA_ARGS__)
+#else
 static void *xalloc(size_t bytes)
 {
     void *p = NULL;
@@ -57,6 +133,10 @@ static void *xalloc(size_t bytes)
     }
     return p;
 }
+
+static void xfree(void *p) { free(p); }
+#define SET_CASE(...) ((void)0)
+#endif
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static double urand(void) /* uniform in [-1, 1) */
@@ -86,6 +166,9 @@ static long n_checks, n_fail;
                          unsigned flags, int use_bias, int nan_case, int exact_c)      \
     {                                                                                  \
         const int MR = ks->FIELD.mr, NR = ks->FIELD.nr;                                \
+        SET_CASE("%s m=%d n=%d kc=%lld flags=%u bias=%d nan=%d exact=%d",              \
+                 ks->FIELD.name, m, n, (long long)kc, flags, use_bias, nan_case,       \
+                 exact_c);                                                             \
         T *A = xalloc(sizeof(T) * (size_t)(kc * MR));                                  \
         T *B = xalloc(sizeof(T) * (size_t)(kc * NR));                                  \
         T *bias = use_bias ? xalloc(sizeof(T) * (size_t)m) : NULL;                     \
@@ -170,7 +253,7 @@ static long n_checks, n_fail;
                 if (bad++ < 5)                                                         \
                     printf("  streamed: not the cached stores' bits\n");              \
             }                                                                          \
-            free(cb3);                                                                 \
+            xfree(cb3);                                                                \
         }                                                                              \
         if (ks->FIELD.fn_sb && n == NR) {                                              \
             /* B read in place: the same panel as rows ldb apart, off any         \
@@ -186,8 +269,8 @@ static long n_checks, n_fail;
                 if (bad++ < 5)                                                         \
                     printf("  B in place: not the packed kernel's bits\n");            \
             }                                                                          \
-            free(Bs);                                                                  \
-            free(cb2);                                                                 \
+            xfree(Bs);                                                                 \
+            xfree(cb2);                                                                \
         }                                                                              \
         n_checks++;                                                                    \
         if (bad) {                                                                     \
@@ -196,10 +279,10 @@ static long n_checks, n_fail;
                    ks->FIELD.name, m, n, (long long)kc, flags, use_bias, nan_case,     \
                    exact_c);                                                           \
         }                                                                              \
-        free(A);                                                                       \
-        free(B);                                                                       \
-        free(bias);                                                                    \
-        free(cbuf);                                                                    \
+        xfree(A);                                                                      \
+        xfree(B);                                                                      \
+        xfree(bias);                                                                   \
+        xfree(cbuf);                                                                   \
         free(c0);                                                                      \
         return bad;                                                                    \
     }
@@ -323,6 +406,12 @@ DEFINE_PEAK(peak256_s, __attribute__((target("avx2,fma"))), __m256, 12, _mm256_s
 DEFINE_PEAK(peak256_d, __attribute__((target("avx2,fma"))), __m256d, 12, _mm256_set1_pd,
             _mm256_fmadd_pd, _mm256_storeu_pd, double)
 #endif
+#ifdef FC_HAVE_NEON_KERNELS
+#define NEON_FMA_S(acc, m, c) vfmaq_f32((c), (acc), (m))
+#define NEON_FMA_D(acc, m, c) vfmaq_f64((c), (acc), (m))
+DEFINE_PEAK(peakneon_s, , float32x4_t, 24, vdupq_n_f32, NEON_FMA_S, vst1q_f32, float)
+DEFINE_PEAK(peakneon_d, , float64x2_t, 24, vdupq_n_f64, NEON_FMA_D, vst1q_f64, double)
+#endif
 
 /* Best-of-samples peak of one core for this ISA's vector width; 0 if unknown. */
 static double measured_peak(const fc_kernel_set *ks, int dsize)
@@ -333,6 +422,10 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
         fn = dsize == 4 ? peak512_s : peak512_d;
     else if (!strcmp(ks->isa, "avx2"))
         fn = dsize == 4 ? peak256_s : peak256_d;
+#endif
+#ifdef FC_HAVE_NEON_KERNELS
+    if (!strcmp(ks->isa, "neon"))
+        fn = dsize == 4 ? peakneon_s : peakneon_d;
 #endif
     if (!fn)
         return 0.0;
@@ -378,9 +471,9 @@ static double measured_peak(const fc_kernel_set *ks, int dsize)
             if (dt < best)                                                             \
                 best = dt;                                                             \
         }                                                                              \
-        free(A);                                                                       \
-        free(B);                                                                       \
-        free(C);                                                                       \
+        xfree(A);                                                                      \
+        xfree(B);                                                                      \
+        xfree(C);                                                                      \
         return 2.0 * m * n * kc * reps / best * 1e-9;                                  \
     }
 
@@ -428,9 +521,9 @@ static double time_tile_kind(const fc_kernel_set *ks, int kind, int m, int n, in
             if (dt < best)                                                             \
                 best = dt;                                                             \
         }                                                                              \
-        free(A);                                                                       \
-        free(B);                                                                       \
-        free(C);                                                                       \
+        xfree(A);                                                                      \
+        xfree(B);                                                                      \
+        xfree(C);                                                                      \
         return 2.0 * mc * nc * kc / best * 1e-9;                                       \
     }
 
@@ -504,9 +597,13 @@ static void run_block(const fc_kernel_set *ks)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "test";
+#ifdef FC_HAVE_NEON_KERNELS
+    static const char *all[] = {"generic", "neon"};
+#else
     static const char *all[] = {"generic", "avx2", "avx512"};
+#endif
     const char **isas = argc > 2 ? (const char **)argv + 2 : all;
-    const int nisa = argc > 2 ? argc - 2 : 3;
+    const int nisa = argc > 2 ? argc - 2 : (int)(sizeof all / sizeof all[0]);
     for (int t = 0; t < nisa; t++) {
         const fc_kernel_set *ks = find_set(isas[t]);
         if (!ks) {
@@ -520,7 +617,8 @@ int main(int argc, char **argv)
         else if (!strcmp(mode, "block"))
             run_block(ks);
         else {
-            fprintf(stderr, "usage: %s test|bench|block [generic|avx2|avx512 ...]\n", argv[0]);
+            fprintf(stderr, "usage: %s test|bench|block [generic|avx2|avx512|neon ...]\n",
+                    argv[0]);
             return 2;
         }
     }
