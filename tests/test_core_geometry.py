@@ -88,6 +88,18 @@ def _run(op, g, x, w, b, dy, alg, dtype):
 CODES = {"fwd": _core.OP_CONV_FWD, "data": _core.OP_CONV_DATA, "weight": _core.OP_CONV_WEIGHT}
 
 
+def _every_algorithm(op, g, x, w, b, dy, dtype):
+    """(output, plan) of op on g planned freely, then forced to every
+    algorithm that can serve it."""
+    for alg in [-1] + list(range(len(ALGS))):
+        if alg >= 0:
+            try:
+                _core.plan_conv(CODES[op], g, np.dtype(dtype).itemsize, 1, alg)
+            except ValueError:
+                continue
+        yield _run(op, g, x, w, b, dy, alg, dtype)
+
+
 @pytest.mark.parametrize("op", ["fwd", "data", "weight"])
 @pytest.mark.parametrize("s", SHAPES, ids=str)
 def test_dilated_convolution_on_every_algorithm(s, op, dtype, isa, threads):
@@ -161,13 +173,7 @@ def test_asymmetric_padding_on_every_algorithm(s, op, dtype, isa):
     dx, adx = dxp[:, :, pt:pt + H, pl:pl + W], adxp[:, :, pt:pt + H, pl:pl + W]
     dw, adw = dws[:, :, ::DH, ::DW], adws[:, :, ::DH, ::DW]
     ran = set()
-    for alg in [-1] + list(range(len(ALGS))):
-        if alg >= 0:
-            try:
-                _core.plan_conv(CODES[op], g, np.dtype(dtype).itemsize, 1, alg)
-            except ValueError:
-                continue
-        out, info = _run(op, g, x, w, b, dy, alg, dtype)
+    for out, info in _every_algorithm(op, g, x, w, b, dy, dtype):
         ran.add(info["algorithm"])
         what = f"{op} via {info['algorithm']} [{isa}]"
         if op == "fwd":
@@ -231,13 +237,7 @@ def test_grouped_convolution_on_every_algorithm(s, op, dtype, isa, threads):
     scale = np.concatenate(scale, axis=1 if op != "weight" else 0)
     length = {"fwd": Cg * FH * FW, "data": Kg * FH * FW, "weight": N * H2 * W2}[op]
     ran = set()
-    for alg in [-1] + list(range(len(ALGS))):
-        if alg >= 0:
-            try:
-                _core.plan_conv(CODES[op], g, np.dtype(dtype).itemsize, 1, alg)
-            except ValueError:
-                continue
-        out, info = _run(op, g, x, w, b, dy, alg, dtype)
+    for out, info in _every_algorithm(op, g, x, w, b, dy, dtype):
         ran.add(info["algorithm"])
         got = out[0] if op == "weight" else out
         assert_close(got, want, scale, dtype, length, f"{op} via {info['algorithm']} [{isa}]")
