@@ -468,13 +468,14 @@ static void dgemm_neon_8x6(int64_t kc, const double *A, const double *B, double 
 }
 
 /* No tile reading B in place (fn_sb NULL): the engine packs B.  No narrow
- * tile either: the lanes path's second entries repeat the first. */
+ * tile either: the lanes path's second entries repeat the first.  Three
+ * vectors per row (nv 3), where the x86 tiles have two. */
 const fc_kernel_set fc_kernels_neon = {
     "neon",
-    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL},
-    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL},
-    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL},
-    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL},
+    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL, 3},
+    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL, 3},
+    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL, 3},
+    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL, 3},
 };
 
 #endif
