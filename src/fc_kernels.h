@@ -55,6 +55,8 @@ typedef struct {
     int kc, mc, nc;     /* default cache blocking, in elements */
     fc_ukr_s_t fn;
     fc_ukr_sb_s_t fn_sb; /* B in place, or NULL: the engine packs B */
+    int nv;             /* vectors in a row of the tile, whose lanes (nr / nv)
+                           the planner counts edge tiles in; 0 means 2 */
 } fc_ukr_s_info;
 
 typedef struct {
@@ -63,6 +65,7 @@ typedef struct {
     int kc, mc, nc;
     fc_ukr_d_t fn;
     fc_ukr_sb_d_t fn_sb;
+    int nv;
 } fc_ukr_d_info;
 
 typedef struct {

@@ -173,9 +173,17 @@ def test_lanes_kernel_tiles(case, dtype, isa, threads, force, tile, kernel):
     assert _plan.last_run("conv2d")["kernel"] == names[dtype == np.float64]
 
 
+def _tile_columns(kernel_name):
+    """NR of a kernel named operation_isa_MRxNR."""
+    return int(kernel_name.rsplit("x", 1)[1])
+
+
 def test_lanes_takes_the_narrow_tile_where_it_fills_the_lanes(isa, force):
     # 16 images of 13x13 (AlexNet's last layers at batch 16) are one block of
     # 16 float32 lanes; 32 lanes would need two tiles of 7 and 6 rows each.
+    if 16 not in {_tile_columns(_core.kernel_names()[0]),
+                  _tile_columns(_core.narrow_kernel_names()[0])}:
+        pytest.skip(f"{isa}: no float32 tile 16 lanes wide (NEON's are 12)")
     force(None)
     case = ConvCase(16, 64, 13, 13, 48, 3, 3, 1, 1, 1, 1)
     y, path = _run_forward(case, np.float32)
@@ -278,6 +286,10 @@ TURNED_CASES = [
 
 @pytest.mark.parametrize("case", TURNED_CASES, ids=str)
 def test_few_pixels_take_the_turned_gemm(case, dtype, isa, force):
+    if isa == "neon" and dtype == np.float64:
+        # 6-column tiles of three 2-lane vectors: 25 and 18 pixels waste at
+        # most one lane per row as columns, so turning gains nothing
+        pytest.skip("NEON float64: vectors of 2 lanes fill these columns")
     force(None)
     _check_forward_at_threads(case, dtype, isa, "gemm_t")
     if case.FH == 1 and case.FW == 1:
@@ -413,10 +425,12 @@ def test_data_gradient_in_bands_of_rows(case, dtype, isa, force):
 def test_data_gradient_of_few_input_channels_takes_col2im(case, dtype, isa, threads, force):
     # dx of a first layer (1 or 3 channels): w^T has C*FH*FW rows, where
     # the forward-convolution shortcut would have C output channels (the
-    # portable build's GEMM tile is too slow for that with 3 channels)
+    # portable build's GEMM tile is too slow for that with 3 channels).  The
+    # x86 paths' direct tiles (6 or 8 rows) leave 3 channels half empty; the
+    # portable engine copy, which NEON's kernels run on too, has 4 rows.
     force(None)
     dx, path = _data_gradient_path(case, dtype)
-    if case.C == 1 or isa != "generic":
+    if case.C == 1 or isa in ("avx2", "avx512"):
         assert path == "col2im"
     else:
         assert path != "col2im"

@@ -203,10 +203,10 @@ static TGT void dgemm_avx2_6x8(int64_t kc, const double *A, const double *B, dou
  * the lanes path's second entries repeat the first. */
 const fc_kernel_set fc_kernels_avx2 = {
     "avx2",
-    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16, NULL},
-    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8, NULL},
-    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16, NULL},
-    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8, NULL},
+    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16, NULL, 2},
+    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8, NULL, 2},
+    {"sgemm_avx2_6x16", UK_MR, 16, S_KC, S_MC, S_NC, sgemm_avx2_6x16, NULL, 2},
+    {"dgemm_avx2_6x8", UK_MR, 8, D_KC, D_MC, D_NC, dgemm_avx2_6x8, NULL, 2},
 };
 
 #endif

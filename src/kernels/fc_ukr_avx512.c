@@ -291,13 +291,13 @@ static TGT void dgemm_avx512_14x16_sb(int64_t kc, const double *A, const double 
 const fc_kernel_set fc_kernels_avx512 = {
     "avx512",
     {"sgemm_avx512_14x32", UK_MR, 32, S_KC, S_MC, S_NC, sgemm_avx512_14x32,
-     sgemm_avx512_14x32_sb},
+     sgemm_avx512_14x32_sb, 2},
     {"dgemm_avx512_14x16", UK_MR, 16, D_KC, D_MC, D_NC, dgemm_avx512_14x16,
-     dgemm_avx512_14x16_sb},
+     dgemm_avx512_14x16_sb, 2},
     {"sgemm_avx512_16x16", UK_MR_N, 16, S_KC, S_MC / UK_MR_N * UK_MR_N, S_NC,
-     sgemm_avx512_16x16, NULL},
+     sgemm_avx512_16x16, NULL, 1},
     {"dgemm_avx512_16x8", UK_MR_N, 8, D_KC, D_MC / UK_MR_N * UK_MR_N, D_NC, dgemm_avx512_16x8,
-     NULL},
+     NULL, 1},
 };
 
 #endif

@@ -26,8 +26,8 @@
 
 const fc_kernel_set fc_kernels_generic = {
     "generic",
-    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16, NULL},
-    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8, NULL},
-    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16, NULL},
-    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8, NULL},
+    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16, NULL, 2},
+    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8, NULL, 2},
+    {"sgemm_generic_4x16", 4, 16, 256, 128, 2048, fc_sgemm_generic_4x16, NULL, 2},
+    {"dgemm_generic_4x8", 4, 8, 256, 128, 1024, fc_dgemm_generic_4x8, NULL, 2},
 };

@@ -21,21 +21,25 @@
  * the two or three loads per cycle these cores sustain even at four FMAs per
  * cycle.
  *
- * The loop runs one k step per iteration (per set of accumulators, below):
- * its four scalar instructions go to the integer pipes, and unrolled copies
- * make GCC move accumulators between registers, or spill them, at the back
- * edge.  With that and the end-of-step barrier of KSTEP, built with GCC 12
- * at -O2 and -O3, no loop of these kernels holds a stack access or a
- * register move.
+ * Every output is one chain of FMAs over k, in order, in every tile shape:
+ * no edge tile splits its sums over several sets of accumulators (as short
+ * x86 tiles do to hide latency), so an output's bits do not depend on where
+ * its row or column falls in the tiling.  A batch gives the same bits whole
+ * or image by image, and so does the turned GEMM, whose rows are pixels.
+ * The price: an edge tile of m rows and nv vectors has only m * nv chains
+ * and runs latency-bound when that is under the ~16 the pipes need.
+ *
+ * The loop runs one k step per iteration: its four scalar instructions go
+ * to the integer pipes, and unrolled copies make GCC move accumulators
+ * between registers, or spill them, at the back edge.  With that and the
+ * end-of-step barrier of KSTEP, built with GCC 12 at -O2 and -O3, no loop of
+ * these kernels holds a stack access or a register move.
  *
  * Edge tiles: every (m, nv) pair, nv being the number of B vectors the tile
  * needs, is its own specialisation, so a short tile only does the FMAs it
- * needs, and rows >= m are neither read nor written.  A tile with few FMA
- * chains (m * nv < 12) is bound by latency rather than throughput, so it
- * spreads consecutive k over 2 or 4 sets of accumulators (at most 20 live),
- * added together at the end.  The last vector of each row is read and
- * written lane by lane when it is partial (NEON has no masked loads or
- * stores), so no column >= n is touched either.
+ * needs, and rows >= m are neither read nor written.  The last vector of
+ * each row is read and written lane by lane when it is partial (NEON has no
+ * masked loads or stores), so no column >= n is touched either.
  *
  * Panels: packed A and B are read as whole vectors, which NEON loads take
  * at any address; the kernels assume only element alignment (a B row of 48
@@ -143,46 +147,17 @@ INLINE void d_store_part(double *p, float64x2_t v, int r)
  * VFMA_LANE(acc, b, a, lane) (acc + b * a[lane]), VRELU, and AVEC_<i> /
  * ALANE_<i>: the A vector and lane holding row i's value.
  *
- * Accumulators are acc<row>_<3*set + vector>; SPLIT sets of them take
- * consecutive k in turn, one k step per set in each iteration of the loop
- * (the constants fold, unused accumulators are dropped). */
-#define ACC_DECL(i, u)                                                             \
-    VEC acc##i##_0 = VZERO(), acc##i##_1 = VZERO(), acc##i##_2 = VZERO(),          \
-        acc##i##_3 = VZERO(), acc##i##_4 = VZERO(), acc##i##_5 = VZERO(),          \
-        acc##i##_6 = VZERO(), acc##i##_7 = VZERO(), acc##i##_8 = VZERO(),          \
-        acc##i##_9 = VZERO(), acc##i##_10 = VZERO(), acc##i##_11 = VZERO();
+ * Accumulators are acc<row>_<vector> (the constants fold, unused ones are
+ * dropped). */
+#define ACC_DECL(i, u) VEC acc##i##_0 = VZERO(), acc##i##_1 = VZERO(), acc##i##_2 = VZERO();
 
-#define FMA_SET(i, s0, s1, s2)                                                     \
-    do {                                                                           \
-        acc##i##_##s0 = VFMA_LANE(acc##i##_##s0, b0, AVEC_##i, ALANE_##i);         \
-        if (NV > 1)                                                                \
-            acc##i##_##s1 = VFMA_LANE(acc##i##_##s1, b1, AVEC_##i, ALANE_##i);     \
-        if (NV > 2)                                                                \
-            acc##i##_##s2 = VFMA_LANE(acc##i##_##s2, b2, AVEC_##i, ALANE_##i);     \
-    } while (0)
-
-/* step u of an iteration goes to set u (SPLIT steps per iteration) */
 #define FMA_ROW(i, u)                                                              \
     if (MRE > i) {                                                                 \
-        switch ((u) & (SPLIT - 1)) {                                               \
-        case 0: FMA_SET(i, 0, 1, 2); break;                                        \
-        case 1: FMA_SET(i, 3, 4, 5); break;                                        \
-        case 2: FMA_SET(i, 6, 7, 8); break;                                        \
-        default: FMA_SET(i, 9, 10, 11); break;                                     \
-        }                                                                          \
-    }
-
-#define FOLD_ROW(i, u)                                                             \
-    if (MRE > i) {                                                                 \
-        if (SPLIT == 4) {                                                          \
-            acc##i##_0 = VADD(VADD(acc##i##_0, acc##i##_3), VADD(acc##i##_6, acc##i##_9));  \
-            acc##i##_1 = VADD(VADD(acc##i##_1, acc##i##_4), VADD(acc##i##_7, acc##i##_10)); \
-            acc##i##_2 = VADD(VADD(acc##i##_2, acc##i##_5), VADD(acc##i##_8, acc##i##_11)); \
-        } else if (SPLIT == 2) {                                                   \
-            acc##i##_0 = VADD(acc##i##_0, acc##i##_3);                             \
-            acc##i##_1 = VADD(acc##i##_1, acc##i##_4);                             \
-            acc##i##_2 = VADD(acc##i##_2, acc##i##_5);                             \
-        }                                                                          \
+        acc##i##_0 = VFMA_LANE(acc##i##_0, b0, AVEC_##i, ALANE_##i);               \
+        if (NV > 1)                                                                \
+            acc##i##_1 = VFMA_LANE(acc##i##_1, b1, AVEC_##i, ALANE_##i);           \
+        if (NV > 2)                                                                \
+            acc##i##_2 = VFMA_LANE(acc##i##_2, b2, AVEC_##i, ALANE_##i);           \
     }
 
 /* One k step: the B vectors the tile needs, the A vectors holding its rows
@@ -191,20 +166,20 @@ INLINE void d_store_part(double *p, float64x2_t v, int r)
  * moves above these FMAs.  Without it GCC's scheduler hoists later steps'
  * loads, which needs more than the 32 registers and spills accumulators to
  * the stack inside the loop; the CPU runs loads ahead by itself. */
-#define KSTEP(u)                                                                   \
-    b0 = VLD(b + (u) * NR);                                                        \
+#define KSTEP                                                                      \
+    b0 = VLD(b);                                                                   \
     if (NV > 1)                                                                    \
-        b1 = VLD(b + (u) * NR + VL);                                               \
+        b1 = VLD(b + VL);                                                          \
     if (NV > 2)                                                                    \
-        b2 = VLD(b + (u) * NR + 2 * VL);                                           \
-    a0 = VLD(a + (u) * UK_MR);                                                     \
+        b2 = VLD(b + 2 * VL);                                                      \
+    a0 = VLD(a);                                                                   \
     if (MRE > VL)                                                                  \
-        a1 = VLD(a + (u) * UK_MR + VL);                                            \
+        a1 = VLD(a + VL);                                                          \
     if (MRE > 2 * VL)                                                              \
-        a2 = VLD(a + (u) * UK_MR + 2 * VL);                                        \
+        a2 = VLD(a + 2 * VL);                                                      \
     if (MRE > 3 * VL)                                                              \
-        a3 = VLD(a + (u) * UK_MR + 3 * VL);                                        \
-    ROWS(FMA_ROW, u)                                                               \
+        a3 = VLD(a + 3 * VL);                                                      \
+    ROWS(FMA_ROW, 0)                                                               \
     __asm__ volatile("" ::: "memory");
 
 /* Writing a row of C soon: its first and last element's lines (a 48-byte
@@ -274,13 +249,9 @@ INLINE void d_store_part(double *p, float64x2_t v, int r)
         }                                                                          \
     }
 
-#define UNUSED_ROW(i, u)                                                           \
-    (void)acc##i##_0; (void)acc##i##_1; (void)acc##i##_2; (void)acc##i##_3;        \
-    (void)acc##i##_4; (void)acc##i##_5; (void)acc##i##_6; (void)acc##i##_7;        \
-    (void)acc##i##_8; (void)acc##i##_9; (void)acc##i##_10; (void)acc##i##_11;
+#define UNUSED_ROW(i, u) (void)acc##i##_0; (void)acc##i##_1; (void)acc##i##_2;
 
 #define TILE_BODY                                                                  \
-    const int SPLIT = MRE * NV >= 12 ? 1 : MRE * NV >= 6 ? 2 : 4;                  \
     const int r = n - (NV - 1) * VL; /* lanes of the last vector, 1..VL */         \
     VEC b0, b1 = VZERO(), b2 = VZERO();                                            \
     VEC a0, a1 = VZERO(), a2 = VZERO(), a3 = VZERO();                              \
@@ -288,19 +259,9 @@ INLINE void d_store_part(double *p, float64x2_t v, int r)
     ROWS(PREFETCH_ROW, 0)                                                          \
     const T *a = A, *b = B;                                                        \
     int64_t k = kc;                                                                \
-    for (; k >= SPLIT; k -= SPLIT, a += SPLIT * UK_MR, b += SPLIT * NR) {         \
-        KSTEP(0)                                                                   \
-        if (SPLIT > 1) {                                                           \
-            KSTEP(1)                                                               \
-        }                                                                          \
-        if (SPLIT > 2) {                                                           \
-            KSTEP(2) KSTEP(3)                                                      \
-        }                                                                          \
-    }                                                                              \
     for (; k > 0; k--, a += UK_MR, b += NR) {                                      \
-        KSTEP(0)                                                                   \
+        KSTEP                                                                      \
     }                                                                              \
-    ROWS(FOLD_ROW, 0)                                                              \
     if (flags & FC_UK_ACC) {                                                       \
         ROWS(ADD_C_ROW, 0)                                                         \
     }                                                                              \
@@ -468,13 +429,14 @@ static void dgemm_neon_8x6(int64_t kc, const double *A, const double *B, double 
 }
 
 /* No tile reading B in place (fn_sb NULL): the engine packs B.  No narrow
- * tile either: the lanes path's second entries repeat the first. */
+ * tile either: the lanes path's second entries repeat the first.  Three
+ * vectors per row (nv 3), where the x86 tiles have two. */
 const fc_kernel_set fc_kernels_neon = {
     "neon",
-    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL},
-    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL},
-    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL},
-    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL},
+    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL, 3},
+    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL, 3},
+    {"sgemm_neon_8x12", UK_MR, UK_NR_S, S_KC, S_MC, S_NC, sgemm_neon_8x12, NULL, 3},
+    {"dgemm_neon_8x6", UK_MR, UK_NR_D, D_KC, D_MC, D_NC, dgemm_neon_8x6, NULL, 3},
 };
 
 #endif

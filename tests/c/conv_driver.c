@@ -3,7 +3,7 @@
  * does, including a cross-compiled AArch64 build under qemu-user
  * (tools/check-aarch64.sh).
  *
- *   conv_driver [--isa NAME]... [--threads N] [--quick]
+ *   conv_driver [--isa NAME]... [--threads N] [--quick] [--batch-bits]
  *
  * For every instruction set this build and CPU can run (or those named),
  * both dtypes and each thread count (1, and N when the core has OpenMP;
@@ -20,7 +20,10 @@
  * pooling exactly (selection; the backward adds dy window by window in
  * row-major order, as the core does), average pooling within rounding.
  * Outputs start as NaN, so an element left unwritten fails; inputs are
- * checked unchanged.
+ * checked unchanged.  With --batch-bits, forward and data-gradient results
+ * of batches must also be the same bits as the images run one at a time
+ * (where the single-image plan takes the same algorithm): a column's sum
+ * must not depend on where in a register tile its pixel falls.
  *
  * Prints a line per (instruction set, dtype, threads) and per part, and
  * ends with "conv_driver: N checks, F failed"; exits 1 on any failure.
@@ -38,6 +41,11 @@
 #include "fc_plan.h"
 
 static long n_checks, n_fail;
+/* --batch-bits: forward and data-gradient results must be the same bits
+ * whole and image by image (where the per-image plan takes the same
+ * algorithm); counts of those comparisons */
+static int batch_bits;
+static long n_batch_same;
 
 /* ------------------------------------------------------------ utilities */
 
@@ -203,6 +211,43 @@ static const char *op_name(int op)
             a[i] = (T)NAN;                                                              \
     }                                                                                   \
                                                                                         \
+    /* out (the whole batch's y or dx) against op run image by image with   \
+     * the algorithm (and lanes tile) of pl; 0 when they agree or the        \
+     * per-image plan takes another algorithm */                             \
+    static int batch_same_##S(int op, const fc_conv_geom *g, const fc_plan *pl,        \
+                              const T *in, const T *w, const T *b, const T *out,       \
+                              int relu, int nt)                                        \
+    {                                                                                   \
+        fc_conv_geom g1 = *g;                                                           \
+        g1.N = 1;                                                                       \
+        const fc_int nin = op == FC_OP_CONV_FWD ? g->C * g->H * g->W                    \
+                                                : g->K * g->H2 * g->W2;                 \
+        const fc_int nout = op == FC_OP_CONV_FWD ? g->K * g->H2 * g->W2                 \
+                                                 : g->C * g->H * g->W;                  \
+        fc_plan p1;                                                                     \
+        fc_plan_init(&p1);                                                              \
+        if (pl->alg == FC_ALG_LANES)                                                    \
+            p1.narrow = pl->narrow;                                                     \
+        if (fc_plan_conv_##S(op, &g1, nt, pl->alg, 1, &p1) != FC_OK ||                  \
+            p1.alg != pl->alg)                                                          \
+            return 0;                                                                   \
+        T *o1 = xmalloc(sizeof(T) * (size_t)nout);                                      \
+        int bad = 0;                                                                    \
+        for (fc_int n = 0; n < g->N && !bad; n++) {                                    \
+            const int rc = op == FC_OP_CONV_FWD                                         \
+                ? fc_conv2d_fwd_plan_##S(&p1, in + n * nin, w, b, o1, relu)             \
+                : fc_conv2d_bwd_data_plan_##S(&p1, in + n * nin, w, o1);                \
+            if (rc != FC_OK || memcmp(o1, out + n * nout, sizeof(T) * (size_t)nout)) {  \
+                printf("    image %lld alone: not the bits of the whole batch\n",       \
+                       (long long)n);                                                   \
+                bad = 1;                                                                \
+            }                                                                           \
+        }                                                                               \
+        free(o1);                                                                       \
+        n_batch_same++;                                                                 \
+        return bad;                                                                     \
+    }                                                                                   \
+                                                                                        \
     static int run_conv_##S(const conv_shape *s, int idx, const double *xd,             \
                             const double *wd, const double *bd, const double *dyd,      \
                             const conv_ref *r, int nt, long *refused)                   \
@@ -272,6 +317,9 @@ static const char *op_name(int op)
                             free(yn);                                                   \
                             free(mn);                                                   \
                         }                                                               \
+                        if (!bad && batch_bits && g.N > 1)                              \
+                            bad += batch_same_##S(op, &g, &pl, x, w, with_b ? b : NULL, \
+                                                  y, with_b, nt);                       \
                     } else if (op == FC_OP_CONV_DATA) {                                 \
                         nan_fill_##S(dx, nx);                                           \
                         if (fc_conv2d_bwd_data_plan_##S(&pl, dy, w, dx) != FC_OK)       \
@@ -279,6 +327,8 @@ static const char *op_name(int op)
                         else                                                            \
                             bad += check_##S(dx, r->dx, r->dxmag, nx,                   \
                                              (double)(g.K * g.FH * g.FW), 0, "dx");     \
+                        if (!bad && batch_bits && g.N > 1)                              \
+                            bad += batch_same_##S(op, &g, &pl, dy, w, NULL, dx, 0, nt); \
                     } else {                                                            \
                         const int with_db = (idx + alg) % 2 == 0;                       \
                         nan_fill_##S(dw, nw);                                           \
@@ -602,9 +652,11 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--batch-bits"))
+            batch_bits = 1;
         else {
             fprintf(stderr, "usage: %s [--isa generic|avx2|avx512|neon]... [--threads N] "
-                            "[--quick]\n", argv[0]);
+                            "[--quick] [--batch-bits]\n", argv[0]);
             return 2;
         }
     }
@@ -643,6 +695,8 @@ int main(int argc, char **argv)
         printf("conv_driver: no instruction set could be tested\n");
         return 1;
     }
+    if (batch_bits)
+        printf("conv_driver: %ld results also the same bits image by image\n", n_batch_same);
     printf("conv_driver: %ld checks, %ld failed\n", n_checks, n_fail);
     return n_fail != 0;
 }
