@@ -25,17 +25,13 @@ How the work is cut:
   border; the few rows computed from padding inside the array are cropped),
   so each output element sees the same input values in the same places.
 
-Exactness: pooling gives the same bits as the in-memory op for any chunking
-(each window is reduced in a fixed order).  A convolution gives the same
-bits where its algorithm sums each output in an order that does not depend
-on the call's shape: ``algorithm="direct"`` and ``"kvec"`` do (pass the same
-``algorithm=`` to the in-memory op to compare).  The GEMM algorithms
-(``"gemm"``, ``"gemm_t"``, ``"lanes"``) split the accumulators of a register
-tile that falls on the edge of the output, and which outputs fall on an edge
-depends on the block's size: those outputs differ from the in-memory result
-by rounding (an ulp or so).  By default every block uses the algorithm the
-planner picks for the whole array (where it can serve the block), so blocks
-agree with the in-memory call as far as the kernels allow.
+Exactness: the result has the same bits as the in-memory op for any
+chunking.  Pooling reduces each window in a fixed order; a convolution sums
+each output in an order fixed by its algorithm and the layer (never by where
+the output falls in the call's tiling), and every block runs the algorithm
+the planner picks for the whole array (or the one passed as ``algorithm=``).
+If that algorithm cannot serve some block's shape, that block falls back to
+its own plan and may differ from the in-memory result by rounding.
 
 Threads: each block runs with ``fastconv.get_num_threads()`` threads; with
 several dask worker threads per process, limit them

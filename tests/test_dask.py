@@ -1,7 +1,6 @@
 """fastconv.dask: ops and module forwards over chunked dask arrays give the
-in-memory result -- the same bits for pooling and for the convolution
-algorithms whose summation order does not depend on the call's shape --
-for chunks along the batch, the height and the width; modules pickle; the
+in-memory result -- the same bits, for pooling and for every convolution
+algorithm -- for chunks along the batch, the height and the width; modules pickle; the
 LocalCluster example runs."""
 
 import itertools
@@ -33,6 +32,8 @@ WINDOWS = [
     ((1, 4, 31, 16), (5, 3), (3, 2), (2, 1), False),
     ((2, 1, 12, 12), (2, 2), (2, 2), (0, 0), True),
     ((1, 2, 9, 14), (4, 1), (1, 3), (0, 0), False),
+    ((2, 8, 10, 9), (1, 1), (1, 1), (0, 0), True),
+    ((3, 4, 6, 6), (6, 6), (1, 1), (0, 0), True),
 ]
 
 
@@ -88,10 +89,18 @@ def test_a_block_the_size_of_the_window_pools_like_the_array():
 
 # -------------------------------------------------------------- convolution
 
-@pytest.mark.parametrize("algorithm", ["kvec", "direct"])
+CONV_ALGORITHMS = ["dot", "dot1x1", "kvec", "lanes", "direct", "gemm_t", "gemm"]
+
+
+def test_every_forward_algorithm_is_covered():
+    forward = set(fastconv.algorithms()) - {"col2im", "pool_rows", "pool_global"}
+    assert forward == set(CONV_ALGORITHMS)
+
+
+@pytest.mark.parametrize("algorithm", CONV_ALGORITHMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("window", WINDOWS, ids=str)
-def test_conv2d_is_bitwise_for_shape_independent_algorithms(window, dtype, algorithm):
+def test_conv2d_is_bitwise_for_every_algorithm(window, dtype, algorithm):
     shape, k, s, p, strict = window
     x = randn(shape, dtype, "conv x", window)
     w = randn((5, shape[1]) + k, dtype, "conv w", window)
@@ -120,7 +129,7 @@ def test_conv2d_with_the_planned_algorithm(window, dtype):
     ref = fastconv.conv2d(x, w, None, s, p, strict=strict)
     for chunks in CHUNKINGS:
         got = fd.conv2d(as_dask(x, chunks, 2), w, None, s, p, strict=strict).compute()
-        close(got, ref, f"{window} chunks {chunks}")
+        bitwise(got, ref, f"{window} chunks {chunks}")
         if chunks == (-1, -1):   # one call per batch chunk: the array's own shapes
             assert got.shape == ref.shape
 
@@ -186,7 +195,7 @@ def test_conv_transpose2d(case, dtype):
                                atol=1e-4 if dtype == np.float32 else 1e-12)
     for chunks in CHUNKINGS:
         got = fd.conv_transpose2d(as_dask(x, chunks), w, b, s, p, op).compute()
-        close(got, ref, f"{case} chunks {chunks}")
+        bitwise(got, ref, f"{case} chunks {chunks}")
 
 
 # ------------------------------------------------------------------ modules
@@ -207,7 +216,7 @@ def test_module_forward(dtype):
     net2 = small_net(dtype)       # never run in memory: dask must leave no cache
     for chunks in CHUNKINGS:
         got = fd.forward(net2, as_dask(x, chunks, 2)).compute()
-        close(got, ref, f"chunks {chunks}")
+        bitwise(got, ref, f"chunks {chunks}")
     assert all(getattr(layer, "_x", None) is None for layer in net2)
 
 

@@ -177,3 +177,54 @@ def test_instruction_sets_agree(op, dtype, restore_threads):
             for g, e, sc in zip(results[name], results[ref_name], scale):
                 assert_close(g, e.astype(np.float64), 2 * sc.astype(np.float64), dtype, length,
                              f"{op}: {name} vs {ref_name}")
+
+
+# Shapes whose tilings leave edge tiles of every kind: output channels that
+# are not a multiple of any kernel's rows, pixel counts that are not a
+# multiple of its columns, batches whose images share a tile.
+PLACEMENT_SHAPES = [
+    # N, C, H, W, K, F, S, P
+    (4, 3, 17, 19, 16, 3, 1, 1),
+    (3, 16, 9, 13, 2, 3, 1, 1),
+    (2, 8, 30, 30, 5, 3, 2, 1),
+    (4, 32, 7, 7, 33, 3, 1, 1),
+    (2, 64, 14, 14, 30, 1, 1, 0),
+    (5, 6, 11, 11, 17, 5, 1, 2),
+    (3, 4, 6, 6, 9, 6, 1, 0),
+]
+FORWARD_ALGORITHMS = [a for a in fastconv.algorithms()
+                      if a not in ("col2im", "pool_rows", "pool_global")]
+
+
+@pytest.mark.parametrize("shape", PLACEMENT_SHAPES, ids=str)
+def test_an_output_does_not_depend_on_its_place_in_the_tiling(shape, dtype, isa):
+    # Each image alone, and the lower rows of the output computed from a
+    # crop of the input, give the batch's bits under the same algorithm.
+    N, C, H, W, K, F_, S, P = shape
+    x = _randn((N, C, H, W), dtype, "placement x", shape)
+    w = _randn((K, C, F_, F_), dtype, "placement w", shape)
+    b = _randn((K,), dtype, "placement b", shape)
+    served = 0
+    for alg in FORWARD_ALGORITHMS:
+        try:
+            y = F.conv2d(x, w, b, S, P, strict=False, algorithm=alg)
+        except ValueError:
+            continue       # cannot serve this shape
+        served += 1
+        for i in range(N):
+            yi = F.conv2d(x[i:i + 1], w, b, S, P, strict=False, algorithm=alg)
+            assert_same_bits([yi[0]], [y[i]], f"{alg} image {i} of {shape}")
+        first = y.shape[2] // 3          # output row the crop starts at
+        lo = first * S - P               # its first input row
+        if lo < 0:
+            continue
+        try:
+            yc = F.conv2d(x[:, :, lo:], w, b, S, ((0, P), (P, P)), strict=False,
+                          algorithm=alg)
+        except ValueError:
+            continue
+        rows = min(yc.shape[2], y.shape[2] - first)
+        assert_same_bits([np.ascontiguousarray(yc[:, :, :rows])],
+                         [np.ascontiguousarray(y[:, :, first:first + rows])],
+                         f"{alg} crop from row {first} of {shape}")
+    assert served >= 2, f"only {served} algorithms serve {shape}"
