@@ -60,7 +60,7 @@ from . import _plan
 from . import _validate as valid
 from . import functional as F
 from . import modules as M
-from ._shapes import ShapeError, conv_geometry, pool_geometry
+from ._shapes import PaddingSpec, ShapeError, conv_geometry, conv_padding, pool_geometry
 from ._typing import ArrayLike, IntOrPair
 
 #: A dask array (dask's own annotations are not relied on).
@@ -92,21 +92,23 @@ def _bounds(chunks: Sequence[int]) -> List[int]:
 class _Axis:
     """How one spatial axis of a windowed op is cut.
 
-    A window op with kernel F, stride S and padding P maps n input rows to
-    n2 output rows; output row r reads input rows r*S - P .. r*S - P + F - 1.
-    ``outs`` are the output chunk boundaries o_0 = 0 < ... < o_m = n2, and
-    input chunk j is rows [o_j*S, o_{j+1}*S) (the last one to n).  Block j
-    is computed by one call on input rows [(o_j - t_j)*S, min(n, (o_{j+1}-1)*S
-    - P + F)), with t_j = min(o_j, ceil(P/S)), keeping the call's output rows
-    [t_j, t_j + o_{j+1} - o_j): the rows above come from the call's own top
-    padding where the array goes on, and are dropped.
+    A window op with extent E (D*(F - 1) + 1 for kernel F and dilation D),
+    stride S and padding P before the first row (and any after the last) maps
+    n input rows to n2 output rows; output row r reads input rows r*S - P ..
+    r*S - P + E - 1.  ``outs`` are the output chunk boundaries o_0 = 0 < ...
+    < o_m = n2, and input chunk j is rows [o_j*S, o_{j+1}*S) (the last one to
+    n).  Block j is computed by one call on input rows [(o_j - t_j)*S,
+    min(n, (o_{j+1}-1)*S - P + E)), with t_j = min(o_j, ceil(P/S)), keeping
+    the call's output rows [t_j, t_j + o_{j+1} - o_j): the rows above come
+    from the call's own top padding where the array goes on, and are dropped,
+    as are any computed from its bottom padding where the array goes on.
     """
 
-    def __init__(self, n: int, n2: int, f: int, s: int, p: int, in_chunks: Sequence[int]
+    def __init__(self, n: int, n2: int, e: int, s: int, p: int, in_chunks: Sequence[int]
                  ) -> None:
-        self.n, self.n2, self.f, self.s, self.p = n, n2, f, s, p
+        self.n, self.n2, self.e, self.s, self.p = n, n2, e, s, p
         self.lead = -(-p // s)                 # ceil(P/S): rows computed above a block
-        before, after = self.lead * s, max(0, f - s - p)
+        before, after = self.lead * s, max(0, e - s - p)
         need = max(before, after, 1)           # map_overlap takes a halo from one neighbour
         wanted = {min(n2, -(-b // s)) for b in _bounds(in_chunks)[1:-1]} - {0, n2}
         outs = [0]
@@ -129,20 +131,22 @@ class _Axis:
         o0, o1 = self.outs[j], self.outs[j + 1]
         t = min(o0, self.lead)
         start = (o0 - t) * self.s
-        stop = min(self.n, (o1 - 1) * self.s - self.p + self.f)
+        stop = min(self.n, (o1 - 1) * self.s - self.p + self.e)
         ext0 = o0 * self.s - (self.depth[0] if j > 0 else 0)   # the block's first row
         return start - ext0, stop - ext0, t
 
 
-def _windowed(x: DaskArray, op: _BlockOp, geom_hw: _Pair, kernel: _Pair, stride: _Pair,
+def _windowed(x: DaskArray, op: _BlockOp, geom_hw: _Pair, extent: _Pair, stride: _Pair,
               padding: _Pair, out_c: int, dtype: np.dtype[Any], where: str) -> DaskArray:
     """``op(block)`` over x's blocks, exact per output block (see _Axis).
     ``op`` is an in-memory call with the whole array's kernel, stride and
-    padding, ``strict=False``; its output has ``out_c`` channels."""
+    padding, ``strict=False``; ``extent`` is the window's (dilated) height and
+    width and ``padding`` the rows and columns before the first; its output
+    has ``out_c`` channels."""
     N, C, H, W = x.shape
     H2, W2 = geom_hw
-    ah = _Axis(H, H2, kernel[0], stride[0], padding[0], x.chunks[2])
-    aw = _Axis(W, W2, kernel[1], stride[1], padding[1], x.chunks[3])
+    ah = _Axis(H, H2, extent[0], stride[0], padding[0], x.chunks[2])
+    aw = _Axis(W, W2, extent[1], stride[1], padding[1], x.chunks[3])
     x = x.rechunk({1: C or 1, 2: ah.in_chunks, 3: aw.in_chunks})
     out_chunks = (x.chunks[0], (out_c,), ah.out_chunks, aw.out_chunks)
     meta = np.empty((0, 0, 0, 0), dtype)
@@ -164,47 +168,49 @@ def _windowed(x: DaskArray, op: _BlockOp, geom_hw: _Pair, kernel: _Pair, stride:
 
 
 def _planned(x_shape: Tuple[int, ...], w_shape: Tuple[int, ...], dtype: np.dtype[Any],
-             stride: _Pair, padding: _Pair, algorithm: Optional[str], where: str
-             ) -> Optional[str]:
+             conv: Dict[str, Any], algorithm: Optional[str], where: str) -> Optional[str]:
     """The algorithm every block of a convolution runs: the caller's, or the
-    planner's for the whole array."""
+    planner's for the whole array (``conv``: stride, padding, dilation and
+    groups)."""
     if algorithm is not None:
-        _plan.plan("conv2d", x_shape, w_shape, dtype=dtype, stride=stride, padding=padding,
-                   strict=False, algorithm=algorithm)   # a name that cannot serve raises here
+        _plan.plan("conv2d", x_shape, w_shape, dtype=dtype, strict=False,
+                   algorithm=algorithm, **conv)   # a name that cannot serve raises here
         return algorithm
     if 0 in x_shape or 0 in w_shape:
         return None
-    return _plan.plan("conv2d", x_shape, w_shape, dtype=dtype, stride=stride,
-                      padding=padding, strict=False).algorithm
+    return _plan.plan("conv2d", x_shape, w_shape, dtype=dtype, strict=False,
+                      **conv).algorithm
 
 
-def _conv_block(w: NDArray[Any], b: Optional[NDArray[Any]], stride: _Pair, padding: _Pair,
+def _conv_block(w: NDArray[Any], b: Optional[NDArray[Any]], conv: Dict[str, Any],
                 relu: bool, algorithm: Optional[str], forced: bool) -> _BlockOp:
     activation: Optional[Literal["relu"]] = "relu" if relu else None
 
     def op(xb: NDArray[Any]) -> NDArray[Any]:
         if algorithm is not None:
             try:
-                return F.conv2d(xb, w, b, stride, padding, strict=False,
-                                activation=activation, algorithm=algorithm)
+                return F.conv2d(xb, w, b, strict=False, activation=activation,
+                                algorithm=algorithm, **conv)
             except ValueError:
                 if forced:
                     raise
                 # the whole array's algorithm cannot serve this block's shape
-        return F.conv2d(xb, w, b, stride, padding, strict=False, activation=activation)
+        return F.conv2d(xb, w, b, strict=False, activation=activation, **conv)
     return op
 
 
 # ------------------------------------------------------------------- ops
 
 def conv2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None, stride: IntOrPair = 1,
-           padding: IntOrPair = 0, *, strict: bool = True,
+           padding: PaddingSpec = 0, *, strict: bool = True,
            activation: Optional[Literal["relu"]] = None,
-           algorithm: Optional[str] = None) -> DaskArray:
+           algorithm: Optional[str] = None, dilation: IntOrPair = 1,
+           groups: int = 1) -> DaskArray:
     """:func:`fastconv.conv2d` over a dask array x (N, C, H, W).
 
-    w (K, C, F_h, F_w) and b (K,) are in-memory arrays (anything
-    :func:`fastconv.conv2d` takes).  Returns a dask array (N, K, H2, W2)
+    w (K, C / groups, F_h, F_w) and b (K,) are in-memory arrays (anything
+    :func:`fastconv.conv2d` takes); ``padding`` (any of its forms),
+    ``dilation`` and ``groups`` as there.  Returns a dask array (N, K, H2, W2)
     chunked like x along N and, as nearly as the stride allows, along H and
     W.  ``algorithm`` forces one algorithm on every block (None: the one the
     planner picks for the whole array, where it can serve a block).
@@ -221,17 +227,22 @@ def conv2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None, stride: In
     if b is not None:
         b = valid.computable_array(b, "b", where)
     relu = valid.activation(activation, where)
-    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where,
+                         dilation=dilation, groups=groups)
     if b is not None and b.shape != (geom.K,):
         raise ValueError(f"{where}: b must have shape ({geom.K},) to match w's {geom.K} "
                          f"filters, got {b.shape}")
     dtype = F._dtype(np.empty(0, x.dtype), w, b)
-    stride, padding = (geom.SH, geom.SW), (geom.PH, geom.PW)
-    alg = _planned(x.shape, w.shape, dtype, stride, padding, algorithm, where)
+    stride = (geom.SH, geom.SW)
+    dil = (geom.DH, geom.DW)
+    sides = conv_padding(padding, (geom.FH, geom.FW), stride, dil, where)
+    conv: Dict[str, Any] = dict(stride=stride, padding=sides, dilation=dil, groups=geom.G)
+    alg = _planned(x.shape, w.shape, dtype, conv, algorithm, where)
     w = np.ascontiguousarray(w, dtype)
     b = None if b is None else np.ascontiguousarray(b, dtype)
-    return _windowed(x, _conv_block(w, b, stride, padding, relu, alg, algorithm is not None),
-                     (geom.H2, geom.W2), (geom.FH, geom.FW), stride, padding, geom.K, dtype,
+    extent = (dil[0] * (geom.FH - 1) + 1, dil[1] * (geom.FW - 1) + 1)
+    return _windowed(x, _conv_block(w, b, conv, relu, alg, algorithm is not None),
+                     (geom.H2, geom.W2), extent, stride, (geom.PH, geom.PW), geom.K, dtype,
                      where)
 
 
@@ -296,18 +307,19 @@ def avg_pool2d(x: DaskArray, kernel_size: IntOrPair, stride: Optional[IntOrPair]
 class _TAxis:
     """How one spatial axis of a transposed convolution is cut.
 
-    Output row r gathers input rows ceil((r + P - F + 1)/S) .. floor((r +
-    P)/S).  Input chunk j, rows [u_j, u_{j+1}), gives output rows [u_j*S,
-    u_{j+1}*S) (the last one to n_out), with a halo of floor((F - 1 - P)/S)
-    rows above and ceil(P/S) below.  Block j is one call with the whole
+    With E = D*(F - 1) + 1 the kernel's dilated extent, output row r gathers
+    input rows ceil((r + P - E + 1)/S) .. floor((r + P)/S).  Input chunk j,
+    rows [u_j, u_{j+1}), gives output rows [u_j*S, u_{j+1}*S) (the last one
+    to n_out), with a halo of floor((E - 1 - P)/S) rows above and ceil(P/S)
+    below.  Block j is one call with the whole
     array's stride and padding on its extended rows [a, b): the call's output
     row q is the array's row a*S + q.
     """
 
-    def __init__(self, n: int, n_out: int, f: int, s: int, p: int, in_chunks: Sequence[int]
+    def __init__(self, n: int, n_out: int, e: int, s: int, p: int, in_chunks: Sequence[int]
                  ) -> None:
-        self.n, self.n_out, self.f, self.s, self.p = n, n_out, f, s, p
-        before, after = max(0, (f - 1 - p) // s), -(-p // s)
+        self.n, self.n_out, self.e, self.s, self.p = n, n_out, e, s, p
+        before, after = max(0, (e - 1 - p) // s), -(-p // s)
         need = max(before, after, 1)
         ins = [0]
         for u in _bounds(in_chunks)[1:-1]:
@@ -328,7 +340,7 @@ class _TAxis:
         """(first array row of block j's extended rows, output_padding of its
         call, first call row to keep)."""
         a = self.ins[j] - (self.depth[0] if j > 0 else 0)
-        base = (ext_rows - 1) * self.s - 2 * self.p + self.f
+        base = (ext_rows - 1) * self.s - 2 * self.p + self.e
         need = self.outs[j + 1] - a * self.s
         op = min(self.s - 1, max(0, need - base))
         return a, op, self.outs[j] - a * self.s
@@ -336,12 +348,14 @@ class _TAxis:
 
 def conv_transpose2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None,
                      stride: IntOrPair = 1, padding: IntOrPair = 0,
-                     output_padding: IntOrPair = 0) -> DaskArray:
+                     output_padding: IntOrPair = 0, groups: int = 1,
+                     dilation: IntOrPair = 1) -> DaskArray:
     """Transposed convolution over a dask array x (N, C_in, H, W), with
-    in-memory weights w (C_in, C_out, F_h, F_w) and b (C_out,): returns
-    (N, C_out, H_out, W_out), H_out = (H - 1)*S - 2P + F + output_padding
-    (see :func:`fastconv.jax.conv_transpose2d` for output_padding).  Input
-    chunk [u, v) along H gives output rows [u*S, v*S).
+    in-memory weights w (C_in, C_out / groups, F_h, F_w) and b (C_out,):
+    returns (N, C_out, H_out, W_out),
+    H_out = (H - 1)*S - 2P + D*(F - 1) + output_padding + 1, as
+    :func:`fastconv.conv_transpose2d`.  Input chunk [u, v) along H gives
+    output rows [u*S, v*S).
 
     >>> import numpy as np, dask.array as da, fastconv.dask as fd
     >>> x = da.ones((1, 2, 8, 8), chunks=(1, 2, 4, 4))
@@ -356,8 +370,10 @@ def conv_transpose2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None,
     if b is not None:
         b = valid.computable_array(b, "b", where)
     geom = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
-                                 output_padding, 1, 1, where)
+                                 output_padding, groups, dilation, where)
     stride, padding = (geom.SH, geom.SW), (geom.PH, geom.PW)
+    dil, G = (geom.DH, geom.DW), geom.G
+    extent = (dil[0] * (geom.FH - 1) + 1, dil[1] * (geom.FW - 1) + 1)
     h_out, w_out, c_out = geom.H, geom.W, geom.C
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"{where}: b must have shape ({c_out},) to match w's {c_out} "
@@ -368,9 +384,10 @@ def conv_transpose2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None,
     alg = None
     if x.size and w.size:
         alg = _plan.plan("conv2d_backward_data", (x.shape[0], c_out, h_out, w_out), w.shape,
-                         dtype=dtype, stride=stride, padding=padding).algorithm
-    ah = _TAxis(x.shape[2], h_out, w.shape[2], stride[0], padding[0], x.chunks[2])
-    aw = _TAxis(x.shape[3], w_out, w.shape[3], stride[1], padding[1], x.chunks[3])
+                         dtype=dtype, stride=stride, padding=padding, dilation=dil,
+                         groups=G).algorithm
+    ah = _TAxis(x.shape[2], h_out, extent[0], stride[0], padding[0], x.chunks[2])
+    aw = _TAxis(x.shape[3], w_out, extent[1], stride[1], padding[1], x.chunks[3])
     x = x.rechunk({1: x.shape[1] or 1, 2: ah.in_chunks, 3: aw.in_chunks})
     out_chunks = (x.chunks[0], (c_out,), ah.out_chunks, aw.out_chunks)
 
@@ -383,14 +400,14 @@ def conv_transpose2d(x: DaskArray, w: ArrayLike, b: Optional[ArrayLike] = None,
         out = np.zeros((xb.shape[0], c_out, nh, nw), dtype)
         try:
             try:
-                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w),
+                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w), G, dil,
                                        algorithm=alg)
             except ValueError:   # the whole array's algorithm cannot serve this block
-                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w))
+                y = F.conv_transpose2d(xb, w, None, stride, padding, (op_h, op_w), G, dil)
         except ValueError:
             # A block too small for its call to have output rows: compute it
             # without padding and crop (its rounding may then differ).
-            y = F.conv_transpose2d(xb, w, None, stride, 0, (op_h, op_w))
+            y = F.conv_transpose2d(xb, w, None, stride, 0, (op_h, op_w), G, dil)
             q_h, q_w = q_h + padding[0], q_w + padding[1]
         part = y[:, :, q_h:q_h + nh, q_w:q_w + nw]
         out[:, :, :part.shape[2], :part.shape[3]] = part
@@ -509,7 +526,8 @@ def forward(module: M.Module, x: DaskArray) -> DaskArray:
                              f"{module.in_channels}, H, W), got shape {x.shape}")
         module._check_channels(x.shape[1])
         return conv2d(x.astype(module.dtype), module.weight, module.bias, module.stride,
-                      module.padding, strict=module.strict)
+                      module.padding, strict=module.strict, dilation=module.dilation,
+                      groups=module.groups)
     if isinstance(module, M.MaxPool2d):
         return max_pool2d(x, module.kernel_size, module.stride, module.padding,
                           strict=module.strict)

@@ -14,14 +14,15 @@ under ``jax.jit``, ``jax.grad`` (and ``jax.vjp``, ``jax.value_and_grad``) and
     g = jax.jit(jax.grad(loss))(w, x)
 
 Layouts and arguments are the NumPy API's: activations NCHW, conv weights
-(K, C, F_h, F_w), transposed-conv weights (C_in, C_out, F_h, F_w), linear
-weights (out_features, in_features); ``stride`` and ``padding`` an int or an
-(h, w) pair; ``strict`` as in :func:`fastconv.conv2d` (a :class:`ShapeError`
-raised while tracing, before anything runs).  The arguments PyTorch has and
-fastconv does not yet (``dilation``, ``groups``, ``ceil_mode``,
-``divisor_override``) are accepted at their neutral value only; any other
-value raises NotImplementedError.  There is no ``lp_pool2d``: fastconv has no
-LP pooling yet.
+(K, C / groups, F_h, F_w), transposed-conv weights (C_in, C_out / groups,
+F_h, F_w), linear weights (out_features, in_features); ``stride``,
+``dilation`` and pooling's ``padding`` an int or an (h, w) pair, a
+convolution's ``padding`` also ``((top, bottom), (left, right))``,
+``"valid"`` or ``"same"``; ``groups`` as in :func:`fastconv.conv2d`;
+``strict`` as there (a :class:`ShapeError` raised while tracing, before
+anything runs).  Pooling's ``ceil_mode``, ``dilation`` and
+``divisor_override`` are accepted at their neutral value only; any other
+value raises NotImplementedError.
 
 Inputs are promoted with JAX's rules and must come out float32 or float64
 (integer, float16 and bfloat16 inputs raise TypeError: cast them first).  The
@@ -41,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,7 +55,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 
 from . import _validate as valid
 from . import functional as F
-from ._shapes import conv_geometry, pool_geometry
+from ._shapes import PaddingSpec, conv_geometry, conv_padding, pool_geometry
 from ._typing import IntOrPair
 
 #: A JAX array (typed loosely: JAX's own annotations are not relied on).
@@ -66,6 +67,8 @@ _Forward = Callable[[JaxArray, JaxArray, Optional[JaxArray]], Tuple[JaxArray, An
 #: Backward of a custom_vjp: (residuals, g) -> (dx, dw, db).
 _Backward = Callable[[Any, JaxArray], Any]
 _Ops = Tuple[Callable[..., JaxArray], Callable[..., JaxArray]]
+#: Padding as ((top, bottom), (left, right)).
+_Padding = Tuple[Tuple[int, int], Tuple[int, int]]
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "linear"]
 
@@ -201,19 +204,21 @@ def _call_with_bias(ops: _Ops, x: JaxArray, w: JaxArray, b: Optional[JaxArray]
 # -------------------------------------------------------------- convolution
 
 @functools.lru_cache(maxsize=None)
-def _conv2d_ops(stride: Tuple[int, int], padding: Tuple[int, int], strict: bool,
-                relu: bool) -> _Ops:
+def _conv2d_ops(stride: Tuple[int, int], padding: _Padding, dilation: Tuple[int, int],
+                groups: int, strict: bool, relu: bool) -> _Ops:
     where = "fastconv.jax.conv2d"
     activation: Optional[Literal["relu"]] = "relu" if relu else None
+    settings: Dict[str, Any] = dict(dilation=dilation, groups=groups)
 
     def make() -> Tuple[_Forward, _Backward]:
         def forward(x: JaxArray, w: JaxArray, b: Optional[JaxArray]
                     ) -> Tuple[JaxArray, Any]:
-            geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+            geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where,
+                                 **settings)
             args = (x, w) if b is None else (x, w, b)
             y = _callback(lambda *a: F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None,
                                               stride, padding, strict=strict,
-                                              activation=activation),
+                                              activation=activation, **settings),
                           (4, 4, 1)[:len(args)], _sds(geom.out_shape, x.dtype), *args, fold=0)
             return y, (x, w, y if relu else None)
 
@@ -223,58 +228,62 @@ def _conv2d_ops(stride: Tuple[int, int], padding: Tuple[int, int], strict: bool,
                 g = jnp.where(y > 0, g, jnp.zeros_like(g))
             results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
                        _sds(w.shape[:1], w.dtype))
-            return _callback(lambda dy, x, w: F.conv2d_backward(dy, x, w, stride, padding),
+            return _callback(lambda dy, x, w: F.conv2d_backward(dy, x, w, stride, padding,
+                                                                **settings),
                              (4, 4, 4), results, g, x, w)
         return forward, backward
     return _with_bias(make)
 
 
 def conv2d(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike] = None,
-           stride: IntOrPair = 1, padding: IntOrPair = 0, dilation: IntOrPair = 1,
+           stride: IntOrPair = 1, padding: PaddingSpec = 0, dilation: IntOrPair = 1,
            groups: int = 1, *, strict: bool = True,
            activation: Optional[Literal["relu"]] = None) -> JaxArray:
     """2-D convolution (cross-correlation), differentiable in x, w and b.
 
-    x: (N, C, H, W); w: (K, C, F_h, F_w); b: (K,) or None.  Returns
-    (N, K, H2, W2) with H2 = (H - F_h + 2*P_h)/S_h + 1, as
-    :func:`fastconv.conv2d`; ``activation="relu"`` fuses a ReLU (its
-    gradient included).  ``dilation`` and ``groups`` must be 1:
-    fastconv has neither yet (NotImplementedError).
+    x: (N, C, H, W); w: (K, C / groups, F_h, F_w); b: (K,) or None.  Returns
+    (N, K, H2, W2) with H2 = (H + P_top + P_bottom - D_h*(F_h - 1) - 1)/S_h + 1
+    (same for W), as :func:`fastconv.conv2d`: ``padding`` an int, an (h, w)
+    pair, ``((top, bottom), (left, right))``, ``"valid"`` or ``"same"``;
+    ``dilation`` an int or pair; ``groups`` divides channels and filters.
+    ``activation="relu"`` fuses a ReLU (its gradient included).
 
     >>> import jax.numpy as jnp, fastconv.jax as fj
     >>> fj.conv2d(jnp.ones((1, 3, 8, 8)), jnp.ones((4, 3, 3, 3)), padding=1).shape
     (1, 4, 8, 8)
     """
     where = "fastconv.jax.conv2d"
-    _neutral(where, dilation=dilation, groups=groups)
     relu = valid.activation(activation, where)
     strict = valid.flag(strict, "strict", where)
     names, args = ("x", "w", "b")[:2 + (b is not None)], [x, w] + ([b] if b is not None else [])
     args, _ = _arrays(where, names, *args)
     x, w, b = args[0], args[1], (args[2] if b is not None else None)
-    stride = valid.pair(stride, "stride", where)
-    padding = valid.pair(padding, "padding", where)
-    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where,
+                         dilation=dilation, groups=groups)
     if b is not None and b.shape != (geom.K,):
         raise ValueError(f"{where}: b must have shape ({geom.K},) to match w's {geom.K} "
                          f"filters, got {b.shape}")
-    return _call_with_bias(_conv2d_ops(stride, padding, strict, relu), x, w, b)
+    pads = conv_padding(padding, (geom.FH, geom.FW), (geom.SH, geom.SW), (geom.DH, geom.DW),
+                        where)
+    return _call_with_bias(_conv2d_ops((geom.SH, geom.SW), pads, (geom.DH, geom.DW), geom.G,
+                                       strict, relu), x, w, b)
 
 
 @functools.lru_cache(maxsize=None)
 def _conv_transpose2d_ops(stride: Tuple[int, int], padding: Tuple[int, int],
-                          output_padding: Tuple[int, int]) -> _Ops:
+                          output_padding: Tuple[int, int], groups: int,
+                          dilation: Tuple[int, int]) -> _Ops:
     where = "fastconv.jax.conv_transpose2d"
 
     def make() -> Tuple[_Forward, _Backward]:
         def forward(x: JaxArray, w: JaxArray, b: Optional[JaxArray]
                     ) -> Tuple[JaxArray, Any]:
             g = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
-                                      output_padding, 1, 1, where)
+                                      output_padding, groups, dilation, where)
             args = (x, w) if b is None else (x, w, b)
             y = _callback(lambda *a: F.conv_transpose2d(
                               a[0], a[1], a[2] if len(a) > 2 else None, stride, padding,
-                              output_padding),
+                              output_padding, groups, dilation),
                           (4, 4, 1)[:len(args)], _sds((g.N, g.C, g.H, g.W), x.dtype),
                           *args, fold=0)
             return y, (x, w)
@@ -282,9 +291,9 @@ def _conv_transpose2d_ops(stride: Tuple[int, int], padding: Tuple[int, int],
         def backward(res: Any, g: JaxArray) -> Any:
             x, w = res
             results = (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype),
-                       _sds(w.shape[1:2], w.dtype))
+                       _sds((w.shape[1] * groups,), w.dtype))
             return _callback(lambda dy, x, w: F.conv_transpose2d_backward(
-                                 dy, x, w, stride, padding, output_padding),
+                                 dy, x, w, stride, padding, output_padding, groups, dilation),
                              (4, 4, 4), results, g, x, w)
         return forward, backward
     return _with_bias(make)
@@ -296,18 +305,18 @@ def conv_transpose2d(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike]
                      dilation: IntOrPair = 1) -> JaxArray:
     """Transposed convolution, as PyTorch's ``conv_transpose2d``.
 
-    x: (N, C_in, H, W); w: (C_in, C_out, F_h, F_w); b: (C_out,) or None.
-    Returns (N, C_out, H_out, W_out) with
+    x: (N, C_in, H, W); w: (C_in, C_out / groups, F_h, F_w); b: (C_out,) or
+    None.  Returns (N, C_out, H_out, W_out) with
 
-        H_out = (H - 1)*S - 2*P + F + output_padding      (same for W).
+        H_out = (H - 1)*S - 2*P + D*(F - 1) + output_padding + 1   (same for W).
 
     It is the input gradient of ``conv2d`` with the same w, stride and
     padding; ``padding`` removes P rows and columns from each border of the
     result.  A convolution floors (H_out + 2P - F)/S, so S output sizes map
     back to the same H: ``output_padding`` (an int or (h, w) pair, 0 <=
     output_padding < stride) picks the larger ones, adding rows and columns
-    at the bottom and right.  ``groups`` and ``dilation`` must be 1
-    (NotImplementedError).
+    at the bottom and right.  ``groups`` and ``dilation`` are as for
+    :func:`conv2d`.
 
     >>> import jax.numpy as jnp, fastconv.jax as fj
     >>> fj.conv_transpose2d(jnp.ones((1, 2, 4, 4)), jnp.ones((2, 3, 3, 3)), stride=2,
@@ -315,19 +324,20 @@ def conv_transpose2d(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike]
     (1, 3, 8, 8)
     """
     where = "fastconv.jax.conv_transpose2d"
-    _neutral(where, dilation=dilation, groups=groups)
     names, args = ("x", "w", "b")[:2 + (b is not None)], [x, w] + ([b] if b is not None else [])
     args, _ = _arrays(where, names, *args)
     x, w, b = args[0], args[1], (args[2] if b is not None else None)
     stride = valid.pair(stride, "stride", where)
     padding = valid.pair(padding, "padding", where)
     output_padding = valid.pair(output_padding, "output_padding", where)
+    dilation = valid.pair(dilation, "dilation", where)
     geom = F._transpose_geometry(tuple(x.shape), tuple(w.shape), stride, padding,
-                                 output_padding, 1, 1, where)
+                                 output_padding, groups, dilation, where)
     if b is not None and b.shape != (geom.C,):
         raise ValueError(f"{where}: b must have shape ({geom.C},) to match w's "
                          f"{geom.C} output channels, got {b.shape}")
-    return _call_with_bias(_conv_transpose2d_ops(stride, padding, output_padding), x, w, b)
+    return _call_with_bias(_conv_transpose2d_ops(stride, padding, output_padding, geom.G,
+                                                 dilation), x, w, b)
 
 
 # ------------------------------------------------------------------ pooling

@@ -48,12 +48,6 @@ def bitwise(a, b, what=""):
         f"{what}: {int((a != b).sum())} of {a.size} elements differ"
 
 
-def close(a, b, what=""):
-    assert a.dtype == b.dtype and a.shape == b.shape, what
-    rtol = 1e-5 if a.dtype == np.float32 else 1e-13
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(np.abs(b).max(), 1.0),
-                               err_msg=what)
-
 
 # ------------------------------------------------------------------ pooling
 
@@ -173,6 +167,59 @@ def transpose_oracle(x, w, b, stride, padding, output_padding):
             "nc,cokl->nokl", x[:, :, i, j].astype(np.float64), w.astype(np.float64))
     y = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
     return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+
+# x shape, w shape, stride, padding, dilation, groups
+CONV_OPTIONS = [
+    ((2, 4, 19, 17), (6, 2, 3, 3), (1, 1), 2, 2, 2),
+    ((1, 6, 21, 16), (6, 1, 3, 3), (2, 2), 1, 1, 6),             # depthwise
+    ((2, 3, 15, 18), (4, 3, 4, 3), (1, 1), "same", (1, 2), 1),
+    ((1, 4, 17, 20), (4, 2, 3, 5), (2, 1), ((2, 0), (1, 3)), (2, 1), 2),
+    ((2, 3, 16, 13), (5, 3, 2, 2), (1, 1), "valid", 3, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", CONV_OPTIONS, ids=str)
+def test_conv2d_dilation_groups_and_padding_forms(case, dtype):
+    xs, ws, s, p, d, g = case
+    x, w, b = randn(xs, dtype, "ox", case), randn(ws, dtype, "ow", case), \
+        randn(ws[:1], dtype, "ob", case)
+    ref = fastconv.conv2d(x, w, b, s, p, strict=False, dilation=d, groups=g)
+    for chunks in CHUNKINGS:
+        got = fd.conv2d(as_dask(x, chunks, 2), w, b, s, p, strict=False, dilation=d,
+                        groups=g).compute()
+        bitwise(got, ref, f"{case} chunks {chunks}")
+
+
+# x shape, w shape, stride, padding, output_padding, groups, dilation
+TRANSPOSE_OPTIONS = [
+    ((2, 4, 9, 11), (4, 3, 3, 3), (2, 2), (1, 1), (1, 0), 2, 1),
+    ((1, 3, 10, 8), (3, 2, 3, 2), (1, 2), (1, 0), (0, 1), 1, (2, 3)),
+    ((1, 6, 9, 9), (6, 1, 3, 3), (2, 2), (0, 0), (1, 1), 6, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", TRANSPOSE_OPTIONS, ids=str)
+def test_conv_transpose2d_groups_and_dilation(case, dtype):
+    xs, ws, s, p, op, g, d = case
+    x, w = randn(xs, dtype, "tox", case), randn(ws, dtype, "tow", case)
+    b = randn((ws[1] * g,), dtype, "tob", case)
+    ref = fastconv.conv_transpose2d(x, w, b, s, p, op, g, d)
+    for chunks in CHUNKINGS:
+        got = fd.conv_transpose2d(as_dask(x, chunks), w, b, s, p, op, g, d).compute()
+        bitwise(got, ref, f"{case} chunks {chunks}")
+
+
+def test_module_forward_with_dilation_and_groups():
+    net = Sequential(Conv2d(4, 8, 3, padding="same", dilation=2, groups=4, seed=5), ReLU(),
+                     Conv2d(8, 6, 3, stride=2, padding=((1, 0), (0, 1)), groups=2, seed=6,
+                            strict=False))
+    x = randn((3, 4, 17, 15), np.float32, "dg net")
+    ref = net(x)
+    for chunks in CHUNKINGS:
+        bitwise(fd.forward(net, as_dask(x, chunks, 2)).compute(), ref, f"chunks {chunks}")
 
 
 TRANSPOSES = [  # x shape, w shape, stride, padding, output_padding

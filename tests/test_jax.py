@@ -66,27 +66,39 @@ def check(ours, theirs, args, dtype, key):
 
 # -------------------------------------------------------------- references
 
-def ref_conv2d(x, w, b, stride, padding, relu=False):
-    s, p = fastconv._validate.pair(stride, "s"), fastconv._validate.pair(padding, "p")
-    y = lax.conv_general_dilated(x, w, s, [(p[0], p[0]), (p[1], p[1])],
-                                 dimension_numbers=NCHW,
+def ref_conv2d(x, w, b, stride, padding, relu=False, dilation=1, groups=1):
+    s, d = fastconv._validate.pair(stride, "s"), fastconv._validate.pair(dilation, "d")
+    if isinstance(padding, str):
+        pads = padding.upper()
+    elif isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        pads = list(padding)
+    else:
+        p = fastconv._validate.pair(padding, "p")
+        pads = [(p[0], p[0]), (p[1], p[1])]
+    y = lax.conv_general_dilated(x, w, s, pads, rhs_dilation=d, dimension_numbers=NCHW,
+                                 feature_group_count=groups,
                                  precision=lax.Precision.HIGHEST)
     if b is not None:
         y = y + b[None, :, None, None]
     return jax.nn.relu(y) if relu else y
 
 
-def ref_conv_transpose2d(x, w, b, stride, padding, output_padding):
+def ref_conv_transpose2d(x, w, b, stride, padding, output_padding, groups=1, dilation=1):
     s = fastconv._validate.pair(stride, "s")
     p = fastconv._validate.pair(padding, "p")
     op = fastconv._validate.pair(output_padding, "op")
-    fh, fw = w.shape[2:]
-    # (C_in, C_out, F, F) -> OIHW with O = C_out, turned by 180 degrees
-    k = jnp.flip(jnp.transpose(w, (1, 0, 2, 3)), (2, 3))
+    d = fastconv._validate.pair(dilation, "d")
+    cin, cg, fh, fw = w.shape
+    # (C_in, C_out/G, F, F) -> OIHW with O = C_out, I = C_in/G, per group,
+    # turned by 180 degrees
+    k = w.reshape(groups, cin // groups, cg, fh, fw).transpose(0, 2, 1, 3, 4)
+    k = jnp.flip(k.reshape(groups * cg, cin // groups, fh, fw), (2, 3))
+    eh, ew = d[0] * (fh - 1), d[1] * (fw - 1)
     y = lax.conv_general_dilated(x, k, (1, 1),
-                                 [(fh - 1 - p[0], fh - 1 - p[0] + op[0]),
-                                  (fw - 1 - p[1], fw - 1 - p[1] + op[1])],
-                                 lhs_dilation=s, dimension_numbers=NCHW,
+                                 [(eh - p[0], eh - p[0] + op[0]),
+                                  (ew - p[1], ew - p[1] + op[1])],
+                                 lhs_dilation=s, rhs_dilation=d, dimension_numbers=NCHW,
+                                 feature_group_count=groups,
                                  precision=lax.Precision.HIGHEST)
     return y if b is None else y + b[None, :, None, None]
 
@@ -114,6 +126,25 @@ CONV_CASES = [  # x shape, w shape, stride, padding, bias
     ((1, 5, 11, 8), (6, 5, 4, 2), (3, 2), (1, 0), True),
     ((3, 16, 7, 7), (8, 16, 1, 1), 1, 0, True),
 ]
+
+# x shape, w shape, stride, padding, dilation, groups
+CONV_OPTION_CASES = [
+    ((2, 4, 10, 9), (6, 2, 3, 3), 1, 2, 2, 2),
+    ((1, 6, 9, 11), (6, 1, 3, 3), 2, 1, 1, 6),            # depthwise
+    ((2, 3, 8, 8), (4, 3, 4, 3), 1, "same", (1, 2), 1),
+    ((1, 3, 9, 7), (5, 3, 3, 2), 1, "valid", 1, 1),
+    ((2, 4, 7, 8), (4, 2, 3, 3), (2, 1), ((1, 0), (2, 1)), 1, 2),
+]
+
+
+@pytest.mark.parametrize("case", CONV_OPTION_CASES, ids=str)
+def test_conv2d_dilation_groups_and_padding_forms(case, dtype):
+    xs, ws, stride, padding, dilation, groups = case
+    x, w, b = rand(xs, dtype, "x", case), rand(ws, dtype, "w", case), \
+        rand(ws[:1], dtype, "b", case)
+    check(lambda x, w, b: fj.conv2d(x, w, b, stride, padding, dilation, groups, strict=False),
+          lambda x, w, b: ref_conv2d(x, w, b, stride, padding, dilation=dilation,
+                                     groups=groups), (x, w, b), dtype, case)
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
@@ -165,6 +196,24 @@ def test_conv_transpose2d(case, dtype):
         check(lambda x, w: fj.conv_transpose2d(x, w, None, stride, padding, output_padding),
               lambda x, w: ref_conv_transpose2d(x, w, None, stride, padding, output_padding),
               (x, w), dtype, case)
+
+
+# x shape, w shape, stride, padding, output_padding, groups, dilation
+TRANSPOSE_OPTION_CASES = [
+    ((2, 4, 5, 5), (4, 3, 3, 3), 2, 1, 1, 2, 1),
+    ((1, 3, 4, 6), (3, 2, 3, 2), 1, 1, 0, 1, (2, 3)),
+    ((1, 6, 5, 4), (6, 1, 3, 3), 2, 0, 1, 6, 2),
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_OPTION_CASES, ids=str)
+def test_conv_transpose2d_groups_and_dilation(case, dtype):
+    xs, ws, stride, padding, op, groups, dilation = case
+    x, w = rand(xs, dtype, "x", case), rand(ws, dtype, "w", case)
+    b = rand((ws[1] * groups,), dtype, "b", case)
+    check(lambda x, w, b: fj.conv_transpose2d(x, w, b, stride, padding, op, groups, dilation),
+          lambda x, w, b: ref_conv_transpose2d(x, w, b, stride, padding, op, groups, dilation),
+          (x, w, b), dtype, case)
 
 
 def test_conv_transpose2d_is_the_input_gradient_of_conv2d(dtype):
@@ -301,10 +350,6 @@ def test_grad_of_a_network_under_jit(dtype):
 # ---------------------------------------------------------- what it refuses
 
 @pytest.mark.parametrize("call, message", [
-    (lambda x, w: fj.conv2d(x, w, dilation=2), "conv2d: dilation=2 is not supported"),
-    (lambda x, w: fj.conv2d(x, w, dilation=(1, 2)), "dilation=\\(1, 2\\) is not supported"),
-    (lambda x, w: fj.conv2d(x, w, groups=3), "conv2d: groups=3 is not supported"),
-    (lambda x, w: fj.conv_transpose2d(x, w[:, :3], groups=3), "groups=3 is not supported"),
     (lambda x, w: fj.max_pool2d(x, 2, ceil_mode=True), "ceil_mode=True is not supported"),
     (lambda x, w: fj.max_pool2d(x, 2, dilation=2), "dilation=2 is not supported"),
     (lambda x, w: fj.avg_pool2d(x, 2, divisor_override=3), "divisor_override=3 is not"),
