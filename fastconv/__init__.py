@@ -29,7 +29,8 @@ from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backwar
                          linear, linear_backward, max_pool2d, max_pool2d_backward,
                          output_size, relu, relu_backward)
 from .losses import multiclass_hinge, softmax_cross_entropy
-from .modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential)
+from .modules import (AvgPool2d, Conv2d, ConvTranspose2d, Flatten, Linear, MaxPool2d, ReLU,
+                      Sequential)
 from .optim import SGD, Adam
 
 _config._apply_env_isa()
@@ -41,7 +42,7 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
     "relu", "relu_backward",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
+    "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
     "softmax_cross_entropy", "multiclass_hinge", "SGD", "Adam",
     "set_num_threads", "get_num_threads", "show_config",
     "algorithms", "plan", "Plan", "set_planning", "get_planning", "export_wisdom",

@@ -405,6 +405,145 @@ class Conv2d(_Parametrised):
         return dx
 
 
+class ConvTranspose2d(_Parametrised):
+    """Transposed 2-D convolution over NCHW input (PyTorch's ConvTranspose2d):
+    the input gradient of a convolution, used to upsample.
+
+    ``weight`` has shape (in_channels, out_channels / groups, F_h, F_w) and
+    ``bias`` (out_channels,); the layer holds
+    F_h*F_w*in_channels*(out_channels/groups) + out_channels parameters.  An
+    input (N, in_channels, H, W) gives (N, out_channels, H_out, W_out) with
+    H_out = (H - 1)*S - 2P + D*(F_h - 1) + output_padding + 1 (same for W).
+    ``kernel_size``, ``stride``, ``padding``, ``output_padding`` (smaller than
+    the stride) and ``dilation`` take an int or an (h, w) pair.  ``seed`` and
+    ``dtype`` are as for :class:`Conv2d`.
+
+    >>> import numpy as np, fastconv
+    >>> up = fastconv.ConvTranspose2d(8, 4, 4, stride=2, padding=1, seed=0)
+    >>> up
+    ConvTranspose2d(8, 4, kernel_size=4, stride=2, padding=1)
+    >>> up.weight.shape, up.num_params, up(np.ones((1, 8, 5, 5))).shape
+    ((8, 4, 4, 4), 516, (1, 4, 10, 10))
+    """
+
+    def __init__(self, in_channels: Int, out_channels: Int, kernel_size: IntOrPair,
+                 stride: IntOrPair = 1, padding: IntOrPair = 0,
+                 output_padding: IntOrPair = 0, groups: Int = 1, bias: bool = True,
+                 dilation: IntOrPair = 1, *, dtype: DTypeLike = np.float32,
+                 seed: Optional[int] = None) -> None:
+        super().__init__()
+        where = "ConvTranspose2d"
+        self.in_channels = valid.layer_size(in_channels, "in_channels", where)
+        self.out_channels = valid.layer_size(out_channels, "out_channels", where)
+        self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
+        self.stride = valid.pair_at_least(stride, 1, "stride", where)
+        self.padding = valid.pair_at_least(padding, 0, "padding", where)
+        self.output_padding = valid.pair_at_least(output_padding, 0, "output_padding", where)
+        self.dilation = valid.pair_at_least(dilation, 1, "dilation", where)
+        self.groups = valid.layer_size(groups, "groups", where)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{where}: in_channels ({self.in_channels}) and out_channels "
+                             f"({self.out_channels}) must be multiples of groups "
+                             f"({self.groups})")
+        if any(o >= s for o, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"{where}: output_padding {self.output_padding} must be smaller "
+                             f"than the stride {self.stride}")
+        has_bias = valid.flag(bias, "bias", where)
+        self.dtype = valid.param_dtype(dtype, where)
+        fh, fw = self.kernel_size
+        og = self.out_channels // self.groups
+        self._init_params((self.in_channels, og, fh, fw), og * fh * fw, False, self.dtype,
+                          seed)
+        if has_bias:
+            self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
+            self.zero_grad()
+        self._x: Optional[FloatArray] = None
+
+    def __repr__(self) -> str:
+        parts = [str(self.in_channels), str(self.out_channels),
+                 f"kernel_size={valid.show_pair(self.kernel_size)}"]
+        for name, neutral in (("stride", (1, 1)), ("padding", (0, 0)),
+                              ("output_padding", (0, 0)), ("dilation", (1, 1))):
+            value = getattr(self, name)
+            if value != neutral:
+                parts.append(f"{name}={valid.show_pair(value)}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if "bias" not in self.params:
+            parts.append("bias=False")
+        if self.dtype != np.float32:
+            parts.append(f"dtype={self.dtype.name}")
+        return f"ConvTranspose2d({', '.join(parts)})"
+
+    def _args(self) -> Tuple[Any, ...]:
+        return (self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+
+    def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
+        """(out_channels, H_out, W_out) for one sample of shape (in_channels,
+        H, W); ShapeError when the output would be empty.
+
+        >>> import fastconv
+        >>> fastconv.ConvTranspose2d(3, 8, 3, stride=2, output_padding=1).output_shape((3, 7, 7))
+        (8, 16, 16)
+        """
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        if c != self.in_channels:
+            raise ValueError(f"{self!r}: expected {self.in_channels} input channels, got {c}")
+        g = F._transpose_geometry((1, c, h, w), self.weight.shape, *self._args(), repr(self))
+        return (self.out_channels, g.H, g.W)
+
+    def mult_adds(self, input_shape: ShapeLike) -> int:
+        """Multiply-adds per sample: every input value times its
+        (out_channels/groups)*F_h*F_w weights.
+
+        >>> import fastconv
+        >>> fastconv.ConvTranspose2d(4, 2, 3).mult_adds((4, 5, 5))  # 4*5*5 * 2*3*3
+        1800
+        """
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        self.output_shape(input_shape)
+        fh, fw = self.kernel_size
+        return c * h * w * (self.out_channels // self.groups) * fh * fw
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        """The transposed convolution of x: (N, in_channels, H, W) ->
+        (N, out_channels, H_out, W_out), in the layer's dtype.
+
+        >>> import numpy as np, fastconv
+        >>> up = fastconv.ConvTranspose2d(2, 3, 2, stride=2, seed=0)
+        >>> up(np.ones((4, 2, 3, 3))).shape
+        (4, 3, 6, 6)
+        """
+        x = self._as_param_dtype(x, "input")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), "
+                             f"got shape {x.shape}")
+        y = F.conv_transpose2d(x, self.weight, self.bias, *self._args())
+        self._x = x
+        return y
+
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy, (N, out_channels, H_out, W_out): stores
+        ``grads["weight"]`` and ``grads["bias"]`` and returns dx shaped like
+        the last forward's input (None with ``need_dx=False``).
+
+        >>> import numpy as np, fastconv
+        >>> up = fastconv.ConvTranspose2d(1, 1, 2, stride=2, dtype=np.float64, seed=0)
+        >>> y = up(np.ones((1, 1, 2, 2)))
+        >>> dx = up.backward(np.ones_like(y))
+        >>> dx.shape, up.grads["weight"].tolist(), up.grads["bias"].tolist()
+        ((1, 1, 2, 2), [[[[4.0, 4.0], [4.0, 4.0]]]], [16.0])
+        """
+        x = self._need_forward("_x")
+        dy = self._as_param_dtype(dy, "dy")
+        dx, dw, db = F.conv_transpose2d_backward(dy, x, self.weight, *self._args(),
+                                                 need_dx=need_dx)
+        self.grads["weight"] = dw
+        if "bias" in self.params:
+            self.grads["bias"] = db
+        return dx
+
+
 class Linear(_Parametrised):
     """Fully connected layer: y = x W^T + b with W of shape (out, in).
 
