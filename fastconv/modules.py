@@ -489,7 +489,8 @@ class ConvTranspose2d(_Parametrised):
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
         if c != self.in_channels:
             raise ValueError(f"{self!r}: expected {self.in_channels} input channels, got {c}")
-        g = F._transpose_geometry((1, c, h, w), self.weight.shape, *self._args(), repr(self))
+        g = F._transpose_geometry((1, c, h, w), self.weight.shape, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation, repr(self))
         return (self.out_channels, g.H, g.W)
 
     def mult_adds(self, input_shape: ShapeLike) -> int:
