@@ -5,7 +5,7 @@ variable ``FASTCONV_NUM_THREADS`` > the OpenMP runtime's own setting (which
 follows ``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
 user_api="openmp")`` and the CPUs available to the process).
 
-Instruction set: detected once at import; ``FASTCONV_ISA=generic|avx2|avx512``
+Instruction set: detected once at import; ``FASTCONV_ISA=generic|avx2|avx512|neon``
 forces a path, ``set_isa`` / ``using_isa`` switch it at run time.
 """
 
@@ -24,7 +24,7 @@ from . import _validate as valid
 from ._validate import MAX_THREADS
 from ._version import __version__
 
-ISAS = ("generic", "avx2", "avx512")
+ISAS = ("generic", "avx2", "avx512", "neon")
 
 _lock = threading.Lock()
 _num_threads: Optional[int] = None
@@ -97,7 +97,7 @@ def available_isas() -> List[str]:
 
 
 def get_isa() -> str:
-    """The active instruction set: ``"generic"``, ``"avx2"`` or ``"avx512"``.
+    """The active instruction set: ``"generic"``, ``"avx2"``, ``"avx512"`` or ``"neon"``.
 
     >>> from fastconv import _config
     >>> _config.get_isa() in _config.available_isas()

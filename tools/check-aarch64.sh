@@ -14,8 +14,7 @@
 #                  but Cython's src/_core.c, src/kernels/*.c), no OpenMP: every
 #                  conv op and algorithm and pooling, generic and NEON paths,
 #                  against plain C references; --batch-bits: batches give the
-#                  same bits whole and image by image (not asked of the x86
-#                  kernels, whose short edge tiles split their sums)
+#                  same bits whole and image by image
 #   conv openmp    the same with -fopenmp, at 1 and 3 threads (static libgomp;
 #                  a dynamic build run with qemu -L when static linking fails)
 #   conv native    the same driver built for this machine with cc (OpenMP when
@@ -213,7 +212,8 @@ if command -v "$native_cc" >/dev/null 2>&1; then
     if build_core "$native_cc" "$out/obj-native" "$omp" >"$log" 2>&1 &&
         "$native_cc" $drv_flags $omp -o "$out/conv_native" tests/c/conv_driver.c \
             "$out"/obj-native/*.o -lm >>"$log" 2>&1; then
-        drive "conv native" "$log" "$(uname -m) with ${omp:-no OpenMP}" "$out/conv_native"
+        drive "conv native" "$log" "$(uname -m) with ${omp:-no OpenMP}" "$out/conv_native" \
+            --threads 3 --batch-bits
     else
         result "conv native" 1 "build failed"
         show_log "$log"

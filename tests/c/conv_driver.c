@@ -95,7 +95,8 @@ typedef struct {
 
 static fc_conv_geom conv_geom_of(const conv_shape *s)
 {
-    fc_conv_geom g;
+    fc_conv_geom g = {0};
+    g.DH = g.DW = 1, g.G = 1;   /* dense images, no dilation, one group */
     g.N = s->N, g.C = s->C, g.H = s->H, g.W = s->W, g.K = s->K, g.FH = s->FH, g.FW = s->FW;
     g.SH = s->SH, g.SW = s->SW, g.PH = s->PH, g.PW = s->PW;
     g.H2 = out_size(s->H, s->FH, s->SH, s->PH);
