@@ -33,6 +33,7 @@ from .modules import (AvgPool2d, Conv2d, ConvTranspose2d, Flatten, Linear, MaxPo
                       Sequential)
 from .optim import SGD, Adam
 
+_config._apply_env_caches()
 _config._apply_env_isa()
 _threadpool.register()   # threadpoolctl sees fastconv's threads, when installed
 

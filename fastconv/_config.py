@@ -163,6 +163,46 @@ def _apply_env_isa() -> None:
     _core.set_isa(name)
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+               "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def _parse_cache_sizes(text: str) -> Dict[str, int]:
+    """``"l1d=48K,l2=2M,l3=64M"`` -> bytes per level (l3 may be left out)."""
+    sizes: Dict[str, int] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key, value = key.strip().lower(), value.strip().lower()
+        num = value.rstrip("kmibB")
+        unit = value[len(num):]
+        if not sep or key not in ("l1d", "l2", "l3") or key in sizes or \
+                not num.isdigit() or unit not in _SIZE_UNITS:
+            raise ValueError(f"FASTCONV_CACHE_SIZES={text!r}: expected entries such as "
+                             f"'l1d=48K,l2=2M,l3=64M' (l1d and l2 required, units K or M)")
+        sizes[key] = int(num) * _SIZE_UNITS[unit]
+    if "l1d" not in sizes or "l2" not in sizes:
+        raise ValueError(f"FASTCONV_CACHE_SIZES={text!r}: give at least l1d and l2")
+    return sizes
+
+
+def _apply_env_caches() -> None:
+    """FASTCONV_CACHE_SIZES replaces the detected cache sizes the blocking is
+    derived from (for a CPU whose caches the system reports wrongly, and for
+    tests of other blockings)."""
+    text = os.environ.get("FASTCONV_CACHE_SIZES", "").strip()
+    if not text:
+        return
+    sizes = _parse_cache_sizes(text)
+    try:
+        _core.set_cache_sizes(sizes["l1d"], sizes["l2"], sizes.get("l3", 0))
+    except ValueError as e:
+        raise ValueError(f"FASTCONV_CACHE_SIZES={text!r}: {e}") from None
+
+
+def _kib(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
+
 def config_info() -> Dict[str, Any]:
     """What ``show_config`` prints, as a dict.
 
@@ -195,6 +235,11 @@ def config_info() -> Dict[str, Any]:
         "algorithms": [name for name, _, _ in _core.algorithms()],
         "num_threads": get_num_threads(),
         "num_threads_source": source,
+        # the caches the blocking is derived from, and the active kernels'
+        # (mr, nr, kc, mc, nc)
+        "caches": _core.cache_sizes(),
+        "blocking_float32": _core.gemm_blocking(4),
+        "blocking_float64": _core.gemm_blocking(8),
     }
 
 
@@ -211,9 +256,18 @@ def show_config() -> None:
       OpenMP          : ...
       algorithms      : ...gemm...
       threads         : ...
+      caches          : L1d ...
+      blocking        : ...
     """
     info = config_info()
     omp = "enabled" if info["openmp"] else "not available (sequential build)"
+
+    c = info["caches"]
+    caches = (f"L1d {_kib(c['l1d'])}, L2 {_kib(c['l2'])}, last level {_kib(c['l3'])} "
+              f"shared by {c['l3_sharing']} CPUs (from {c['source']})")
+
+    def blocking(dt: str) -> str:
+        return "KC {2}, MC {3}, NC {4}".format(*info[f"blocking_{dt}"])
 
     def kernels(dt: str) -> str:
         wide, narrow = info[f"kernel_{dt}"], info[f"kernel_{dt}_narrow"]
@@ -225,4 +279,6 @@ def show_config() -> None:
           f"  float64 kernel  : {kernels('float64')}\n"
           f"  OpenMP          : {omp}\n"
           f"  algorithms      : {', '.join(info['algorithms'])}\n"
-          f"  threads         : {info['num_threads']} (from {info['num_threads_source']})")
+          f"  threads         : {info['num_threads']} (from {info['num_threads_source']})\n"
+          f"  caches          : {caches}\n"
+          f"  blocking        : float32 {blocking('float32')}; float64 {blocking('float64')}")

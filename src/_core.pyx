@@ -47,6 +47,13 @@ cdef extern from "fc_core.h" nogil:
     double fc_fma_peak_gflops(int dsize, double seconds)
     size_t fc_last_workspace_bytes()
     void fc_reset_workspace_bytes()
+    ctypedef struct fc_cache_sizes:
+        int64_t l1d, l2, l3
+        int l2_sharing, l3_sharing
+        const char *source
+    const fc_cache_sizes *fc_caches()
+    int fc_set_cache_sizes(int64_t l1d, int64_t l2, int64_t l3)
+    void fc_active_blocking(int dsize, int narrow, int *out)
 
 cdef extern from "fc_plan.h" nogil:
     int FC_EPLAN
@@ -392,6 +399,26 @@ def narrow_kernel_names():
 
 def openmp_enabled():
     return bool(fc_openmp_enabled())
+
+def cache_sizes():
+    """The data caches the core derives its blocking from: a dict of l1d, l2,
+    l3 (bytes), l2_sharing, l3_sharing (CPUs per cache) and source."""
+    cdef const fc_cache_sizes *c = fc_caches()
+    return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3, "l2_sharing": c.l2_sharing,
+            "l3_sharing": c.l3_sharing, "source": c.source.decode()}
+
+def set_cache_sizes(int64_t l1d, int64_t l2, int64_t l3):
+    """Override the detected sizes (all 0: detect again); ValueError when
+    implausible.  Only before any computation (at import)."""
+    if fc_set_cache_sizes(l1d, l2, l3) != 0:
+        raise ValueError(f"implausible cache sizes: L1d {l1d}, L2 {l2}, L3 {l3} bytes "
+                         "(need L1d >= 1 KiB, L2 >= L1d, L3 >= L2 or 0)")
+
+def gemm_blocking(int dsize, bint narrow=False):
+    """The active GEMM kernel's (mr, nr, kc, mc, nc) for dsize-byte elements."""
+    cdef int out[5]
+    fc_active_blocking(dsize, 1 if narrow else 0, out)
+    return tuple(out[i] for i in range(5))
 
 def omp_max_threads():
     return fc_omp_max_threads()

@@ -93,6 +93,23 @@ const char *fc_kernel_name_d_narrow(void); /* "sgemm_avx512_16x16" (else the sam
 int fc_openmp_enabled(void);
 int fc_omp_max_threads(void);             /* omp_get_max_threads(), 1 without OpenMP */
 
+/* The CPU's data caches (fc_cpu.c): sizes in bytes and how many CPUs share
+ * each, detected once (sysfs, then cpuid) unless set; the block sizes and
+ * the algorithms' working-set budgets derive from them. */
+typedef struct {
+    int64_t l1d, l2, l3;       /* l3: the last level (L2 again where there is no L3) */
+    int l2_sharing, l3_sharing;
+    const char *source;        /* "sysfs", "cpuid", "FASTCONV_CACHE_SIZES" or "default" */
+} fc_cache_sizes;
+const fc_cache_sizes *fc_caches(void);
+/* Sets the sizes (l3 <= 0: none); all <= 0 returns to detection.  -1 when
+ * they are implausible (L1d under 1 KiB, L2 under L1d, L3 under L2).  Only
+ * before any computation: plans read them without a lock. */
+int fc_set_cache_sizes(int64_t l1d, int64_t l2, int64_t l3);
+/* The active kernel's tile and block sizes as the engine uses them (mr, nr,
+ * kc, mc, nc) for dsize-byte elements; narrow: the batch-lane tile. */
+void fc_active_blocking(int dsize, int narrow, int out[5]);
+
 /* Workspace bytes allocated by this thread since the last reset: the
  * binding resets before each call, so this is what one call used. */
 size_t fc_last_workspace_bytes(void);

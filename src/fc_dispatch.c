@@ -99,6 +99,45 @@ const fc_kernel_set *fc_active_kernels(void)
     return k;
 }
 
+/* BLIS-style, from the caches:
+ *   KC: a kc x NR micro-panel of B fills L1 at most (A's micro-panel and C's
+ *       tile stream past it), and no more than 256 steps: longer blocks gain
+ *       nothing measurable while shorter ones add passes over C;
+ *   MC: the mc x kc block of A takes half of L2, leaving the rest to the B
+ *       micro-panels streaming through;
+ *   NC: the kc x nc block of B takes this core's share of the last-level
+ *       cache, at most 4 MiB so that a forward convolution's workspace stays
+ *       small at any thread count. */
+void fc_fit_blocking(int mr, int nr, int dsize, int *kc, int *mc, int *nc)
+{
+    const fc_cache_sizes *cs = fc_caches();
+    if (strcmp(cs->source, "default") != 0) {
+        const int64_t sz = dsize, share = fc_min((int64_t)4 << 20,
+                                                 cs->l3 / fc_max(1, cs->l3_sharing));
+        *kc = (int)fc_max(64, fc_min(256, cs->l1d / ((int64_t)nr * sz)));
+        *mc = (int)(cs->l2 / 2 / ((int64_t)*kc * sz));
+        *nc = (int)(share / ((int64_t)*kc * sz));
+    }
+    /* whole tiles per block */
+    *kc = (int)fc_max(*kc, 1);
+    *mc = (int)fc_max(mr, (*mc / mr) * mr);
+    *nc = (int)fc_max(nr, (*nc / nr) * nr);
+}
+
+/* The active kernel's tile and fitted block sizes: mr, nr, kc, mc, nc. */
+void fc_active_blocking(int dsize, int narrow, int out[5])
+{
+    const fc_kernel_set *k = fc_active_kernels();
+    const fc_ukr_s_info *s = narrow ? &k->s_narrow : &k->s;
+    const fc_ukr_d_info *d = narrow ? &k->d_narrow : &k->d;
+    out[0] = dsize == 4 ? s->mr : d->mr;
+    out[1] = dsize == 4 ? s->nr : d->nr;
+    out[2] = dsize == 4 ? s->kc : d->kc;
+    out[3] = dsize == 4 ? s->mc : d->mc;
+    out[4] = dsize == 4 ? s->nc : d->nc;
+    fc_fit_blocking(out[0], out[1], dsize, &out[2], &out[3], &out[4]);
+}
+
 const char *fc_isa(void) { return fc_active_kernels()->isa; }
 const char *fc_kernel_name_s(void) { return fc_active_kernels()->s.name; }
 const char *fc_kernel_name_d(void) { return fc_active_kernels()->d.name; }

@@ -102,4 +102,9 @@ extern const fc_kernel_set fc_kernels_neon;
 /* The active set, chosen once at import (fc_dispatch.c). */
 const fc_kernel_set *fc_active_kernels(void);
 
+/* Block sizes (in elements) for an mr x nr tile of dsize-byte elements,
+ * derived from the CPU's caches (fc_dispatch.c; with unknown caches *kc,
+ * *mc and *nc, the table's, stand), in whole tiles. */
+void fc_fit_blocking(int mr, int nr, int dsize, int *kc, int *mc, int *nc);
+
 #endif

@@ -83,11 +83,19 @@ def test_a_block_the_size_of_the_window_pools_like_the_array():
 
 # -------------------------------------------------------------- convolution
 
-CONV_ALGORITHMS = ["dot", "dot1x1", "kvec", "lanes", "direct", "gemm_t", "gemm"]
+CONV_ALGORITHMS = ["kvec", "lanes", "direct", "gemm_t", "gemm"]
 
 
 def test_every_forward_algorithm_is_covered():
-    forward = set(fastconv.algorithms()) - {"col2im", "pool_rows", "pool_global"}
+    # an algorithm computes conv2d when the planner accepts it for some shape
+    forward = set()
+    for name in fastconv.algorithms():
+        for xs, ws in [((16, 32, 7, 7), (64, 32, 3, 3)), ((1, 3, 30, 30), (8, 3, 3, 3))]:
+            try:
+                fastconv.plan("conv2d", xs, ws, dtype="float32", padding=1, algorithm=name)
+                forward.add(name)
+            except ValueError:
+                pass
     assert forward == set(CONV_ALGORITHMS)
 
 

@@ -65,7 +65,9 @@
 #define UK_NR_S 12   /* float32 tile: UK_MR x UK_NR_S */
 #define UK_NR_D 6    /* float64 tile: UK_MR x UK_NR_D */
 
-/* Default cache blocking, in BLIS terms: the kc x NR micro-panel of B is
+/* Cache blocking where the caches cannot be read (fc_fit_blocking derives
+ * it from them otherwise, by the same rules), in BLIS terms: the kc x NR
+ * micro-panel of B is
  * reused from L1 by every micro-panel of an mc x kc block of A, which stays in
  * L2, while the kc x nc block of B sits in L2 or L3.  AArch64 cores have L1d
  * of 32 to 128 KiB and L2 of 512 KiB or more, so:
