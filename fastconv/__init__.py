@@ -32,7 +32,8 @@ from ._pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adapti
                        adaptive_max_pool2d_backward, lp_pool2d, lp_pool2d_backward,
                        max_unpool2d)
 from .losses import multiclass_hinge, softmax_cross_entropy
-from .modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential)
+from .modules import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d, Flatten,
+                      Linear, LPPool2d, MaxPool2d, ReLU, Sequential)
 from .optim import SGD, Adam
 
 _config._apply_env_isa()
@@ -46,7 +47,8 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward", "max_unpool2d", "linear", "linear_backward",
     "relu", "relu_backward",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "Linear", "ReLU", "Flatten", "Sequential",
     "softmax_cross_entropy", "multiclass_hinge", "SGD", "Adam",
     "set_num_threads", "get_num_threads", "show_config",
     "algorithms", "plan", "Plan", "set_planning", "get_planning", "export_wisdom",
