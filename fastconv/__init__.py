@@ -28,6 +28,8 @@ from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backwar
                          conv_transpose2d, conv_transpose2d_backward,
                          linear, linear_backward, max_pool2d, max_pool2d_backward,
                          output_size, relu, relu_backward)
+from ._one_d import (avg_pool1d, avg_pool1d_backward, conv1d, conv1d_backward, max_pool1d,
+                     max_pool1d_backward)
 from ._pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
                        adaptive_max_pool2d_backward, lp_pool2d, lp_pool2d_backward,
                        max_unpool2d)
@@ -43,6 +45,8 @@ __all__ = [
     "__version__", "ShapeError", "output_size",
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward",
+    "conv1d", "conv1d_backward", "max_pool1d", "max_pool1d_backward", "avg_pool1d",
+    "avg_pool1d_backward",
     "avg_pool2d", "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward", "max_unpool2d", "linear", "linear_backward",
