@@ -91,8 +91,9 @@ class Contenders:
         d = {}
         if layer.kind == "conv":
             d["x"] = rng.standard_normal((n, layer.C, layer.H, layer.W), dtype=dtype)
-            fan_in = layer.C * layer.FH * layer.FW
-            d["w"] = rng.standard_normal((layer.K, layer.C, layer.FH, layer.FW),
+            cg = layer.C // layer.groups
+            fan_in = cg * layer.FH * layer.FW
+            d["w"] = rng.standard_normal((layer.K, cg, layer.FH, layer.FW),
                                          dtype=dtype) * dtype.type(1 / math.sqrt(fan_in))
             d["b"] = rng.standard_normal(layer.K, dtype=dtype)
             if op != "fwd":
@@ -108,11 +109,12 @@ class Contenders:
         fc, layer, op = self.fc, task.layer, task.op
         if layer.kind == "conv":
             s, p = _pair(layer.stride), _pair(layer.padding)
-            x, w, b = d["x"], d["w"], d["b"]
+            x, w, b, G = d["x"], d["w"], d["b"], layer.groups
             if op == "fwd":
-                return lambda: fc.conv2d(x, w, b, s, p, strict=layer.strict)
+                return lambda: fc.conv2d(x, w, b, s, p, strict=layer.strict, groups=G)
             if op == "bwd_weight":
-                return lambda: fc.conv2d_backward(d["dy"], x, w, s, p, need_dx=False)[1:]
+                return lambda: fc.conv2d_backward(d["dy"], x, w, s, p, need_dx=False,
+                                                  groups=G)[1:]
             # The public conv2d_backward always computes dw and db; the data
             # gradient alone is timed through the binding, with the output
             # allocated on every call as the public API does.
@@ -120,7 +122,7 @@ class Contenders:
             n = x.shape[0]
             h2, w2 = layer.out_hw
             geom = (n, layer.C, layer.H, layer.W, layer.K, layer.FH, layer.FW,
-                    s[0], s[1], p[0], p[1], h2, w2)
+                    s[0], s[1], p[0], p[1], h2, w2, 1, 1, G)
             nt = fc.get_num_threads
             dyf, wf = dy.reshape(-1), w.reshape(-1)
 
@@ -158,15 +160,15 @@ class Contenders:
         x = t["x"]
         if layer.kind == "conv":
             s, p = list(layer.stride), list(layer.padding)
-            w, b = t["w"], t["b"]
+            w, b, G = t["w"], t["b"], layer.groups
             if op == "fwd":
-                return lambda: F.conv2d(x, w, b, s, p)
+                return lambda: F.conv2d(x, w, b, s, p, 1, G)
             # What autograd runs for conv2d's backward, asked for the same
             # outputs as the fastconv call: dx alone, or dw and db together.
             mask = [True, False, False] if op == "bwd_data" else [False, True, True]
             dy = t["dy"]
             return lambda: aten.convolution_backward(dy, x, w, [layer.K], s, p, [1, 1],
-                                                     False, [0, 0], 1, mask)
+                                                     False, [0, 0], G, mask)
         k, s, p = list(layer.kernel), list(layer.stride), list(layer.padding)
         if layer.mode == "max":
             if op == "pool_fwd":
@@ -192,6 +194,8 @@ class Contenders:
         if layer.kind == "conv":
             s, p = _pair(layer.stride), _pair(layer.padding)
             w, b = d["w"], d["b"]
+            if layer.groups > 1:
+                return _numpy_grouped(layer, op, d, s, p)
             if op == "fwd":
                 return lambda: npconv.conv2d(x, w, b, s, p)
             if op == "bwd_data":
@@ -206,6 +210,28 @@ class Contenders:
         if op == "pool_fwd":
             return lambda: npconv.avg_pool2d(x, k, s, p, cip)
         return lambda: npconv.avg_pool2d_backward(d["dy"], x.shape, k, s, p, cip)
+
+
+def _numpy_grouped(layer, op, d, s, p):
+    """The im2col baseline run group by group, the results joined."""
+    x, w, b = d["x"], d["w"], d["b"]
+    G, cg, kg = layer.groups, layer.C // layer.groups, layer.K // layer.groups
+    xs = [x[:, i * cg:(i + 1) * cg] for i in range(G)]
+    ws = [w[i * kg:(i + 1) * kg] for i in range(G)]
+    if op == "fwd":
+        return lambda: np.concatenate([npconv.conv2d(xs[i], ws[i], b[i * kg:(i + 1) * kg], s, p)
+                                       for i in range(G)], axis=1)
+    dys = [d["dy"][:, i * kg:(i + 1) * kg] for i in range(G)]
+    if op == "bwd_data":
+        return lambda: np.concatenate([npconv.conv2d_backward_data(dys[i], ws[i], xs[i].shape,
+                                                                   s, p)
+                                       for i in range(G)], axis=1)
+
+    def bwd_weight():
+        parts = [npconv.conv2d_backward_weight(dys[i], xs[i], ws[i].shape, s, p)
+                 for i in range(G)]
+        return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]))
+    return bwd_weight
 
 
 def _primary(result):
@@ -257,8 +283,8 @@ def plan_of(fastconv, task, threads):
     args = {"dtype": task.dtype, "stride": tuple(layer.stride),
             "padding": tuple(layer.padding), "threads": threads}
     if layer.kind == "conv":
-        w_shape = (layer.K, layer.C, layer.FH, layer.FW)
-        return {op: fastconv.plan(op, x_shape, w_shape, **args,
+        w_shape = (layer.K, layer.C // layer.groups, layer.FH, layer.FW)
+        return {op: fastconv.plan(op, x_shape, w_shape, groups=layer.groups, **args,
                                   **({"strict": layer.strict} if op == "conv2d" else {}))
                 for op in plan_ops(task)}
     return {op: fastconv.plan(op, x_shape, kernel_size=tuple(layer.kernel),

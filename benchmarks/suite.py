@@ -16,6 +16,9 @@ machine while every layer keeps its real geometry:
 * CS231n CIFAR-10: the assignment's own batches (100, 50, 128).
 * Pooling: ResNet and VGG inputs at batch 32 and 8, the CS231n input at 100.
 * Edge cases: small odd batches, odd channel counts and sizes.
+* Depthwise (MobileNetV2's 3x3 and EfficientNet-B0's 5x5, stride 1 and 2,
+  one input channel per group) and grouped (ResNeXt-50 32x4d, 32 groups of 4
+  channels) layers: batch 8, float64 batch 4.
 
 The layer name carries the batch that actually ran (``b32``, ``b8`` ...), so a
 float64 entry with a smaller batch is never mistaken for the float32 one.
@@ -44,7 +47,7 @@ def _out(size, k, s, p):
 
 @dataclass(frozen=True)
 class Conv:
-    """A convolution layer: x (N, C, H, W), w (K, C, FH, FW)."""
+    """A convolution layer: x (N, C, H, W), w (K, C / groups, FH, FW)."""
     net: str              # group label, e.g. "resnet50"
     desc: str             # e.g. "conv1 3->64 7x7 s2 p3 @224"
     N: int
@@ -58,6 +61,7 @@ class Conv:
     padding: Tuple[int, int] = (0, 0)
     batch64: Optional[int] = None     # smaller batch used in float64
     strict: bool = True               # False: floor the output size, as PyTorch does
+    groups: int = 1                   # C and K cut into this many groups
     kind: str = field(default="conv", init=False)
 
     def batch(self, dtype):
@@ -72,9 +76,11 @@ class Conv:
                 _out(self.W, self.FW, self.stride[1], self.padding[1]))
 
     def flops(self, dtype):
-        """2*N*K*C*FH*FW*H2*W2: a multiply and an add per weight per output."""
+        """2*N*K*(C/groups)*FH*FW*H2*W2: a multiply and an add per weight per
+        output."""
         h2, w2 = self.out_hw
-        return 2 * self.batch(dtype) * self.K * self.C * self.FH * self.FW * h2 * w2
+        return (2 * self.batch(dtype) * self.K * (self.C // self.groups) * self.FH * self.FW
+                * h2 * w2)
 
     @property
     def pointwise(self):
@@ -143,7 +149,7 @@ def _exact(sizes, kernel, stride, padding):
                for n, f, s, p in zip(sizes, kernel, stride, padding))
 
 
-def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None):
+def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None, groups=1):
     """HW input size, F kernel, s stride, p padding: ints, or (h, w) pairs.
     Where the output-size formula does not divide exactly (ResNet's stem and
     downsampling layers, AlexNet's conv1) the layer runs with strict=False,
@@ -153,7 +159,13 @@ def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None):
     st = _sq(s) if isinstance(s, int) else tuple(s)
     pd = _sq(p) if isinstance(p, int) else tuple(p)
     strict = _exact((h, w), (fh, fw), st, pd)
-    return Conv(net, desc, N, C, h, w, K, fh, fw, st, pd, batch64, strict)
+    return Conv(net, desc, N, C, h, w, K, fh, fw, st, pd, batch64, strict, groups)
+
+
+def dw(net, desc, N, C, HW, F, s=1, batch64=None):
+    """A depthwise layer: C channels, one F x F filter each, 'same'-style
+    padding F // 2 (floored where the stride does not divide)."""
+    return conv(net, desc, N, C, HW, C, F, s, F // 2, batch64, groups=C)
 
 
 def _resnet(N, batch64):
@@ -208,6 +220,18 @@ CONV_LAYERS = (
         # satisfies the output-size formula exactly: (700-20)/2+1 = 341,
         # (161-5)/2+1 = 79.
         conv("edge", "speech C=1 1->32 20x5 s2 on 161x700", 8, 1, (700, 161), 32, (20, 5), 2, 0),
+
+        dw("mobilenetv2", "dw 3x3 32 p1 @112", 8, 32, 112, 3, 1, 4),
+        dw("mobilenetv2", "dw 3x3 96 s2 p1 @112", 8, 96, 112, 3, 2, 4),
+        dw("mobilenetv2", "dw 3x3 144 p1 @56", 8, 144, 56, 3, 1, 4),
+        dw("mobilenetv2", "dw 3x3 144 s2 p1 @56", 8, 144, 56, 3, 2, 4),
+        dw("mobilenetv2", "dw 3x3 192 p1 @28", 8, 192, 28, 3, 1, 4),
+        dw("mobilenetv2", "dw 3x3 384 p1 @14", 8, 384, 14, 3, 1, 4),
+        dw("mobilenetv2", "dw 3x3 576 s2 p1 @14", 8, 576, 14, 3, 2, 4),
+        dw("efficientnet", "dw 5x5 144 s2 p2 @56", 8, 144, 56, 5, 2, 4),
+        dw("efficientnet", "dw 5x5 240 p2 @28", 8, 240, 28, 5, 1, 4),
+        conv("resnext50", "3x3 128->128 g32 p1 @56", 8, 128, 56, 128, 3, 1, 1, 4, groups=32),
+        conv("resnext50", "3x3 512->512 g32 p1 @14", 8, 512, 14, 512, 3, 1, 1, 4, groups=32),
     ]
 )
 

@@ -111,29 +111,13 @@ static int plan_on(int e, int op, const fc_conv_geom *g, int nt, int forced, int
     FC_ON(e, plan_conv, d, (op, g, nt, forced, wfinite, pl))
 }
 
-/* One group of grouped convolution g: its channels and filters, with the
- * whole tensors' image strides. */
-static fc_conv_geom group_geom(const fc_conv_geom *g)
-{
-    fc_conv_geom gg = *g;
-    gg.XS = fc_xs(g);
-    gg.YS = fc_ys(g);
-    gg.C = g->C / g->G;
-    gg.K = g->K / g->G;
-    gg.G = 1;
-    return gg;
-}
-
 #define FC_ENTRY_POINTS(T, S, DSIZE)                                                 \
     int fc_plan_conv_##S(int op, const fc_conv_geom *g, int nt, int forced,          \
                          int wfinite, fc_plan *pl)                                   \
     {                                                                                \
         const int e = engine();                                                      \
-        const int groups = g->G > 1 ? (int)g->G : 1;                                 \
-        const fc_conv_geom gg = groups > 1 ? group_geom(g) : *g;                     \
-        const int rc = plan_on(e, op, &gg, nt, forced, wfinite, pl, DSIZE);          \
+        const int rc = plan_on(e, op, g, nt, forced, wfinite, pl, DSIZE);            \
         pl->engine = e;                                                              \
-        pl->groups = groups;                                                         \
         return rc;                                                                   \
     }                                                                                \
     int fc_conv2d_fwd_plan_##S(const fc_plan *pl, const T *x, const T *w, const T *b, \

@@ -30,6 +30,8 @@ enum fc_op {
 #define FC_CONV_OPS (FC_FOR(FC_OP_CONV_FWD) | FC_FOR(FC_OP_CONV_DATA))
 
 #define FC_ALGORITHMS(X)                                                                     \
+    X(DEPTHWISE, "depthwise", FC_CONV_OPS | FC_FOR(FC_OP_CONV_WEIGHT),                       \
+      "one input channel per group: each channel's rows swept by its filters' taps")        \
     X(DOT, "dot", FC_FOR(FC_OP_CONV_WEIGHT),                                                 \
       "one long dot product per weight (filters of at most 64 weights)")                    \
     X(DOT1X1, "dot1x1", FC_FOR(FC_OP_CONV_WEIGHT),                                           \
@@ -74,8 +76,9 @@ typedef struct {
     fc_conv_geom g;        /* the call's convolution */
     fc_conv_geom ag;       /* the one the algorithm computes: g, or g turned around (a data
                               gradient as a forward convolution of dy) */
-    int groups;            /* the call's groups, run one after another on g and ag, the
-                              geometry of one group */
+    int groups;            /* the groups run one after another on g and ag, the geometry
+                              of one group; 1 when the algorithm takes every group at once
+                              (depthwise: g and ag are then the whole call's) */
     int narrow;            /* lanes: the narrow register tile */
     fc_int th, tw;         /* lanes: the output tile of a virtual image */
     char reason[200];      /* one line: why this algorithm */
@@ -113,9 +116,10 @@ int fc_pool_threads(const fc_pool_geom *g, int nthreads);
  * 1) or th and tw afterwards to force one. */
 void fc_plan_init(fc_plan *pl);
 
-/* Whether running pl needs weights that are all finite (lanes, or a data
- * gradient through the rotated weights): the entry points test the weights
- * then, and plan again without that algorithm when they are not. */
+/* Whether running pl needs weights that are all finite (lanes, a data
+ * gradient through the rotated weights, or depthwise's data gradient): the
+ * entry points test the weights then, and plan again without that algorithm
+ * when they are not. */
 int fc_plan_needs_finite(const fc_plan *pl);
 
 /* The list, for users and tests. */

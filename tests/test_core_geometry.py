@@ -246,3 +246,5 @@ def test_grouped_convolution_on_every_algorithm(s, op, dtype, isa, threads):
                                        rtol=1e-4 if dtype == np.float32 else 1e-10,
                                        atol=1e-3 if dtype == np.float32 else 1e-9)
     assert "gemm" in ran or op == "data"
+    if C == G:   # one input channel per group
+        assert "depthwise" in ran
