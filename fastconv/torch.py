@@ -419,7 +419,7 @@ _avg_pool2d_op.register_autograd(_avg_pool2d_grad, setup_context=_shape_setup)
 def _lp_pool2d_op(x: torch.Tensor, norm_type: float, kernel_size: Sequence[int],
                   stride: Sequence[int], ceil_mode: bool) -> torch.Tensor:
     y = _need("lp_pool2d")(_np(x), norm_type, _pair(kernel_size), _pair(stride),
-                           ceil_mode=ceil_mode)
+                           ceil_mode=ceil_mode, strict=False, _name="fastconv.torch.lp_pool2d")
     return torch.from_numpy(y)
 
 
@@ -435,7 +435,7 @@ def _lp_pool2d_backward_op(dy: torch.Tensor, x: torch.Tensor, norm_type: float,
                            kernel_size: Sequence[int], stride: Sequence[int],
                            ceil_mode: bool) -> torch.Tensor:
     dx = _need("lp_pool2d_backward")(_np(dy), _np(x), norm_type, _pair(kernel_size),
-                                     _pair(stride), ceil_mode=ceil_mode)
+                                     _pair(stride), ceil_mode=ceil_mode, strict=False)
     return torch.from_numpy(dx)
 
 
@@ -1215,7 +1215,8 @@ def convert(model: Any, *, report: bool = False) -> Any:
     >>> fast, report = ft.convert(net, report=True)
     >>> type(fast[0]).__module__, len(report.converted)
     ('fastconv.torch', 2)
-    >>> torch.allclose(fast(torch.ones(1, 3, 5, 5)), net(torch.ones(1, 3, 5, 5)))
+    >>> x = torch.randn(1, 3, 5, 5)
+    >>> torch.allclose(fast(x), net(x), rtol=1e-5, atol=1e-6)
     True
     """
     if not isinstance(model, torch.nn.Module):
