@@ -563,3 +563,15 @@ def test_compile_dynamic_shapes():
     for n, h in ((2, 8), (3, 11)):
         x = torch.randn(n, 1, h, h)
         torch.testing.assert_close(fn(x), model(x))
+
+
+def test_export_keeps_the_operators():
+    torch.manual_seed(0)
+    model = ft.convert(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(),
+                                           torch.nn.MaxPool2d(2)))
+    x = torch.randn(2, 1, 8, 8)
+    program = torch.export.export(model, (x,))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert {"fastconv.conv2d.default", "fastconv.relu.default",
+            "fastconv.max_pool2d.default"} <= ops
+    torch.testing.assert_close(program.module()(x), model(x))
