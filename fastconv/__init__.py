@@ -28,6 +28,9 @@ from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backwar
                          conv_transpose2d, conv_transpose2d_backward,
                          linear, linear_backward, max_pool2d, max_pool2d_backward,
                          output_size, relu, relu_backward)
+from ._pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+                       adaptive_max_pool2d_backward, lp_pool2d, lp_pool2d_backward,
+                       max_unpool2d)
 from .losses import multiclass_hinge, softmax_cross_entropy
 from .modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential)
 from .optim import SGD, Adam
@@ -39,7 +42,9 @@ __all__ = [
     "__version__", "ShapeError", "output_size",
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward",
-    "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
+    "avg_pool2d", "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward", "max_unpool2d", "linear", "linear_backward",
     "relu", "relu_backward",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
     "softmax_cross_entropy", "multiclass_hinge", "SGD", "Adam",

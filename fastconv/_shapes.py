@@ -16,7 +16,7 @@ from ._typing import Int, IntOrPair, Shape
 from ._validate import MAX_WINDOW_PARAM, integer, ndim, pair, pool_window, window_param
 
 __all__ = ["ShapeError", "output_size", "conv_output_hw", "ConvGeometry", "PoolGeometry",
-           "conv_geometry", "pool_geometry"]
+           "conv_geometry", "pool_geometry", "adaptive_output_hw"]
 
 
 class ShapeError(ValueError):
@@ -38,7 +38,8 @@ class ShapeError(ValueError):
 
 def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
                 strict: bool = True, axis: str = "size", where: str = "output_size",
-                dilation: Int = 1, padding_end: Optional[Int] = None) -> int:
+                dilation: Int = 1, padding_end: Optional[Int] = None,
+                ceil_mode: bool = False) -> int:
     """Output length along one axis: ``(size - kernel + 2*padding) / stride + 1``,
     in general ``(size + P_begin + P_end - D*(kernel - 1) - 1) / stride + 1``
     with ``padding`` the padding at the start (``padding_end`` at the end,
@@ -48,16 +49,25 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
     exact and the result is at least 1; ``strict=False`` floors the division
     (as PyTorch does) and still raises when the output would be empty.
 
+    ``ceil_mode=True`` (pooling) rounds the division up instead, whatever
+    ``strict`` says, and then drops the last window if it would start past
+    the input and its start padding (PyTorch's rule: every window starts
+    inside the input or the left padding, so it holds an input value or, at
+    worst, ends in the right padding).
+
     >>> output_size(32, 5, 1, 2)
     32
     >>> output_size(32, 5, 2, 0, strict=False)
     14
     >>> output_size(32, 3, 1, 2, dilation=2)
     32
+    >>> output_size(5, 2, 2, 0, ceil_mode=True), output_size(5, 2, 2, 1, ceil_mode=True)
+    (3, 3)
     """
-    if dilation != 1 or padding_end is not None:
+    if dilation != 1 or padding_end is not None or ceil_mode:
         return _output_size_general(size, kernel, stride, padding, padding_end, dilation,
-                                    strict=strict, axis=axis, where=where)
+                                    strict=strict, axis=axis, where=where,
+                                    ceil_mode=bool(ceil_mode))
     size = integer(size, "size", where)
     kernel = window_param(kernel, "kernel size", where)
     stride = window_param(stride, "stride", where)
@@ -84,9 +94,9 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
 
 def _output_size_general(size: Int, kernel: Int, stride: Int, padding: Int,
                          padding_end: Optional[Int], dilation: Int, *, strict: bool, axis: str,
-                         where: str) -> int:
-    """output_size with dilation and padding that may differ at the two ends;
-    its error shows every number."""
+                         where: str, ceil_mode: bool = False) -> int:
+    """output_size with dilation, padding that may differ at the two ends or
+    ceil_mode; its error shows every number."""
     size = integer(size, "size", where)
     kernel = window_param(kernel, "kernel size", where)
     stride = window_param(stride, "stride", where)
@@ -100,6 +110,17 @@ def _output_size_general(size: Int, kernel: Int, stride: Int, padding: Int,
         if v < low:
             raise ValueError(f"{where}: {what} must be >= {low}, got {v}")
     span = size + pb + pe - dilation * (kernel - 1) - 1
+    if ceil_mode:
+        n = -(-span // stride) + 1
+        if (n - 1) * stride >= size + pb:
+            n -= 1
+        if n >= 1:
+            return n
+        raise ShapeError(f"{where}: {axis} ceil((W + P_begin + P_end - D*(F - 1) - 1)/S) + 1 = "
+                         f"ceil(({size} + {pb} + {pe} - {dilation}*({kernel} - 1) - 1)/{stride})"
+                         f" + 1 = {n} is less than 1: the dilated kernel "
+                         f"({dilation * (kernel - 1) + 1}) is larger than the padded input "
+                         f"({size + pb + pe}) by a stride or more")
     if span < 0 or (strict and span % stride):
         text = (f"{where}: {axis} (W + P_begin + P_end - D*(F - 1) - 1)/S + 1 = "
                 f"({size} + {pb} + {pe} - {dilation}*({kernel} - 1) - 1)/{stride} + 1 = "
@@ -261,23 +282,60 @@ def conv_geometry(x_shape: Shape, w_shape: Shape, stride: IntOrPair, padding: Pa
 
 
 def pool_geometry(x_shape: Shape, kernel_size: IntOrPair, stride: Optional[IntOrPair],
-                  padding: IntOrPair, *, strict: bool, where: str) -> PoolGeometry:
+                  padding: IntOrPair, *, strict: bool, where: str, dilation: IntOrPair = 1,
+                  ceil_mode: bool = False) -> PoolGeometry:
     """The :class:`PoolGeometry` of pooling an input of shape ``x_shape``, four
     ints (N, C, H, W) that the caller has checked.
 
-    ``kernel_size``, ``stride`` and ``padding`` are an int or an (h, w) pair;
-    ``stride=None`` means the kernel size.  ``strict`` is as for
-    :func:`output_size`.  A ValueError (a :class:`ShapeError` for the formula)
-    starting with ``where`` says what does not fit.
+    ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are an int or
+    an (h, w) pair; ``stride=None`` means the kernel size.  ``strict`` and
+    ``ceil_mode`` are as for :func:`output_size`.  The dilation is not part
+    of the geometry (the caller passes it on); it only enters the output
+    size.  A ValueError (a :class:`ShapeError` for the formula) starting
+    with ``where`` says what does not fit.
     """
     kernel = pair(kernel_size, "kernel_size", where)
     stride = kernel if stride is None else pair(stride, "stride", where)
     padding = pair(padding, "padding", where)
+    dil = pair(dilation, "dilation", where)
     pool_window(kernel, padding, where)
+    if dil[0] < 1 or dil[1] < 1:
+        raise ValueError(f"{where}: dilation must be >= 1, got {dil}")
     N, C, H, W = x_shape
     if H == 0 or W == 0:
         raise ValueError(f"{where}: x has height {H} and width {W}; pooling needs H >= 1 and "
                          f"W >= 1 (a window must hold at least one input value)")
-    H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
+    if dil == (1, 1) and not ceil_mode:
+        H2, W2 = conv_output_hw(H, W, kernel, stride, padding, strict=strict, where=where)
+    else:
+        H2 = output_size(H, kernel[0], stride[0], padding[0], strict=strict, axis="height",
+                         where=where, dilation=dil[0], ceil_mode=ceil_mode)
+        W2 = output_size(W, kernel[1], stride[1], padding[1], strict=strict, axis="width",
+                         where=where, dilation=dil[1], ceil_mode=ceil_mode)
     return PoolGeometry(N, C, H, W, kernel[0], kernel[1], stride[0], stride[1],
                         padding[0], padding[1], H2, W2)
+
+
+def adaptive_output_hw(x_shape: Shape, output_size: object, where: str) -> Tuple[int, int]:
+    """(H2, W2) of adaptive pooling: ``output_size`` is an int or an (h, w)
+    pair whose entries may be None (keep the input's size), each >= 1."""
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{where}: output_size must be an int or a pair (h, w), "
+                             f"got {output_size!r}")
+        parts = list(output_size)
+    else:
+        parts = [output_size, output_size]
+    hw = []
+    for v, n, axis in zip(parts, x_shape[2:], ("height", "width")):
+        if v is None:
+            hw.append(int(n))
+            continue
+        v = integer(v, "output_size", where)
+        if v < 1:
+            raise ValueError(f"{where}: output_size must be >= 1 (or None), got {output_size!r}")
+        hw.append(v)
+    if x_shape[2] == 0 or x_shape[3] == 0:
+        raise ValueError(f"{where}: x has height {x_shape[2]} and width {x_shape[3]}; adaptive "
+                         f"pooling needs H >= 1 and W >= 1")
+    return hw[0], hw[1]

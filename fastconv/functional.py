@@ -37,7 +37,9 @@ from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, ShapeLik
 __all__ = [
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "linear", "linear_backward", "relu", "relu_backward",
+    "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward", "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward",
+    "max_unpool2d", "linear", "linear_backward", "relu", "relu_backward",
     "output_size", "ShapeError",
 ]
 
@@ -452,34 +454,47 @@ def conv_transpose2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike,
 
 @overload
 def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, strict: bool = True,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False, *,
+               strict: bool = True,
                return_indices: Literal[False] = False, _name: str = "max_pool2d") -> FloatArray:
     ...
 
 
 @overload
 def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, strict: bool = True, return_indices: Literal[True],
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False, *,
+               strict: bool = True, return_indices: Literal[True],
                _name: str = "max_pool2d") -> Tuple[FloatArray, IndexArray]:
     ...
 
 
 @overload
 def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, strict: bool = True, return_indices: bool,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False, *,
+               strict: bool = True, return_indices: bool,
                _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
     ...
 
 
 def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, strict: bool = True, return_indices: bool = False,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False, *,
+               strict: bool = True, return_indices: bool = False,
                _name: str = "max_pool2d") -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2), H2 = (H - F_h + 2*P_h)/S_h + 1 (same
-    for W).  Padding counts as -inf (it never wins) and may be at most half
-    the kernel.  A window holding NaN gives NaN.  float32 and float64 keep
-    their dtype; integers give float64, float16 float32.
+    for W); with dilation D_h, H2 = (H + 2*P_h - D_h*(F_h - 1) - 1)/S_h + 1
+    (window taps D_h rows apart).  Padding counts as -inf (it never wins) and
+    may be at most half the kernel.  A window holding NaN gives NaN.  float32
+    and float64 keep their dtype; integers give float64, float16 float32.
+
+    ``ceil_mode=True`` rounds the output size up rather than down (so the
+    division need not be exact, whatever ``strict`` says): the last window
+    may run past the padded input and then pools what it covers; a window
+    that would start past the input and its left padding is dropped
+    (PyTorch's rule).  A dilated window whose taps all fall in the padding
+    gives -inf (and, as in PyTorch, the index of its first row and column
+    inside the input).
 
     With ``return_indices=True`` the result is ``(y, indices)``: indices
     (int64, shaped like y) holds the offset ``h*W + w`` within its (H, W)
@@ -494,28 +509,41 @@ def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair]
     >>> y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
     >>> idx[0, 0].tolist()
     [[5, 7], [13, 15]]
+    >>> fastconv.max_pool2d(x, 3, 2, ceil_mode=True)[0, 0].tolist()
+    [[10.0, 11.0], [14.0, 15.0]]
+    >>> fastconv.max_pool2d(x, 2, 1, dilation=2)[0, 0].tolist()
+    [[10.0, 11.0], [14.0, 15.0]]
     """
     where = _name
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     return_indices = valid.flag(return_indices, "return_indices", where)
-    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where,
+                         dilation=dilation, ceil_mode=ceil_mode)
+    dil = valid.pair(dilation, "dilation", where)
     dtype = _dtype(x)
     y = _alloc(geom.out_shape, dtype, "the output", where)
+    nt = _config.get_num_threads()
     if not return_indices:
-        if y.size:
-            _core.maxpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1),
-                                _config.get_num_threads())
+        if y.size and dil != (1, 1):
+            _core.pool2d_win_fwd(tuple(geom), dil[0], dil[1], False, True, _flat(x, dtype),
+                                 y.reshape(-1), _empty_flat(np.int64), nt)
+        elif y.size:
+            _core.maxpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1), nt)
         return y
     idx = _alloc(y.shape, np.int64, "the indices", where)
-    if y.size:
-        _core.maxpool2d_fwd_idx(tuple(geom), _flat(x, dtype), y.reshape(-1), idx.reshape(-1),
-                                _config.get_num_threads())
+    if y.size and dil != (1, 1):
+        _core.pool2d_win_fwd(tuple(geom), dil[0], dil[1], False, True, _flat(x, dtype),
+                             y.reshape(-1), idx.reshape(-1), nt)
+    elif y.size:
+        _core.maxpool2d_fwd_idx(tuple(geom), _flat(x, dtype), y.reshape(-1), idx.reshape(-1), nt)
     return y, idx
 
 
 def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
-                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
+                        dilation: IntOrPair = 1, ceil_mode: bool = False, *,
                         strict: bool = True,
                         indices: Optional[NDArray[np.integer[Any]]] = None) -> FloatArray:
     """Gradient of ``max_pool2d`` with respect to x.
@@ -529,7 +557,8 @@ def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
     ``indices``, from ``max_pool2d(..., return_indices=True)`` on this x, say
     where the maxima are, so x's values are not read (its shape and dtype
     still are); the result has the same bits as without them.  An index
-    outside its plane raises ValueError.
+    outside its plane raises ValueError.  The other arguments are
+    max_pool2d's.
 
     >>> import numpy as np, fastconv
     >>> x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
@@ -543,7 +572,10 @@ def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
     dy = valid.computable_array(dy, "dy", where)
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
-    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where,
+                         dilation=dilation, ceil_mode=ceil_mode)
+    dil = valid.pair(dilation, "dilation", where)
     if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of max_pool2d's output "
                          f"{geom.out_shape}, got {dy.shape}")
@@ -552,7 +584,10 @@ def max_pool2d_backward(dy: ArrayLike, x: ArrayLike, kernel_size: IntOrPair,
     dtype = _dtype(dy, x)
     dx = _alloc(x.shape, dtype, "dx", where)
     if dx.size:
-        if indices is None:
+        if indices is None and dil != (1, 1):
+            _core.pool2d_win_bwd(tuple(geom), dil[0], dil[1], False, True, _flat(dy, dtype),
+                                 _flat(x, dtype), dx.reshape(-1), _config.get_num_threads())
+        elif indices is None:
             _core.maxpool2d_bwd(tuple(geom), _flat(dy, dtype), _flat(x, dtype), dx.reshape(-1),
                                 _config.get_num_threads())
         else:
@@ -580,14 +615,19 @@ def _indices(indices: object, out_shape: Tuple[int, ...], where: str) -> NDArray
 
 
 def avg_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, count_include_pad: bool = True, strict: bool = True,
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[Int] = None, *, strict: bool = True,
                _name: str = "avg_pool2d") -> FloatArray:
     """Average pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2), H2 = (H - F_h + 2*P_h)/S_h + 1 (same
     for W).  With ``count_include_pad=True`` every window is divided by
     F_h*F_w (padding counts as zeros); otherwise by the number of real input
-    values in the window.  float32 and float64 keep their dtype; integers give
+    values in the window.  ``divisor_override`` (a nonzero int) replaces
+    every window's divisor.  ``ceil_mode`` is as for :func:`max_pool2d`; a
+    last window that runs past the padded input divides, with
+    ``count_include_pad``, by the part of it inside the padded input (as
+    PyTorch does).  float32 and float64 keep their dtype; integers give
     float64, float16 float32.
 
     >>> import numpy as np, fastconv
@@ -598,34 +638,28 @@ def avg_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair]
     >>> y = fastconv.avg_pool2d(ones, 2, stride=1, padding=1, count_include_pad=False)
     >>> y.shape, y.dtype.name, float(y.min())
     ((1, 1, 3, 3), 'float32', 1.0)
+    >>> fastconv.avg_pool2d(x, 3, 2, ceil_mode=True)[0, 0].tolist()
+    [[5.0, 6.5], [11.0, 12.5]]
+    >>> fastconv.avg_pool2d(x, 2, divisor_override=1)[0, 0].tolist()
+    [[10.0, 18.0], [42.0, 50.0]]
     """
     where = _name
     x = valid.computable_array(x, "x", where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
-    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    divisor = _divisor(divisor_override, where)
+    geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where,
+                         ceil_mode=ceil_mode)
     dtype = _dtype(x)
     y = _alloc(geom.out_shape, dtype, "the output", where)
     if y.size:
         _core.avgpool2d_fwd(tuple(geom), _flat(x, dtype), y.reshape(-1),
-                            bool(count_include_pad), _config.get_num_threads())
+                            bool(count_include_pad), _config.get_num_threads(), divisor)
     return y
 
 
-def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPair,
-                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0, *,
-                        count_include_pad: bool = True, strict: bool = True) -> FloatArray:
-    """Gradient of ``avg_pool2d`` with respect to its input of shape ``x_shape``.
-
-    dy: (N, C, H2, W2), the gradient with respect to avg_pool2d's output;
-    x_shape: (N, C, H, W), four ints.  Returns dx of shape x_shape in dy's
-    dtype (float32 or float64; integers give float64).
-
-    >>> import numpy as np, fastconv
-    >>> fastconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0].tolist()
-    [[0.25, 0.25], [0.25, 0.25]]
-    """
-    where = "avg_pool2d_backward"
-    dy = valid.computable_array(dy, "dy", where)
+def _x_shape(x_shape: ShapeLike, where: str) -> Tuple[int, int, int, int]:
+    """A backward's ``x_shape`` argument as four Python ints."""
     if isinstance(x_shape, np.ndarray) and x_shape.ndim == 1:
         x_shape = x_shape.tolist()
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4
@@ -633,8 +667,44 @@ def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPai
                        and s >= 0 for s in x_shape)):  # type: ignore[operator]
         raise ValueError(f"{where}: x_shape must be 4 non-negative ints (N, C, H, W), "
                          f"got {x_shape!r}")
-    x_shape = tuple(int(s) for s in x_shape)
-    geom = pool_geometry(x_shape, kernel_size, stride, padding, strict=strict, where=where)
+    n, c, h, w = (int(s) for s in x_shape)
+    return n, c, h, w
+
+
+def _divisor(divisor_override: object, where: str) -> int:
+    """avg_pool2d's divisor_override as the core takes it: 0 for None."""
+    if divisor_override is None:
+        return 0
+    d = valid.integer(divisor_override, "divisor_override", where)
+    if d == 0 or abs(d) > valid.MAX_WINDOW_PARAM:
+        raise ValueError(f"{where}: divisor_override must be a nonzero int (or None), "
+                         f"got {divisor_override!r}")
+    return d
+
+
+def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPair,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
+                        ceil_mode: bool = False, count_include_pad: bool = True,
+                        divisor_override: Optional[Int] = None, *,
+                        strict: bool = True) -> FloatArray:
+    """Gradient of ``avg_pool2d`` with respect to its input of shape ``x_shape``.
+
+    dy: (N, C, H2, W2), the gradient with respect to avg_pool2d's output;
+    x_shape: (N, C, H, W), four ints; the other arguments are avg_pool2d's.
+    Returns dx of shape x_shape in dy's dtype (float32 or float64; integers
+    give float64).
+
+    >>> import numpy as np, fastconv
+    >>> fastconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0].tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
+    where = "avg_pool2d_backward"
+    dy = valid.computable_array(dy, "dy", where)
+    x_shape = _x_shape(x_shape, where)
+    ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    divisor = _divisor(divisor_override, where)
+    geom = pool_geometry(x_shape, kernel_size, stride, padding, strict=strict, where=where,
+                         ceil_mode=ceil_mode)
     if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of avg_pool2d's output "
                          f"{geom.out_shape}, got {dy.shape}")
@@ -642,7 +712,7 @@ def avg_pool2d_backward(dy: ArrayLike, x_shape: ShapeLike, kernel_size: IntOrPai
     dx = _alloc(x_shape, dtype, "dx", where)
     if dx.size:
         _core.avgpool2d_bwd(tuple(geom), _flat(dy, dtype), dx.reshape(-1),
-                            bool(count_include_pad), _config.get_num_threads())
+                            bool(count_include_pad), _config.get_num_threads(), divisor)
     return dx
 
 
@@ -795,3 +865,10 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
     112
     """
     return _output_size(size, kernel, stride, padding, strict=strict, where="output_size")
+
+
+# LP, adaptive and unpooling live in their own module, which builds on the
+# helpers and pooling ops above (so it is imported last).
+from ._pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward,  # noqa: E402
+                       adaptive_max_pool2d, adaptive_max_pool2d_backward, lp_pool2d,
+                       lp_pool2d_backward, max_unpool2d)

@@ -33,6 +33,22 @@ cdef extern from "fc_core.h" nogil:
     int fc_avgpool2d_fwd_d(const fc_pool_geom *g, const double *x, double *y, int cip, int nt)
     int fc_avgpool2d_bwd_s(const fc_pool_geom *g, const float *dy, float *dx, int cip, int nt)
     int fc_avgpool2d_bwd_d(const fc_pool_geom *g, const double *dy, double *dx, int cip, int nt)
+    int fc_avgpool2d_fwd_div_s(const fc_pool_geom *g, const float *x, float *y, int cip,
+                               int64_t div, int nt)
+    int fc_avgpool2d_fwd_div_d(const fc_pool_geom *g, const double *x, double *y, int cip,
+                               int64_t div, int nt)
+    int fc_avgpool2d_bwd_div_s(const fc_pool_geom *g, const float *dy, float *dx, int cip,
+                               int64_t div, int nt)
+    int fc_avgpool2d_bwd_div_d(const fc_pool_geom *g, const double *dy, double *dx, int cip,
+                               int64_t div, int nt)
+    int fc_pool2d_win_fwd_s(const fc_pool_geom *g, int64_t DH, int64_t DW, int adaptive,
+                            int is_max, const float *x, float *y, int64_t *idx, int nt)
+    int fc_pool2d_win_fwd_d(const fc_pool_geom *g, int64_t DH, int64_t DW, int adaptive,
+                            int is_max, const double *x, double *y, int64_t *idx, int nt)
+    int fc_pool2d_win_bwd_s(const fc_pool_geom *g, int64_t DH, int64_t DW, int adaptive,
+                            int is_max, const float *dy, const float *x, float *dx, int nt)
+    int fc_pool2d_win_bwd_d(const fc_pool_geom *g, int64_t DH, int64_t DW, int adaptive,
+                            int is_max, const double *dy, const double *x, double *dx, int nt)
 
     int fc_isa_supported(const char *name)
     int fc_set_isa(const char *name)
@@ -345,27 +361,62 @@ def maxpool2d_bwd_idx(tuple geom, const floating[::1] dy, const int64_t[::1] idx
     check(rc)
 
 
-def avgpool2d_fwd(tuple geom, const floating[::1] x, floating[::1] y, bint cip, int nt):
+def avgpool2d_fwd(tuple geom, const floating[::1] x, floating[::1] y, bint cip, int nt,
+                  int64_t divisor=0):
     cdef fc_pool_geom g = pool_geom(geom)
     cdef int rc
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
-            rc = fc_avgpool2d_fwd_s(&g, &x[0], &y[0], cip, nt)
+            rc = fc_avgpool2d_fwd_div_s(&g, &x[0], &y[0], cip, divisor, nt)
         else:
-            rc = fc_avgpool2d_fwd_d(&g, &x[0], &y[0], cip, nt)
+            rc = fc_avgpool2d_fwd_div_d(&g, &x[0], &y[0], cip, divisor, nt)
     check(rc)
 
 
-def avgpool2d_bwd(tuple geom, const floating[::1] dy, floating[::1] dx, bint cip, int nt):
+def avgpool2d_bwd(tuple geom, const floating[::1] dy, floating[::1] dx, bint cip, int nt,
+                  int64_t divisor=0):
     cdef fc_pool_geom g = pool_geom(geom)
     cdef int rc
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
-            rc = fc_avgpool2d_bwd_s(&g, &dy[0], &dx[0], cip, nt)
+            rc = fc_avgpool2d_bwd_div_s(&g, &dy[0], &dx[0], cip, divisor, nt)
         else:
-            rc = fc_avgpool2d_bwd_d(&g, &dy[0], &dx[0], cip, nt)
+            rc = fc_avgpool2d_bwd_div_d(&g, &dy[0], &dx[0], cip, divisor, nt)
+    check(rc)
+
+
+def pool2d_win_fwd(tuple geom, int64_t DH, int64_t DW, bint adaptive, bint is_max,
+                   const floating[::1] x, floating[::1] y, int64_t[::1] idx, int nt):
+    """Pooling window by window (dilated max, adaptive max or average); idx
+    empty: no indices."""
+    cdef fc_pool_geom g = pool_geom(geom)
+    cdef int rc
+    cdef int64_t *ip = &idx[0] if idx.shape[0] > 0 else NULL
+    with nogil:
+        fc_reset_workspace_bytes()
+        if floating is float:
+            rc = fc_pool2d_win_fwd_s(&g, DH, DW, adaptive, is_max, &x[0], &y[0], ip, nt)
+        else:
+            rc = fc_pool2d_win_fwd_d(&g, DH, DW, adaptive, is_max, &x[0], &y[0], ip, nt)
+    check(rc)
+
+
+def pool2d_win_bwd(tuple geom, int64_t DH, int64_t DW, bint adaptive, bint is_max,
+                   const floating[::1] dy, const floating[::1] x, floating[::1] dx, int nt):
+    """Backward of pool2d_win_fwd; x is read by max pooling only (empty for
+    average pooling)."""
+    cdef fc_pool_geom g = pool_geom(geom)
+    cdef int rc
+    cdef const floating *xp = &x[0] if x.shape[0] > 0 else NULL
+    cdef const floating *dyp = &dy[0] if dy.shape[0] > 0 else NULL
+    with nogil:
+        fc_reset_workspace_bytes()
+        if floating is float:
+            rc = fc_pool2d_win_bwd_s(&g, DH, DW, adaptive, is_max, dyp, xp, &dx[0], nt)
+        else:
+            rc = fc_pool2d_win_bwd_d(&g, DH, DW, adaptive, is_max, dyp, xp, &dx[0], nt)
     check(rc)
 
 

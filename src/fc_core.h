@@ -60,6 +60,13 @@ typedef struct {
     fc_int H2, W2;         /* output */
 } fc_pool_geom;
 
+/* Pooling (fc_pool.c): the window grid of fc_pool_geom, for any output
+ * size the caller computed (ceil_mode's included).  The _div forms of
+ * average pooling take divisor_override (0: none).  The window-by-window
+ * forms take a dilation (max pooling) or, with adaptive set, ignore KH..PW
+ * and use PyTorch's adaptive windows; idx may be NULL, and x is read only
+ * by max pooling's backward. */
+
 /* Convolutions are planned, then run: fc_plan.h. */
 #define FC_DECLARE_OPS(T, S)                                                        \
     int fc_linear_fwd_##S(fc_int N, fc_int D, fc_int O, const T *x, const T *w,     \
@@ -76,7 +83,19 @@ typedef struct {
     int fc_avgpool2d_fwd_##S(const fc_pool_geom *g, const T *x, T *y,               \
                              int count_include_pad, int nthreads);                  \
     int fc_avgpool2d_bwd_##S(const fc_pool_geom *g, const T *dy, T *dx,             \
-                             int count_include_pad, int nthreads);
+                             int count_include_pad, int nthreads);                  \
+    int fc_avgpool2d_fwd_div_##S(const fc_pool_geom *g, const T *x, T *y,           \
+                                 int count_include_pad, fc_int divisor,             \
+                                 int nthreads);                                     \
+    int fc_avgpool2d_bwd_div_##S(const fc_pool_geom *g, const T *dy, T *dx,         \
+                                 int count_include_pad, fc_int divisor,             \
+                                 int nthreads);                                     \
+    int fc_pool2d_win_fwd_##S(const fc_pool_geom *g, fc_int DH, fc_int DW,          \
+                              int adaptive, int is_max, const T *x, T *y,           \
+                              int64_t *idx, int nthreads);                          \
+    int fc_pool2d_win_bwd_##S(const fc_pool_geom *g, fc_int DH, fc_int DW,          \
+                              int adaptive, int is_max, const T *dy, const T *x,    \
+                              T *dx, int nthreads);
 
 FC_DECLARE_OPS(float, s)
 FC_DECLARE_OPS(double, d)

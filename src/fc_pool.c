@@ -29,7 +29,15 @@
  * fc_pool_argmax.inc (window maxima, forward with indices),
  * fc_pool_max_bwd.inc and fc_pool_avg_bwd.inc (backward), gathered into one
  * instance by fc_pool_kernels.inc; the entry points are in
- * fc_pool_drivers.inc.
+ * fc_pool_drivers.inc.  Windows that are not a plain grid (dilated max
+ * pooling, adaptive pooling) go window by window through the loops of
+ * fc_pool_windows.inc.
+ *
+ * ceil_mode needs nothing of its own here: its extra last window starts
+ * inside the input or the left padding, so it reads at most a window's
+ * overhang past the padded row, which the row buffers' slack holds as pad
+ * values; only the divisors of average pooling (fc_pool_count) and the
+ * 2x2 backward shortcut (which assumes whole windows) look at it.
  */
 /* Loop heads on 32-byte boundaries: these loops are short and run many
  * times (a 49-element plane is 6 vector stores), and a loop that straddles
@@ -86,6 +94,39 @@ static fc_int fc_pool_spread_len(const fc_pool_geom *g)
 static fc_int fc_pool_span(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n)
 {
     return fc_min(i * s - p + k, n) - fc_max(i * s - p, 0);
+}
+
+/* Average pooling's divisor along one axis for output index i: with
+ * count_include_pad (cip) the window clipped to the padded input (a window
+ * that ceil_mode lets run past the end of the padding counts only what it
+ * covers, as PyTorch does), otherwise to the input itself. */
+static fc_int fc_pool_count(fc_int i, fc_int s, fc_int p, fc_int k, fc_int n, int cip)
+{
+    return cip ? fc_min(i * s - p + k, n + p) - (i * s - p) : fc_pool_span(i, s, p, k, n);
+}
+
+/* The windows along one axis of n inputs and n2 outputs, for the
+ * window-by-window loops (fc_pool_windows.inc): output i reads inputs a[i],
+ * a[i] + d, ... below b[i].  A grid window (kernel k, stride s, padding p,
+ * dilation d) starts at its first tap inside the input; a window of
+ * adaptive pooling (d = 1) is [floor(i*n/n2), ceil((i+1)*n/n2)).  A dilated
+ * window whose taps all fall in the padding gets b[i] = a[i]: it is empty. */
+static void fc_pool_win_axis(fc_int n, fc_int n2, fc_int k, fc_int s, fc_int p, fc_int d,
+                             int adaptive, fc_int *a, fc_int *b)
+{
+    for (fc_int i = 0; i < n2; i++) {
+        if (adaptive) {
+            a[i] = i * n / n2;
+            b[i] = fc_ceil_div((i + 1) * n, n2);
+            continue;
+        }
+        fc_int s0 = i * s - p;
+        const fc_int end = fc_min(s0 + (k - 1) * d + 1, n);
+        if (s0 < 0)
+            s0 += fc_ceil_div(-s0, d) * d;
+        a[i] = s0;
+        b[i] = fc_max(end, s0);
+    }
 }
 
 /* The per-thread workspace of max pooling backward and of the forward that
@@ -218,3 +259,7 @@ static int fc_pool_isa(void)
 #include "fc_pool_drivers.inc"
 #define FC_POOL_S d
 #include "fc_pool_drivers.inc"
+#define FC_POOL_S s
+#include "fc_pool_windows.inc"
+#define FC_POOL_S d
+#include "fc_pool_windows.inc"

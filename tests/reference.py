@@ -218,3 +218,228 @@ def relu(x):
 def relu_backward(dy, x):
     """The gradient passes where x > 0 (zero at x == 0, as in PyTorch)."""
     return np.where(_f64(x) > 0, _f64(dy), 0.0)
+
+
+# ------------------------------------------- pooling options, LP, adaptive
+
+def pool_len(size, kernel, stride, padding, dilation=1, ceil_mode=False):
+    """Output length with dilation and PyTorch's ceil_mode; the oracle's own
+    copy: floor (or ceil) of (size + 2P - D*(F - 1) - 1)/S, plus one, and
+    with ceil_mode a last window starting past the input and its left
+    padding is dropped."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if ceil_mode:
+        n = int(np.ceil(span / stride)) + 1
+        if (n - 1) * stride >= size + padding:
+            n -= 1
+    else:
+        n = span // stride + 1 if span >= 0 else 0
+    if n < 1:
+        raise ValueError("empty output")
+    return n
+
+
+def _axis_windows(size, kernel, stride, padding, dilation, ceil_mode):
+    """Per output index: (the input positions of its taps that lie in the
+    input, how many of its taps lie in the padded input, its first tap's
+    position moved into the input by whole dilation steps)."""
+    out = []
+    for i in range(pool_len(size, kernel, stride, padding, dilation, ceil_mode)):
+        taps = [i * stride - padding + t * dilation for t in range(kernel)]
+        first = taps[0]
+        while first < 0:
+            first += dilation
+        out.append(([t for t in taps if 0 <= t < size],
+                    sum(1 for t in taps if -padding <= t < size + padding), first))
+    return out
+
+
+def _windows2d(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(kernel_size if stride is None else stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    _, _, h, w = x_shape
+    return (_axis_windows(h, kh, sh, ph, dh, ceil_mode),
+            _axis_windows(w, kw, sw, pw, dw, ceil_mode))
+
+
+def max_pool2d_ex(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """(y, indices) of max pooling with dilation and ceil_mode: the first
+    maximum (first NaN) among each window's taps inside the input, in
+    row-major order; a window with no tap inside gives -inf and PyTorch's
+    index, the offset of its first row and column moved into the input."""
+    x = _f64(x)
+    n, c, h, w = x.shape
+    rows, cols = _windows2d(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    y = np.empty((n, c, len(rows), len(cols)))
+    idx = np.empty(y.shape, np.int64)
+    for i, (rt, _, r0) in enumerate(rows):
+        for j, (ct, _, c0) in enumerate(cols):
+            offs = [r * w + q for r in rt for q in ct]
+            if not offs:
+                y[:, :, i, j] = -np.inf
+                idx[:, :, i, j] = r0 * w + c0
+                continue
+            vals = x.reshape(n, c, h * w)[:, :, offs]
+            first = np.argmax(vals, axis=-1)   # first maximum, or first NaN
+            idx[:, :, i, j] = np.asarray(offs)[first]
+            y[:, :, i, j] = np.take_along_axis(vals, first[..., None], -1)[..., 0]
+    return y, idx
+
+
+def scatter_indices(dy, idx, x_shape):
+    """dx starting at 0, each dy added at its index within its plane, in
+    row-major order of the windows (indices outside the plane skipped)."""
+    n, c, h, w = x_shape
+    dxf = np.zeros((n * c, h * w))
+    dyf, idxf = _f64(dy).reshape(n * c, -1), idx.reshape(n * c, -1)
+    for p in range(n * c):
+        for j in range(idxf.shape[1]):
+            if 0 <= idxf[p, j] < h * w:
+                dxf[p, idxf[p, j]] += dyf[p, j]
+    return dxf.reshape(x_shape)
+
+
+def max_pool2d_ex_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1,
+                           ceil_mode=False):
+    _, idx = max_pool2d_ex(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return scatter_indices(dy, idx, np.shape(x))
+
+
+def _avg_divisors(x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                  divisor_override):
+    rows, cols = _windows2d(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    div = np.empty((len(rows), len(cols)))
+    for i, (rt, rp, _) in enumerate(rows):
+        for j, (ct, cp, _) in enumerate(cols):
+            if divisor_override:
+                div[i, j] = divisor_override
+            elif count_include_pad:
+                div[i, j] = rp * cp
+            else:
+                div[i, j] = len(rt) * len(ct)
+    return rows, cols, div
+
+
+def avg_pool2d_ex(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                  count_include_pad=True, divisor_override=None):
+    """Sum of each window's taps inside the input over its divisor: the
+    override, or the taps inside the padded input (count_include_pad), or
+    those inside the input."""
+    x = _f64(x)
+    rows, cols, div = _avg_divisors(x.shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
+    n, c = x.shape[:2]
+    y = np.empty((n, c, len(rows), len(cols)))
+    for i, (rt, _, _) in enumerate(rows):
+        for j, (ct, _, _) in enumerate(cols):
+            y[:, :, i, j] = x[:, :, rt][:, :, :, ct].sum(axis=(2, 3)) / div[i, j]
+    return y
+
+
+def avg_pool2d_ex_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                           count_include_pad=True, divisor_override=None):
+    dy = _f64(dy)
+    rows, cols, div = _avg_divisors(x_shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
+    dx = np.zeros(x_shape)
+    for i, (rt, _, _) in enumerate(rows):
+        for j, (ct, _, _) in enumerate(cols):
+            for r in rt:
+                for q in ct:
+                    dx[:, :, r, q] += dy[:, :, i, j] / div[i, j]
+    return dx
+
+
+def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
+    """PyTorch's LP pooling: the mean of x**p over each window's taps inside
+    the input, times the window's size F_h*F_w, to the power 1/p (sign kept
+    for a negative mean); p = inf is the max of |x|."""
+    x = _f64(x)
+    kh, kw = _pair(kernel_size)
+    if np.isinf(p):
+        y, _ = max_pool2d_ex(np.abs(x) if p > 0 else -np.abs(x), kernel_size, stride, 0, 1,
+                             ceil_mode)
+        return y if p > 0 else -y
+    with np.errstate(all="ignore"):
+        t = avg_pool2d_ex(x ** p, kernel_size, stride, 0, ceil_mode, False)
+        return (np.sign(t) * np.abs(t) * (kh * kw)) ** (1.0 / p)
+
+
+def lp_pool2d_backward(dy, x, p, kernel_size, stride=None, ceil_mode=False):
+    """Window by window: with t the window's mean of x**p over its c taps
+    inside the input and s = t*F_h*F_w, each tap gets
+    dy * s**(1/p - 1) * (F_h*F_w / c) * x**(p - 1); nothing where t = 0."""
+    dy, x = _f64(dy), _f64(x)
+    kh, kw = _pair(kernel_size)
+    if np.isinf(p):
+        z = np.abs(x) if p > 0 else -np.abs(x)
+        return max_pool2d_ex_backward(dy, z, kernel_size, stride, 0, 1, ceil_mode) * np.sign(x)
+    rows, cols = _windows2d(x.shape, kernel_size, stride, 0, 1, ceil_mode)
+    dx = np.zeros(x.shape)
+    with np.errstate(all="ignore"):
+        for i, (rt, _, _) in enumerate(rows):
+            for j, (ct, _, _) in enumerate(cols):
+                win = x[:, :, rt][:, :, :, ct]
+                cnt = len(rt) * len(ct)
+                t = (win ** p).sum(axis=(2, 3)) / cnt
+                s = t * (kh * kw)
+                g = np.where(t != 0, dy[:, :, i, j] * s ** (1.0 / p - 1.0) * (kh * kw) / cnt, 0)
+                for a, r in enumerate(rt):
+                    for b, q in enumerate(ct):
+                        dx[:, :, r, q] += g * win[:, :, a, b] ** (p - 1)
+    return dx
+
+
+def _adaptive_axis(size, out):
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def adaptive_pool2d(x, out_hw, op):
+    """op "avg" or "max": window i along an axis of n inputs and m outputs
+    covers [floor(i*n/m), ceil((i+1)*n/m)).  Returns y, and for max the
+    indices too (first maximum, row-major)."""
+    x = _f64(x)
+    n, c, h, w = x.shape
+    oh, ow = out_hw
+    y = np.empty((n, c, oh, ow))
+    idx = np.empty(y.shape, np.int64)
+    for i, (r0, r1) in enumerate(_adaptive_axis(h, oh)):
+        for j, (c0, c1) in enumerate(_adaptive_axis(w, ow)):
+            win = x[:, :, r0:r1, c0:c1].reshape(n, c, -1)
+            if op == "avg":
+                y[:, :, i, j] = win.mean(axis=-1)
+            else:
+                first = np.argmax(win, axis=-1)
+                y[:, :, i, j] = np.take_along_axis(win, first[..., None], -1)[..., 0]
+                idx[:, :, i, j] = (r0 + first // (c1 - c0)) * w + c0 + first % (c1 - c0)
+    return (y, idx) if op == "max" else y
+
+
+def adaptive_avg_pool2d_backward(dy, x_shape, out_hw):
+    dy = _f64(dy)
+    dx = np.zeros(x_shape)
+    _, _, h, w = x_shape
+    for i, (r0, r1) in enumerate(_adaptive_axis(h, out_hw[0])):
+        for j, (c0, c1) in enumerate(_adaptive_axis(w, out_hw[1])):
+            dx[:, :, r0:r1, c0:c1] += (dy[:, :, i, j] / ((r1 - r0) * (c1 - c0)))[:, :, None, None]
+    return dx
+
+
+def adaptive_max_pool2d_backward(dy, x, out_hw):
+    _, idx = adaptive_pool2d(x, out_hw, "max")
+    return scatter_indices(dy, idx, np.shape(x))
+
+
+def max_unpool2d(x, indices, out_hw):
+    """Zeros of (N, C) + out_hw, each x written at its index in its plane, in
+    row-major order."""
+    x = _f64(x)
+    n, c, h, w = x.shape
+    y = np.zeros((n, c, out_hw[0] * out_hw[1]))
+    for a in range(n):
+        for b in range(c):
+            for k, e in enumerate(indices[a, b].reshape(-1)):
+                y[a, b, e] = x[a, b].reshape(-1)[k]
+    return y.reshape(n, c, *out_hw)
