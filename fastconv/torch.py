@@ -88,10 +88,11 @@ _Ints = Sequence[int]
 class FallbackWarning(UserWarning):
     """A call that fastconv does not compute went to ``torch.nn.functional``.
 
-    Raised once per op and process, by the first call whose tensors are not
-    all float32 or all float64 on the CPU.
+    Issued once per op and process, by the op's first call whose tensors are
+    not all float32 or all float64 on the CPU; ``warnings.simplefilter("error",
+    FallbackWarning)`` turns such calls into errors.
 
-    >>> import torch, warnings, fastconv.torch as ft
+    >>> import torch, fastconv.torch as ft
     >>> issubclass(ft.FallbackWarning, UserWarning)
     True
     """
@@ -99,6 +100,7 @@ class FallbackWarning(UserWarning):
 
 # ----------------------------------------------------------------- helpers
 
+#: The ops that have issued their FallbackWarning.
 _warned: Set[str] = set()
 
 
@@ -148,35 +150,12 @@ def _pair(v: Sequence[int]) -> Tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
-def _need(name: str) -> Any:
-    """fastconv.functional's ``name``; NotImplementedError where this build
-    of fastconv lacks it."""
-    fn = getattr(F, name, None)
-    if fn is None:
-        raise NotImplementedError(f"fastconv.torch: this fastconv has no "
-                                  f"fastconv.functional.{name}")
-    return fn
-
-
 def _spatial(x: Tensor, batched: int, where: str, layout: str) -> bool:
     """Whether x lacks the batch axis (it has ``batched - 1`` axes)."""
     if x.dim() not in (batched - 1, batched):
         raise ValueError(f"{where}: expected a {batched - 1}-D (unbatched) or {batched}-D "
                          f"{layout} input, got shape {tuple(x.shape)}")
     return bool(x.dim() == batched - 1)
-
-
-def _pool_extra(dilation: Sequence[int] = (1, 1), ceil_mode: bool = False,
-                divisor_override: Optional[int] = None) -> Dict[str, Any]:
-    """The pooling options that differ from their neutral value, as keywords."""
-    extra: Dict[str, Any] = {}
-    if _pair(dilation) != (1, 1):
-        extra["dilation"] = _pair(dilation)
-    if ceil_mode:
-        extra["ceil_mode"] = True
-    if divisor_override is not None:
-        extra["divisor_override"] = divisor_override
-    return extra
 
 
 def _op(name: str) -> Callable[[Callable[..., Any]], Any]:
@@ -315,9 +294,8 @@ def _max_pool2d_op(x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence
                    padding: Sequence[int], dilation: Sequence[int], ceil_mode: bool
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
     y, idx = F.max_pool2d(_np(x), _pair(kernel_size), _pair(stride), _pair(padding),
-                          strict=False, return_indices=True,
-                          _name="fastconv.torch.max_pool2d",
-                          **_pool_extra(dilation, ceil_mode))
+                          _pair(dilation), ceil_mode, strict=False, return_indices=True,
+                          _name="fastconv.torch.max_pool2d")
     return torch.from_numpy(y), torch.from_numpy(idx)
 
 
@@ -334,8 +312,8 @@ def _max_pool2d_backward_op(dy: torch.Tensor, x: torch.Tensor, indices: torch.Te
                             padding: Sequence[int], dilation: Sequence[int],
                             ceil_mode: bool) -> torch.Tensor:
     dx = F.max_pool2d_backward(_np(dy), _np(x), _pair(kernel_size), _pair(stride),
-                               _pair(padding), strict=False, indices=_np(indices),
-                               **_pool_extra(dilation, ceil_mode))
+                               _pair(padding), _pair(dilation), ceil_mode, strict=False,
+                               indices=_np(indices))
     return torch.from_numpy(dx)
 
 
@@ -366,10 +344,9 @@ _max_pool2d_op.register_autograd(_max_pool2d_grad, setup_context=_max_pool2d_set
 def _avg_pool2d_op(x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int],
                    padding: Sequence[int], ceil_mode: bool, count_include_pad: bool,
                    divisor_override: Optional[int]) -> torch.Tensor:
-    y = F.avg_pool2d(_np(x), _pair(kernel_size), _pair(stride), _pair(padding),
-                     count_include_pad=count_include_pad, strict=False,
-                     _name="fastconv.torch.avg_pool2d",
-                     **_pool_extra(ceil_mode=ceil_mode, divisor_override=divisor_override))
+    y = F.avg_pool2d(_np(x), _pair(kernel_size), _pair(stride), _pair(padding), ceil_mode,
+                     count_include_pad, divisor_override, strict=False,
+                     _name="fastconv.torch.avg_pool2d")
     return torch.from_numpy(y)
 
 
@@ -387,10 +364,8 @@ def _avg_pool2d_backward_op(dy: torch.Tensor, x_shape: Sequence[int],
                             padding: Sequence[int], ceil_mode: bool, count_include_pad: bool,
                             divisor_override: Optional[int]) -> torch.Tensor:
     dx = F.avg_pool2d_backward(_np(dy), tuple(x_shape), _pair(kernel_size), _pair(stride),
-                               _pair(padding), count_include_pad=count_include_pad,
-                               strict=False,
-                               **_pool_extra(ceil_mode=ceil_mode,
-                                             divisor_override=divisor_override))
+                               _pair(padding), ceil_mode, count_include_pad, divisor_override,
+                               strict=False)
     return torch.from_numpy(dx)
 
 
@@ -418,8 +393,8 @@ _avg_pool2d_op.register_autograd(_avg_pool2d_grad, setup_context=_shape_setup)
 @_op("lp_pool2d")
 def _lp_pool2d_op(x: torch.Tensor, norm_type: float, kernel_size: Sequence[int],
                   stride: Sequence[int], ceil_mode: bool) -> torch.Tensor:
-    y = _need("lp_pool2d")(_np(x), norm_type, _pair(kernel_size), _pair(stride),
-                           ceil_mode=ceil_mode, strict=False, _name="fastconv.torch.lp_pool2d")
+    y = F.lp_pool2d(_np(x), norm_type, _pair(kernel_size), _pair(stride), ceil_mode,
+                    strict=False, _name="fastconv.torch.lp_pool2d")
     return torch.from_numpy(y)
 
 
@@ -434,8 +409,8 @@ def _(x: Tensor, norm_type: float, kernel_size: _Ints, stride: _Ints,
 def _lp_pool2d_backward_op(dy: torch.Tensor, x: torch.Tensor, norm_type: float,
                            kernel_size: Sequence[int], stride: Sequence[int],
                            ceil_mode: bool) -> torch.Tensor:
-    dx = _need("lp_pool2d_backward")(_np(dy), _np(x), norm_type, _pair(kernel_size),
-                                     _pair(stride), ceil_mode=ceil_mode, strict=False)
+    dx = F.lp_pool2d_backward(_np(dy), _np(x), norm_type, _pair(kernel_size), _pair(stride),
+                              ceil_mode, strict=False)
     return torch.from_numpy(dx)
 
 
@@ -464,7 +439,7 @@ _lp_pool2d_op.register_autograd(_lp_pool2d_grad, setup_context=_x_setup)
 
 @_op("adaptive_avg_pool2d")
 def _adaptive_avg_pool2d_op(x: torch.Tensor, output_size: Sequence[int]) -> torch.Tensor:
-    y = _need("adaptive_avg_pool2d")(_np(x), _pair(output_size))
+    y = F.adaptive_avg_pool2d(_np(x), _pair(output_size))
     return torch.from_numpy(y)
 
 
@@ -476,8 +451,7 @@ def _(x: Tensor, output_size: _Ints) -> Tensor:
 @_op("adaptive_avg_pool2d_backward")
 def _adaptive_avg_pool2d_backward_op(dy: torch.Tensor, x_shape: Sequence[int],
                                      output_size: Sequence[int]) -> torch.Tensor:
-    dx = _need("adaptive_avg_pool2d_backward")(_np(dy), tuple(x_shape),
-                                               _pair(output_size))
+    dx = F.adaptive_avg_pool2d_backward(_np(dy), tuple(x_shape), _pair(output_size))
     return torch.from_numpy(dx)
 
 
@@ -496,8 +470,7 @@ _adaptive_avg_pool2d_op.register_autograd(_adaptive_avg_pool2d_grad, setup_conte
 @_op("adaptive_max_pool2d")
 def _adaptive_max_pool2d_op(x: torch.Tensor, output_size: Sequence[int]
                             ) -> Tuple[torch.Tensor, torch.Tensor]:
-    y, idx = _need("adaptive_max_pool2d")(_np(x), _pair(output_size),
-                                          return_indices=True)
+    y, idx = F.adaptive_max_pool2d(_np(x), _pair(output_size), return_indices=True)
     return torch.from_numpy(y), torch.from_numpy(idx)
 
 
@@ -510,8 +483,7 @@ def _(x: Tensor, output_size: _Ints) -> Tuple[Tensor, Tensor]:
 @_op("adaptive_max_pool2d_backward")
 def _adaptive_max_pool2d_backward_op(dy: torch.Tensor, x: torch.Tensor,
                                      output_size: Sequence[int]) -> torch.Tensor:
-    dx = _need("adaptive_max_pool2d_backward")(_np(dy), _np(x),
-                                               _pair(output_size))
+    dx = F.adaptive_max_pool2d_backward(_np(dy), _np(x), _pair(output_size))
     return torch.from_numpy(dx)
 
 
@@ -837,7 +809,7 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size: IntOrTuple,
     float64; differentiable (the gradient is zero where a window's sum is).
 
     >>> import torch, fastconv.torch as ft
-    >>> ft.lp_pool2d(torch.full((1, 1, 2, 2), 3.0), 2, 2).flatten().tolist()  # doctest: +SKIP
+    >>> ft.lp_pool2d(torch.full((1, 1, 2, 2), 3.0), 2, 2).flatten().tolist()
     [6.0]
     """
     where = "fastconv.torch.lp_pool2d"
@@ -882,7 +854,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
 
     >>> import torch, fastconv.torch as ft
     >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    >>> ft.adaptive_avg_pool2d(x, (1, 2)).tolist()  # doctest: +SKIP
+    >>> ft.adaptive_avg_pool2d(x, (1, 2)).tolist()
     [[[[6.5, 8.5]]]]
     """
     where = "fastconv.torch.adaptive_avg_pool2d"
@@ -905,7 +877,7 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
 
     >>> import torch, fastconv.torch as ft
     >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    >>> ft.adaptive_max_pool2d(x, 1).tolist()  # doctest: +SKIP
+    >>> ft.adaptive_max_pool2d(x, 1).tolist()
     [[[[15.0]]]]
     """
     where = "fastconv.torch.adaptive_max_pool2d"
@@ -1066,7 +1038,7 @@ class LPPool2d(torch.nn.LPPool2d):  # type: ignore[misc]
     float64.
 
     >>> import torch, fastconv.torch as ft
-    >>> ft.LPPool2d(2, 2)(torch.ones(1, 3, 8, 8)).shape  # doctest: +SKIP
+    >>> ft.LPPool2d(2, 2)(torch.ones(1, 3, 8, 8)).shape
     torch.Size([1, 3, 4, 4])
     """
 
@@ -1082,7 +1054,7 @@ class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):  # type: ignore[misc]
     float64.
 
     >>> import torch, fastconv.torch as ft
-    >>> ft.AdaptiveAvgPool2d((2, 3))(torch.ones(1, 3, 8, 8)).shape  # doctest: +SKIP
+    >>> ft.AdaptiveAvgPool2d((2, 3))(torch.ones(1, 3, 8, 8)).shape
     torch.Size([1, 3, 2, 3])
     """
 
@@ -1097,7 +1069,7 @@ class AdaptiveMaxPool2d(torch.nn.AdaptiveMaxPool2d):  # type: ignore[misc]
     when built with ``return_indices=True``; float32 or float64.
 
     >>> import torch, fastconv.torch as ft
-    >>> ft.AdaptiveMaxPool2d(1)(torch.ones(1, 3, 8, 8)).shape  # doctest: +SKIP
+    >>> ft.AdaptiveMaxPool2d(1)(torch.ones(1, 3, 8, 8)).shape
     torch.Size([1, 3, 1, 1])
     """
 
@@ -1145,16 +1117,6 @@ _REPLACEMENTS: Dict[type, type] = {
     torch.nn.ReLU: ReLU,
 }
 
-# The NumPy functions each replaced class computes with (beyond main's
-# conv2d, pooling, linear and relu), so that convert leaves a layer whose
-# function this build of fastconv lacks to torch.
-_NEEDS: Dict[type, Tuple[str, ...]] = {
-    torch.nn.LPPool2d: ("lp_pool2d", "lp_pool2d_backward"),
-    torch.nn.AdaptiveAvgPool2d: ("adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"),
-    torch.nn.AdaptiveMaxPool2d: ("adaptive_max_pool2d", "adaptive_max_pool2d_backward"),
-}
-
-
 @dataclasses.dataclass
 class ConversionReport:
     """What :func:`convert` did: ``converted`` lists (name, torch class) of the
@@ -1179,9 +1141,6 @@ class ConversionReport:
 
 def _kept_because(module: Any) -> Optional[str]:
     """Why convert leaves ``module`` (of a replaceable class) to torch."""
-    missing = [n for n in _NEEDS.get(type(module), ()) if not hasattr(F, n)]
-    if missing:
-        return "this fastconv has no " + " or ".join(missing)
     tensors = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
     why = _unserved(*tensors)
     return None if why is None else f"its parameters and buffers are {why}"

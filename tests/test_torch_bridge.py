@@ -2,11 +2,9 @@
 inputs (values and gradients, both dtypes), gradcheck, opcheck, the
 fallback to torch's kernels, the modules, convert, and torch.compile.
 
-Skipped where torch is not installed.  The samples that need NumPy
-functions fastconv may not have yet are skipped with the function's name.
+Skipped where torch is not installed.
 """
 
-import inspect
 import warnings
 
 import numpy as np
@@ -15,28 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-import fastconv.functional as FF  # noqa: E402
 import fastconv.torch as ft  # noqa: E402
 
 # PyTorch's note on its own padded copy (the reference side of a sample).
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
-
-_POOL_OPTIONS = {"ceil_mode", "dilation"} <= set(inspect.signature(FF.max_pool2d).parameters)
-_AVG_OPTIONS = ({"ceil_mode", "divisor_override"}
-                <= set(inspect.signature(FF.avg_pool2d).parameters))
-
-
-def needs(*names):
-    missing = [n for n in names if not hasattr(FF, n)]
-    return pytest.mark.skipif(bool(missing), reason="fastconv.functional has no "
-                              + ", ".join(missing) + " yet")
-
-
-needs_max_options = pytest.mark.skipif(
-    not _POOL_OPTIONS, reason="fastconv.functional.max_pool2d has no dilation/ceil_mode yet")
-needs_avg_options = pytest.mark.skipif(
-    not _AVG_OPTIONS,
-    reason="fastconv.functional.avg_pool2d has no ceil_mode/divisor_override yet")
 
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: dict(rtol=1e-5, atol=2e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
@@ -77,8 +57,8 @@ class T:
         return leaf
 
 
-def S(*args, marks=(), **kwargs):
-    return pytest.param(args, kwargs, marks=marks, id=_sample_id(args, kwargs))
+def S(*args, **kwargs):
+    return pytest.param(args, kwargs, id=_sample_id(args, kwargs))
 
 
 def _sample_id(args, kwargs):
@@ -129,9 +109,9 @@ SAMPLES = {
         S(T(3, 7, 7), 3, 2, return_indices=True),
         S(T(2, 3, 8, 8, view="sliced"), 2, stride=[]),
         S(T(2, 3, 8, 8, view="channels_last"), 3, 1, 1),
-        S(T(2, 3, 9, 9), 3, 2, dilation=2, marks=needs_max_options),
-        S(T(2, 3, 8, 8), 3, 2, 1, ceil_mode=True, return_indices=True, marks=needs_max_options),
-        S(T(3, 10, 9), 2, 3, ceil_mode=True, marks=needs_max_options),
+        S(T(2, 3, 9, 9), 3, 2, dilation=2),
+        S(T(2, 3, 8, 8), 3, 2, 1, ceil_mode=True, return_indices=True),
+        S(T(3, 10, 9), 2, 3, ceil_mode=True),
     ],
     "avg_pool2d": [
         S(T(2, 3, 8, 8), 2),
@@ -140,34 +120,33 @@ SAMPLES = {
         S(T(2, 3, 9, 8), (3, 2), stride=(1, 2), padding=(1, 0)),
         S(T(3, 7, 7), 3, 2),
         S(T(2, 3, 8, 8, view="sliced"), 2, 1),
-        S(T(2, 3, 8, 8), 3, 2, 1, ceil_mode=True, marks=needs_avg_options),
-        S(T(2, 3, 8, 8), 3, 2, 1, ceil_mode=True, count_include_pad=False,
-          marks=needs_avg_options),
-        S(T(2, 3, 8, 8), 2, divisor_override=3, marks=needs_avg_options),
+        S(T(2, 3, 8, 8), 3, 2, 1, ceil_mode=True),
+        S(T(2, 3, 8, 8), 3, 2, 1, ceil_mode=True, count_include_pad=False),
+        S(T(2, 3, 8, 8), 2, divisor_override=3),
     ],
     "lp_pool2d": [
-        S(T(2, 3, 8, 8), 2.0, 2, marks=needs("lp_pool2d")),
-        S(T(2, 3, 9, 8, positive=True), 3.0, (3, 2), stride=(2, 1), marks=needs("lp_pool2d")),
-        S(T(2, 3, 9, 9, positive=True), 1.5, 2, ceil_mode=True, marks=needs("lp_pool2d")),
+        S(T(2, 3, 8, 8), 2.0, 2),
+        S(T(2, 3, 9, 8, positive=True), 3.0, (3, 2), stride=(2, 1)),
+        S(T(2, 3, 9, 9, positive=True), 1.5, 2, ceil_mode=True),
         # NaN where PyTorch has NaN (forward only: PyTorch's chain rule makes
         # the gradient NaN over the whole window, fastconv's where x < 0).
-        S(T(2, 3, 6, 6, grad=False), 1.5, 2, marks=needs("lp_pool2d")),
-        S(T(3, 8, 8), 2, 2, marks=needs("lp_pool2d")),
+        S(T(2, 3, 6, 6, grad=False), 1.5, 2),
+        S(T(3, 8, 8), 2, 2),
         S(T(2, 3, 8, 8), float("inf"), 2),
-        S(T(2, 3, 8, 8, view="sliced"), 2.0, 3, 2, marks=needs("lp_pool2d")),
+        S(T(2, 3, 8, 8, view="sliced"), 2.0, 3, 2),
     ],
     "adaptive_avg_pool2d": [
-        S(T(2, 3, 8, 8), 2, marks=needs("adaptive_avg_pool2d")),
-        S(T(2, 3, 7, 5), (3, None), marks=needs("adaptive_avg_pool2d")),
-        S(T(2, 3, 5, 5), (2, 3), marks=needs("adaptive_avg_pool2d")),
-        S(T(3, 9, 6), 4, marks=needs("adaptive_avg_pool2d")),
-        S(T(2, 3, 8, 8, view="sliced"), 3, marks=needs("adaptive_avg_pool2d")),
+        S(T(2, 3, 8, 8), 2),
+        S(T(2, 3, 7, 5), (3, None)),
+        S(T(2, 3, 5, 5), (2, 3)),
+        S(T(3, 9, 6), 4),
+        S(T(2, 3, 8, 8, view="sliced"), 3),
     ],
     "adaptive_max_pool2d": [
-        S(T(2, 3, 8, 8), 2, marks=needs("adaptive_max_pool2d")),
-        S(T(2, 3, 7, 5), (3, None), True, marks=needs("adaptive_max_pool2d")),
-        S(T(3, 9, 6), 4, return_indices=True, marks=needs("adaptive_max_pool2d")),
-        S(T(2, 3, 8, 8, view="sliced"), (5, 3), marks=needs("adaptive_max_pool2d")),
+        S(T(2, 3, 8, 8), 2),
+        S(T(2, 3, 7, 5), (3, None), True),
+        S(T(3, 9, 6), 4, return_indices=True),
+        S(T(2, 3, 8, 8, view="sliced"), (5, 3)),
     ],
     "linear": [
         S(T(4, 3), T(5, 3), T(5)),
@@ -373,8 +352,6 @@ OPCHECK = [
                                  _r(4, 3, grad=False))),
     ("relu", lambda: (_r(3, 4),)),
     ("relu_backward", lambda: (_r(3, 4, grad=False), _r(3, 4, grad=False))),
-]
-OPCHECK_POOL = [
     ("lp_pool2d", lambda: (_r(2, 3, 6, 6), 2.0, [2, 2], [2, 2], False)),
     ("adaptive_avg_pool2d", lambda: (_r(2, 3, 7, 6), [3, 2])),
     ("adaptive_max_pool2d", lambda: (_r(2, 3, 7, 6), [3, 2])),
@@ -386,9 +363,7 @@ OPCHECK_POOL = [
 ]
 
 
-@pytest.mark.parametrize("name,sample", OPCHECK + [
-    pytest.param(n, s, marks=needs(n.replace("_backward", ""))) for n, s in OPCHECK_POOL],
-    ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name,sample", OPCHECK, ids=lambda v: v if isinstance(v, str) else "")
 def test_opcheck(name, sample):
     torch.library.opcheck(getattr(torch.ops.fastconv, name), sample())
 
@@ -414,13 +389,10 @@ MODULES = [
     ("ReLU", (), {}, (2, 3, 4)),
     ("ReLU", (), dict(inplace=True), (2, 3, 4)),
 ]
-_MODULE_NEEDS = {"LPPool2d": "lp_pool2d", "AdaptiveAvgPool2d": "adaptive_avg_pool2d",
-                 "AdaptiveMaxPool2d": "adaptive_max_pool2d"}
 
 
 @pytest.mark.parametrize("name,args,kwargs,shape", [
-    pytest.param(*m, marks=needs(_MODULE_NEEDS[m[0]]) if m[0] in _MODULE_NEEDS else (),
-                 id=f"{m[0]}-{i}") for i, m in enumerate(MODULES)])
+    pytest.param(*m, id=f"{m[0]}-{i}") for i, m in enumerate(MODULES)])
 def test_module_matches_torch(name, args, kwargs, shape):
     torch.manual_seed(0)
     ref = getattr(torch.nn, name)(*args, **kwargs).double()
@@ -545,7 +517,6 @@ def test_compile_aot_eager_every_layer():
     _compare_compiled("aot_eager", conv1, (3, 2, 7))
 
 
-@needs("lp_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d")
 def test_compile_aot_eager_new_pools():
     torch.manual_seed(0)
     model = torch.nn.Sequential(
