@@ -28,11 +28,14 @@ from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backwar
                          conv_transpose2d, conv_transpose2d_backward,
                          linear, linear_backward, max_pool2d, max_pool2d_backward,
                          output_size, relu, relu_backward)
+from ._one_d import (avg_pool1d, avg_pool1d_backward, conv1d, conv1d_backward, max_pool1d,
+                     max_pool1d_backward)
 from ._pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
                        adaptive_max_pool2d_backward, lp_pool2d, lp_pool2d_backward,
                        max_unpool2d)
 from .losses import multiclass_hinge, softmax_cross_entropy
-from .modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential)
+from .modules import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d, Flatten,
+                      Linear, LPPool2d, MaxPool2d, ReLU, Sequential)
 from .optim import SGD, Adam
 
 _config._apply_env_isa()
@@ -42,11 +45,14 @@ __all__ = [
     "__version__", "ShapeError", "output_size",
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward",
+    "conv1d", "conv1d_backward", "max_pool1d", "max_pool1d_backward", "avg_pool1d",
+    "avg_pool1d_backward",
     "avg_pool2d", "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward", "max_unpool2d", "linear", "linear_backward",
     "relu", "relu_backward",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Flatten", "Sequential",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "Linear", "ReLU", "Flatten", "Sequential",
     "softmax_cross_entropy", "multiclass_hinge", "SGD", "Adam",
     "set_num_threads", "get_num_threads", "show_config",
     "algorithms", "plan", "Plan", "set_planning", "get_planning", "export_wisdom",

@@ -83,6 +83,9 @@ def lp_pool2d(x: ArrayLike, norm_type: float, kernel_size: IntOrPair,
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     p = _norm_type(norm_type, where)
     ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    # sizes first, so that a bad one is reported before any work
+    pool_geometry(x.shape, kernel_size, stride, 0, strict=strict, where=where,
+                  ceil_mode=ceil_mode)
     dtype = _dtype(x)
     xa = np.asarray(x, dtype)
     if p == np.inf:

@@ -39,7 +39,8 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward", "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward",
-    "max_unpool2d", "linear", "linear_backward", "relu", "relu_backward",
+    "max_unpool2d", "conv1d", "conv1d_backward", "max_pool1d", "max_pool1d_backward",
+    "avg_pool1d", "avg_pool1d_backward", "linear", "linear_backward", "relu", "relu_backward",
     "output_size", "ShapeError",
 ]
 
@@ -867,8 +868,10 @@ def output_size(size: Int, kernel: Int, stride: Int = 1, padding: Int = 0, *,
     return _output_size(size, kernel, stride, padding, strict=strict, where="output_size")
 
 
-# LP, adaptive and unpooling live in their own module, which builds on the
-# helpers and pooling ops above (so it is imported last).
+# LP, adaptive and unpooling, and the 1-D views, live in modules of their
+# own, which build on the helpers and ops above (so they are imported last).
+from ._one_d import (avg_pool1d, avg_pool1d_backward, conv1d, conv1d_backward,  # noqa: E402
+                     max_pool1d, max_pool1d_backward)
 from ._pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward,  # noqa: E402
                        adaptive_max_pool2d, adaptive_max_pool2d_backward, lp_pool2d,
                        lp_pool2d_backward, max_unpool2d)

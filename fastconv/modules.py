@@ -32,6 +32,7 @@ Flatten only reshapes, so it keeps any dtype.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Literal, Optional, Sequence,
                     Tuple, Union, overload)
@@ -41,14 +42,15 @@ from numpy.typing import DTypeLike, NDArray
 
 from . import _validate as valid
 from . import functional as F
-from ._shapes import PaddingSpec, ShapeError, conv_geometry, conv_output_hw, conv_padding
+from ._shapes import (PaddingSpec, ShapeError, adaptive_output_hw, conv_geometry,
+                      conv_output_hw, conv_padding, output_size)
 from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, Shape, ShapeLike
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-__all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
-           "Flatten", "Sequential", "Summary"]
+__all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d",
+           "AdaptiveMaxPool2d", "Linear", "ReLU", "Flatten", "Sequential", "Summary"]
 
 # --------------------------------------------------------------------------
 # helpers
@@ -515,14 +517,17 @@ class _Pool2d(Module):
     _name = "Pool2d"
 
     def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair],
-                 padding: IntOrPair, strict: bool) -> None:
+                 padding: IntOrPair, strict: bool, *, dilation: IntOrPair = 1,
+                 ceil_mode: bool = False) -> None:
         super().__init__()
         where = self._name
         self.strict = valid.flag(strict, "strict", where)
+        self.ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
         self.kernel_size = valid.pair_at_least(kernel_size, 1, "kernel_size", where)
         self.stride = (self.kernel_size if stride is None
                        else valid.pair_at_least(stride, 1, "stride", where))
         self.padding = valid.pair_at_least(padding, 0, "padding", where)
+        self.dilation = valid.pair_at_least(dilation, 1, "dilation", where)
         valid.pool_window(self.kernel_size, self.padding, where, compact=True)
 
     def _repr_parts(self) -> List[str]:
@@ -531,6 +536,10 @@ class _Pool2d(Module):
             parts.append(f"stride={valid.show_pair(self.stride)}")
         if self.padding != (0, 0):
             parts.append(f"padding={valid.show_pair(self.padding)}")
+        if self.dilation != (1, 1):
+            parts.append(f"dilation={valid.show_pair(self.dilation)}")
+        if self.ceil_mode:
+            parts.append("ceil_mode=True")
         if not self.strict:
             parts.append("strict=False")
         return parts
@@ -540,17 +549,27 @@ class _Pool2d(Module):
 
     def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
         """(C, H2, W2) for one sample of shape (C, H, W); ShapeError when the
-        output-size formula does not give an integer (with ``strict=True``).
+        output-size formula does not give an integer (with ``strict=True``
+        and without ``ceil_mode``).
 
         >>> import fastconv
         >>> fastconv.MaxPool2d(3, stride=2, padding=1, strict=False).output_shape((64, 112, 112))
         (64, 56, 56)
         >>> fastconv.AvgPool2d(2).output_shape((3, 8, 6))
         (3, 4, 3)
+        >>> fastconv.MaxPool2d(2, ceil_mode=True).output_shape((3, 7, 7))
+        (3, 4, 4)
         """
         c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
-        h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
-                                strict=self.strict, where=repr(self))
+        if self.dilation == (1, 1) and not self.ceil_mode:
+            h2, w2 = conv_output_hw(h, w, self.kernel_size, self.stride, self.padding,
+                                    strict=self.strict, where=repr(self))
+            return (c, h2, w2)
+        h2, w2 = (output_size(n, k, s, p, strict=self.strict, axis=axis, where=repr(self),
+                              dilation=d, ceil_mode=self.ceil_mode)
+                  for n, k, s, p, d, axis in zip((h, w), self.kernel_size, self.stride,
+                                                 self.padding, self.dilation,
+                                                 ("height", "width")))
         return (c, h2, w2)
 
     def _checked_input(self, x: ArrayLike) -> NDArray[Any]:
@@ -566,32 +585,40 @@ class MaxPool2d(_Pool2d):
     """Max pooling; ``stride=None`` means stride = kernel_size; ``strict=False``
     floors a fractional output size (e.g. 3x3 stride 2 padding 1 on 112 -> 56).
 
-    Padding counts as -inf; the first maximum of a window (row-major order)
-    receives the gradient.  When windows overlap (kernel larger than stride)
-    the forward records where the maxima are (``max_pool2d(...,
-    return_indices=True)``) and the backward adds dy there; otherwise the
-    backward finds them again from the saved input.  Either way the gradient
-    has the same bits.
+    ``dilation`` spaces a window's taps (as :func:`fastconv.max_pool2d`);
+    ``ceil_mode=True`` rounds the output size up, PyTorch's way.  Padding
+    counts as -inf; the first maximum of a window (row-major order)
+    receives the gradient.  When windows overlap (kernel larger than
+    stride) or are dilated, the forward records where the maxima are
+    (``max_pool2d(..., return_indices=True)``) and the backward adds dy
+    there; otherwise the backward finds them again from the saved input.
+    Either way the gradient has the same bits.
 
     >>> import fastconv
     >>> fastconv.MaxPool2d(2), fastconv.MaxPool2d(3, stride=2, padding=1, strict=False)
     (MaxPool2d(kernel_size=2), MaxPool2d(kernel_size=3, stride=2, padding=1, strict=False))
+    >>> fastconv.MaxPool2d(3, 2, dilation=2, ceil_mode=True)
+    MaxPool2d(kernel_size=3, stride=2, dilation=2, ceil_mode=True)
     """
 
     _name = "MaxPool2d"
 
     def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-                 padding: IntOrPair = 0, *, strict: bool = True) -> None:
-        super().__init__(kernel_size, stride, padding, strict)
+                 padding: IntOrPair = 0, dilation: IntOrPair = 1, *, ceil_mode: bool = False,
+                 strict: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding, strict, dilation=dilation,
+                         ceil_mode=ceil_mode)
         self._x: Optional[NDArray[Any]] = None
         self._indices: Optional[IndexArray] = None
         # Overlapping windows: the forward records where the maxima are, and
         # the backward only adds dy there (finding them again from x costs
-        # more than the forward itself).  Disjoint windows: the backward
+        # more than the forward itself; so does every dilated window, which
+        # the window-by-window loops find).  Disjoint windows: the backward
         # finds them again from x, in vector loops that beat the scatter.
         # Both give the same bits.
         self._record = (self.kernel_size[0] > self.stride[0]
-                        or self.kernel_size[1] > self.stride[1])
+                        or self.kernel_size[1] > self.stride[1]
+                        or self.dilation != (1, 1))
 
     def forward(self, x: ArrayLike) -> FloatArray:
         """The maxima of x's windows: (N, C, H, W) -> (N, C, H2, W2); float32
@@ -604,11 +631,11 @@ class MaxPool2d(_Pool2d):
         x = self._checked_input(x)
         if self._record:
             y, self._indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                                            strict=self.strict, return_indices=True,
-                                            _name=repr(self))
+                                            self.dilation, self.ceil_mode, strict=self.strict,
+                                            return_indices=True, _name=repr(self))
         else:
-            y = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                             strict=self.strict, _name=repr(self))
+            y = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                             self.ceil_mode, strict=self.strict, _name=repr(self))
         self._x = x
         return y
 
@@ -627,7 +654,8 @@ class MaxPool2d(_Pool2d):
         if not need_dx:
             return None
         return F.max_pool2d_backward(dy, x, self.kernel_size, self.stride, self.padding,
-                                     strict=self.strict, indices=self._indices)
+                                     self.dilation, self.ceil_mode, strict=self.strict,
+                                     indices=self._indices)
 
 
 class AvgPool2d(_Pool2d):
@@ -635,27 +663,42 @@ class AvgPool2d(_Pool2d):
     ``strict=False`` floors a fractional output size.
 
     With ``count_include_pad=False`` each window is divided by the number of
-    input (non-padding) elements it covers.
+    input (non-padding) elements it covers; ``divisor_override`` (a nonzero
+    int) divides every window by that number instead.  ``ceil_mode=True``
+    rounds the output size up, PyTorch's way (see
+    :func:`fastconv.avg_pool2d`).
 
     >>> import fastconv
     >>> fastconv.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)
+    >>> fastconv.AvgPool2d(2, ceil_mode=True, divisor_override=3)
+    AvgPool2d(kernel_size=2, ceil_mode=True, divisor_override=3)
     """
 
     _name = "AvgPool2d"
 
     def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
                  padding: IntOrPair = 0, count_include_pad: bool = True, *,
+                 ceil_mode: bool = False, divisor_override: Optional[Int] = None,
                  strict: bool = True) -> None:
-        super().__init__(kernel_size, stride, padding, strict)
+        super().__init__(kernel_size, stride, padding, strict, ceil_mode=ceil_mode)
         self.count_include_pad = valid.flag(count_include_pad, "count_include_pad",
                                             self._name)
+        self.divisor_override: Optional[int] = None
+        if divisor_override is not None:
+            d = valid.integer(divisor_override, "divisor_override", self._name)
+            if d == 0:
+                raise ValueError(f"{self._name}: divisor_override must be a nonzero int "
+                                 f"(or None), got {divisor_override!r}")
+            self.divisor_override = d
         self._x_shape: Optional[Shape] = None
 
     def _repr_parts(self) -> List[str]:
         parts = super()._repr_parts()
         if not self.count_include_pad:
             parts.append("count_include_pad=False")
+        if self.divisor_override is not None:
+            parts.append(f"divisor_override={self.divisor_override}")
         return parts
 
     def forward(self, x: ArrayLike) -> FloatArray:
@@ -667,8 +710,8 @@ class AvgPool2d(_Pool2d):
         [[2.5, 4.5], [10.5, 12.5]]
         """
         x = self._checked_input(x)
-        y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
-                         count_include_pad=self.count_include_pad, strict=self.strict,
+        y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                         self.count_include_pad, self.divisor_override, strict=self.strict,
                          _name=repr(self))
         self._x_shape = x.shape
         return y
@@ -688,8 +731,193 @@ class AvgPool2d(_Pool2d):
         if not need_dx:
             return None
         return F.avg_pool2d_backward(dy, x_shape, self.kernel_size, self.stride,
-                                     self.padding, count_include_pad=self.count_include_pad,
-                                     strict=self.strict)
+                                     self.padding, self.ceil_mode, self.count_include_pad,
+                                     self.divisor_override, strict=self.strict)
+
+
+class LPPool2d(_Pool2d):
+    """Power-average pooling, ``(sum over the window of x**p)**(1/p)``
+    (:func:`fastconv.lp_pool2d`); ``norm_type=2`` is L2-norm pooling.  No
+    padding; ``stride=None`` means stride = kernel_size; ``ceil_mode`` and
+    ``strict`` as for :class:`AvgPool2d`.
+
+    >>> import fastconv
+    >>> fastconv.LPPool2d(2, 3, stride=2, ceil_mode=True)
+    LPPool2d(norm_type=2, kernel_size=3, stride=2, ceil_mode=True)
+    """
+
+    _name = "LPPool2d"
+
+    def __init__(self, norm_type: float, kernel_size: IntOrPair,
+                 stride: Optional[IntOrPair] = None, ceil_mode: bool = False, *,
+                 strict: bool = True) -> None:
+        super().__init__(kernel_size, stride, 0, strict, ceil_mode=ceil_mode)
+        if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
+            raise TypeError(f"{self._name}: norm_type must be a real number, got {norm_type!r}")
+        if norm_type != norm_type or norm_type == 0:
+            raise ValueError(f"{self._name}: norm_type must be nonzero and not NaN, "
+                             f"got {norm_type!r}")
+        self.norm_type: float = float(norm_type) if isinstance(norm_type, np.floating) \
+            else norm_type
+        self._x: Optional[NDArray[Any]] = None
+
+    def _repr_parts(self) -> List[str]:
+        return [f"norm_type={self.norm_type!r}"] + super()._repr_parts()
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        """The LP norms of x's windows: (N, C, H, W) -> (N, C, H2, W2);
+        float32 and float64 keep their dtype, integers give float64.
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.LPPool2d(2, 2)(np.array([[[[3.0, 4.0], [0.0, 0.0]]]])).tolist()
+        [[[[5.0]]]]
+        """
+        x = self._checked_input(x)
+        y = F.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+                        strict=self.strict, _name=repr(self))
+        self._x = x
+        return y
+
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy, (N, C, H2, W2) (zero where a window's sum of
+        ``x**p`` is zero); returns dx shaped like the last forward's input
+        (None with ``need_dx=False``).
+
+        >>> import numpy as np, fastconv
+        >>> pool = fastconv.LPPool2d(2, 2)
+        >>> y = pool(np.array([[[[3.0, 4.0], [0.0, 0.0]]]]))
+        >>> pool.backward(np.ones_like(y))[0, 0].round(6).tolist()
+        [[0.6, 0.8], [0.0, 0.0]]
+        """
+        x = self._need_forward("_x")
+        if not need_dx:
+            return None
+        return F.lp_pool2d_backward(dy, x, self.norm_type, self.kernel_size, self.stride,
+                                    self.ceil_mode, strict=self.strict)
+
+
+class _AdaptivePool2d(Module):
+    _name = "AdaptivePool2d"
+
+    def __init__(self, output_size: Union[int, None, Tuple[Optional[int], Optional[int]]]
+                 ) -> None:
+        super().__init__()
+        # checked now, against a stand-in input whose size None entries keep
+        adaptive_output_hw((1, 1, 1, 1), output_size, self._name)
+        self.output_size = output_size
+
+    def __repr__(self) -> str:
+        return f"{self._name}(output_size={self.output_size!r})"
+
+    def output_shape(self, input_shape: ShapeLike) -> Tuple[int, int, int]:
+        """(C, H2, W2) for one sample of shape (C, H, W): ``output_size``,
+        None entries keeping the input's size.
+
+        >>> import fastconv
+        >>> fastconv.AdaptiveAvgPool2d((1, None)).output_shape((8, 5, 7))
+        (8, 1, 7)
+        """
+        c, h, w = self._sample_shape(input_shape, 3, "(C, H, W)")
+        h2, w2 = adaptive_output_hw((1, c, h, w), self.output_size, repr(self))
+        return (c, h2, w2)
+
+    def _checked_input(self, x: ArrayLike) -> NDArray[Any]:
+        x = valid.real_array(x, "input", repr(self))
+        if x.ndim != 4:
+            raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), "
+                             f"got shape {x.shape}")
+        return x
+
+
+class AdaptiveAvgPool2d(_AdaptivePool2d):
+    """Average pooling to a fixed output size (:func:`fastconv.adaptive_avg_pool2d`):
+    ``output_size`` is an int or an (h, w) pair, None keeping the input's size.
+
+    >>> import numpy as np, fastconv
+    >>> pool = fastconv.AdaptiveAvgPool2d(1)
+    >>> pool, pool(np.arange(8.0).reshape(1, 2, 2, 2)).ravel().tolist()
+    (AdaptiveAvgPool2d(output_size=1), [1.5, 5.5])
+    """
+
+    _name = "AdaptiveAvgPool2d"
+
+    def __init__(self, output_size: Union[int, None, Tuple[Optional[int], Optional[int]]]
+                 ) -> None:
+        super().__init__(output_size)
+        self._x_shape: Optional[Shape] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        """The means of x's adaptive windows: (N, C, H, W) -> (N, C, H2, W2).
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.AdaptiveAvgPool2d((1, 2))(np.arange(6.0).reshape(1, 1, 2, 3)).tolist()
+        [[[[2.0, 3.0]]]]
+        """
+        x = self._checked_input(x)
+        y = F.adaptive_avg_pool2d(x, self.output_size, _name=repr(self))
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy: each window's gradient is shared out over its
+        inputs; returns dx shaped like the last forward's input.
+
+        >>> import numpy as np, fastconv
+        >>> pool = fastconv.AdaptiveAvgPool2d(1)
+        >>> y = pool(np.zeros((1, 1, 2, 2)))
+        >>> pool.backward(np.ones_like(y))[0, 0].tolist()
+        [[0.25, 0.25], [0.25, 0.25]]
+        """
+        x_shape = self._need_forward("_x_shape")
+        if not need_dx:
+            return None
+        return F.adaptive_avg_pool2d_backward(dy, x_shape, self.output_size)
+
+
+class AdaptiveMaxPool2d(_AdaptivePool2d):
+    """Max pooling to a fixed output size (:func:`fastconv.adaptive_max_pool2d`);
+    the forward records where the maxima are, and the backward adds dy there.
+
+    >>> import numpy as np, fastconv
+    >>> pool = fastconv.AdaptiveMaxPool2d((1, 2))
+    >>> pool, pool(np.arange(6.0).reshape(1, 1, 2, 3)).tolist()
+    (AdaptiveMaxPool2d(output_size=(1, 2)), [[[[4.0, 5.0]]]])
+    """
+
+    _name = "AdaptiveMaxPool2d"
+
+    def __init__(self, output_size: Union[int, None, Tuple[Optional[int], Optional[int]]]
+                 ) -> None:
+        super().__init__(output_size)
+        self._x: Optional[NDArray[Any]] = None
+        self._indices: Optional[IndexArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        """The maxima of x's adaptive windows: (N, C, H, W) -> (N, C, H2, W2).
+
+        >>> import numpy as np, fastconv
+        >>> fastconv.AdaptiveMaxPool2d(1)(np.arange(4.0).reshape(1, 1, 2, 2)).tolist()
+        [[[[3.0]]]]
+        """
+        x = self._checked_input(x)
+        y, self._indices = F.adaptive_max_pool2d(x, self.output_size, True, _name=repr(self))
+        self._x = x
+        return y
+
+    def backward(self, dy: ArrayLike, need_dx: bool = True) -> Optional[FloatArray]:
+        """Back-propagate dy: each window's gradient goes to its first
+        maximum; returns dx shaped like the last forward's input.
+
+        >>> import numpy as np, fastconv
+        >>> pool = fastconv.AdaptiveMaxPool2d(1)
+        >>> y = pool(np.arange(4.0).reshape(1, 1, 2, 2))
+        >>> pool.backward(np.ones_like(y))[0, 0].tolist()
+        [[0.0, 0.0], [0.0, 1.0]]
+        """
+        x = self._need_forward("_x")
+        if not need_dx:
+            return None
+        return F.adaptive_max_pool2d_backward(dy, x, self.output_size, indices=self._indices)
 
 
 class ReLU(Module):

@@ -443,3 +443,46 @@ def max_unpool2d(x, indices, out_hw):
             for k, e in enumerate(indices[a, b].reshape(-1)):
                 y[a, b, e] = x[a, b].reshape(-1)[k]
     return y.reshape(n, c, *out_hw)
+
+
+# --------------------------------------------------------------------- 1-D
+
+def conv1d(x, w, b=None, stride=1, pad=(0, 0), dilation=1, groups=1):
+    """y[n, k, i] = b[k] + sum over c in k's group and f of
+    x_padded[n, c, i*stride + f*dilation] * w[k, c, f]; pad = (left, right)."""
+    x, w = _f64(x), _f64(w)
+    n, c, length = x.shape
+    k, cg, f = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), pad))
+    l2 = (length + pad[0] + pad[1] - dilation * (f - 1) - 1) // stride + 1
+    y = np.zeros((n, k, l2))
+    kg = k // groups
+    for kk in range(k):
+        g = kk // kg
+        for cc in range(cg):
+            for ff in range(f):
+                taps = xp[:, g * cg + cc, ff * dilation:ff * dilation + stride * (l2 - 1) + 1:stride]
+                y[:, kk] += taps * w[kk, cc, ff]
+    if b is not None:
+        y += _f64(b)[None, :, None]
+    return y
+
+
+def conv1d_backward(dy, x, w, stride=1, pad=(0, 0), dilation=1, groups=1):
+    """(dx, dw, db) of conv1d, by the same sums run backwards."""
+    dy, x, w = _f64(dy), _f64(x), _f64(w)
+    n, c, length = x.shape
+    k, cg, f = w.shape
+    l2 = dy.shape[2]
+    xp = np.pad(x, ((0, 0), (0, 0), pad))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    kg = k // groups
+    for kk in range(k):
+        g = kk // kg
+        for cc in range(cg):
+            for ff in range(f):
+                sl = slice(ff * dilation, ff * dilation + stride * (l2 - 1) + 1, stride)
+                dw[kk, cc, ff] = (xp[:, g * cg + cc, sl] * dy[:, kk]).sum()
+                dxp[:, g * cg + cc, sl] += dy[:, kk] * w[kk, cc, ff]
+    return dxp[:, :, pad[0]:pad[0] + length], dw, dy.sum(axis=(0, 2))

@@ -20,6 +20,7 @@ MAX_CASES = [
     (2, 5, 33, 40, (3, 3), (2, 2), (1, 1), (1, 1), True),   # wide rows, many planes
     (1, 2, 1, 1, (2, 2), (2, 2), (0, 0), (1, 1), True),     # window larger than the input
     (3, 2, 8, 13, (1, 3), (1, 3), (0, 1), (1, 1), True),
+    (2, 8, 64, 73, (3, 3), (2, 2), (1, 1), (2, 2), True),   # dilated, enough work for two threads
 ]
 AVG_CASES = [
     (2, 3, 9, 11, (3, 3), (2, 2), (1, 1), True),
