@@ -456,6 +456,17 @@ def test_convert_replaces_the_torch_layers():
         ft.convert(lambda x: x)
 
 
+def test_convert_keeps_hooks_and_mode():
+    seen = []
+    conv = torch.nn.Conv2d(1, 2, 3)
+    conv.register_forward_hook(lambda m, args, out: seen.append(type(m).__name__))
+    conv.eval()
+    fast = ft.convert(conv)
+    assert type(fast) is ft.Conv2d and not fast.training
+    fast(torch.ones(1, 1, 4, 4))
+    assert seen == ["Conv2d"] and fast._forward_hooks
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_training_matches_torch(dtype):
     torch.manual_seed(0)
