@@ -191,6 +191,8 @@ PLACEMENT_SHAPES = [
     (2, 64, 14, 14, 30, 1, 1, 0),
     (5, 6, 11, 11, 17, 5, 1, 2),
     (3, 4, 6, 6, 9, 6, 1, 0),
+    (3, 24, 19, 23, 48, 3, 1, 1, 24),     # depthwise, channel multiplier 2
+    (2, 16, 21, 18, 16, 5, 2, 2, 16),
 ]
 FORWARD_ALGORITHMS = [a for a in fastconv.algorithms()
                       if a not in ("col2im", "pool_rows", "pool_global")]
@@ -200,19 +202,20 @@ FORWARD_ALGORITHMS = [a for a in fastconv.algorithms()
 def test_an_output_does_not_depend_on_its_place_in_the_tiling(shape, dtype, isa):
     # Each image alone, and the lower rows of the output computed from a
     # crop of the input, give the batch's bits under the same algorithm.
-    N, C, H, W, K, F_, S, P = shape
+    N, C, H, W, K, F_, S, P = shape[:8]
+    G = shape[8] if len(shape) > 8 else 1
     x = _randn((N, C, H, W), dtype, "placement x", shape)
-    w = _randn((K, C, F_, F_), dtype, "placement w", shape)
+    w = _randn((K, C // G, F_, F_), dtype, "placement w", shape)
     b = _randn((K,), dtype, "placement b", shape)
     served = 0
     for alg in FORWARD_ALGORITHMS:
         try:
-            y = F.conv2d(x, w, b, S, P, strict=False, algorithm=alg)
+            y = F.conv2d(x, w, b, S, P, strict=False, algorithm=alg, groups=G)
         except ValueError:
             continue       # cannot serve this shape
         served += 1
         for i in range(N):
-            yi = F.conv2d(x[i:i + 1], w, b, S, P, strict=False, algorithm=alg)
+            yi = F.conv2d(x[i:i + 1], w, b, S, P, strict=False, algorithm=alg, groups=G)
             assert_same_bits([yi[0]], [y[i]], f"{alg} image {i} of {shape}")
         first = y.shape[2] // 3          # output row the crop starts at
         lo = first * S - P               # its first input row
@@ -220,7 +223,7 @@ def test_an_output_does_not_depend_on_its_place_in_the_tiling(shape, dtype, isa)
             continue
         try:
             yc = F.conv2d(x[:, :, lo:], w, b, S, ((0, P), (P, P)), strict=False,
-                          algorithm=alg)
+                          algorithm=alg, groups=G)
         except ValueError:
             continue
         rows = min(yc.shape[2], y.shape[2] - first)
