@@ -262,30 +262,38 @@ def _pool_plane(x_shape: Tuple[int, ...], kernel: _Pair, padding: _Pair) -> _Blo
 
 
 def max_pool2d(x: DaskArray, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, strict: bool = True) -> DaskArray:
-    """:func:`fastconv.max_pool2d` over a dask array: the same bits as in
-    memory, for any chunking.
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False, *,
+               strict: bool = True) -> DaskArray:
+    """:func:`fastconv.max_pool2d` over a dask array (``dilation`` and
+    ``ceil_mode`` as there): the same bits as in memory, for any chunking.
 
     >>> import dask.array as da, fastconv.dask as fd
     >>> fd.max_pool2d(da.ones((2, 3, 8, 8), chunks=(1, 3, 4, 4)), 2).shape
     (2, 3, 4, 4)
+    >>> fd.max_pool2d(da.ones((1, 1, 9, 9), chunks=(1, 1, 5, 5)), 2, ceil_mode=True).shape
+    (1, 1, 5, 5)
     """
     where = "fastconv.dask.max_pool2d"
     x = _dask_input(x, where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
-    g = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    g = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where,
+                      dilation=dilation, ceil_mode=ceil_mode)
     k, s, p = (g.KH, g.KW), (g.SH, g.SW), (g.PH, g.PW)
+    d = valid.pair(dilation, "dilation", where)
     dtype = F._dtype(np.empty(0, x.dtype))
-    shape = _pool_plane(x.shape, k, p)
-    return _windowed(x, lambda xb: F.max_pool2d(shape(xb), k, s, p, strict=False),
-                     (g.H2, g.W2), k, s, p, g.C, dtype, where)
+    shape = _pool_plane(x.shape, k, p) if d == (1, 1) else (lambda xb: xb)
+    extent = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
+    return _windowed(x, lambda xb: F.max_pool2d(shape(xb), k, s, p, d, ceil_mode, strict=False),
+                     (g.H2, g.W2), extent, s, p, g.C, dtype, where)
 
 
 def avg_pool2d(x: DaskArray, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, *, count_include_pad: bool = True,
-               strict: bool = True) -> DaskArray:
-    """:func:`fastconv.avg_pool2d` over a dask array: the same bits as in
-    memory, for any chunking.
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None, *, strict: bool = True) -> DaskArray:
+    """:func:`fastconv.avg_pool2d` over a dask array (``ceil_mode``,
+    ``count_include_pad`` and ``divisor_override`` as there): the same bits as
+    in memory, for any chunking.
 
     >>> import dask.array as da, fastconv.dask as fd
     >>> fd.avg_pool2d(da.ones((2, 3, 8, 8), chunks=(1, 3, 4, 4)), 3, 1, 1).shape
@@ -295,12 +303,17 @@ def avg_pool2d(x: DaskArray, kernel_size: IntOrPair, stride: Optional[IntOrPair]
     x = _dask_input(x, where)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     count_include_pad = valid.flag(count_include_pad, "count_include_pad", where)
-    g = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where)
+    ceil_mode = valid.flag(ceil_mode, "ceil_mode", where)
+    g = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where,
+                      ceil_mode=ceil_mode)
     k, s, p = (g.KH, g.KW), (g.SH, g.SW), (g.PH, g.PW)
+    # checked (and refused with the NumPy API's message) before anything is built
+    F.avg_pool2d(np.zeros((0,) + tuple(x.shape[1:]), np.float32), k, s, p, ceil_mode,
+                 count_include_pad, divisor_override, strict=False)
     dtype = F._dtype(np.empty(0, x.dtype))
     shape = _pool_plane(x.shape, k, p)
-    return _windowed(x, lambda xb: F.avg_pool2d(shape(xb), k, s, p, strict=False,
-                                                count_include_pad=count_include_pad),
+    return _windowed(x, lambda xb: F.avg_pool2d(shape(xb), k, s, p, ceil_mode, count_include_pad,
+                                                divisor_override, strict=False),
                      (g.H2, g.W2), k, s, p, g.C, dtype, where)
 
 
@@ -530,10 +543,11 @@ def forward(module: M.Module, x: DaskArray) -> DaskArray:
                       groups=module.groups)
     if isinstance(module, M.MaxPool2d):
         return max_pool2d(x, module.kernel_size, module.stride, module.padding,
-                          strict=module.strict)
+                          module.dilation, module.ceil_mode, strict=module.strict)
     if isinstance(module, M.AvgPool2d):
         return avg_pool2d(x, module.kernel_size, module.stride, module.padding,
-                          count_include_pad=module.count_include_pad, strict=module.strict)
+                          module.ceil_mode, module.count_include_pad, module.divisor_override,
+                          strict=module.strict)
     if isinstance(module, M.ReLU):
         return relu(x)
     return _by_batch(module, x, where)

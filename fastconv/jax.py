@@ -20,9 +20,9 @@ F_h, F_w), linear weights (out_features, in_features); ``stride``,
 convolution's ``padding`` also ``((top, bottom), (left, right))``,
 ``"valid"`` or ``"same"``; ``groups`` as in :func:`fastconv.conv2d`;
 ``strict`` as there (a :class:`ShapeError` raised while tracing, before
-anything runs).  Pooling's ``ceil_mode``, ``dilation`` and
-``divisor_override`` are accepted at their neutral value only; any other
-value raises NotImplementedError.
+anything runs); pooling's ``ceil_mode``, ``dilation``, ``count_include_pad``
+and ``divisor_override`` as in :func:`fastconv.max_pool2d` and
+:func:`fastconv.avg_pool2d`.
 
 Inputs are promoted with JAX's rules and must come out float32 or float64
 (integer, float16 and bfloat16 inputs raise TypeError: cast them first).  The
@@ -70,35 +70,13 @@ _Ops = Tuple[Callable[..., JaxArray], Callable[..., JaxArray]]
 #: Padding as ((top, bottom), (left, right)).
 _Padding = Tuple[Tuple[int, int], Tuple[int, int]]
 
-__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "linear"]
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "lp_pool2d", "linear"]
 
 _VMAP_METHOD = "expand_dims"
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # ----------------------------------------------------------------- helpers
-
-def _neutral(where: str, **settings: object) -> None:
-    """NotImplementedError for a PyTorch argument that fastconv does not have
-    yet, at any value but its neutral one: dilation 1 (or (1, 1)), groups 1,
-    ceil_mode False, divisor_override None."""
-    for name, value in settings.items():
-        if name == "dilation" and isinstance(value, (tuple, list)) and len(value) == 2:
-            ok = all(_is_one(v) for v in value)
-        elif name in ("dilation", "groups"):
-            ok = _is_one(value)
-        elif name == "ceil_mode":
-            ok = value is False or value is np.False_
-        else:
-            ok = value is None
-        if not ok:
-            raise NotImplementedError(f"{where}: {name}={value!r} is not supported: fastconv "
-                                      f"has no {name.replace('_', ' ')} yet")
-
-
-def _is_one(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v == 1
-
 
 def _arrays(where: str, names: Sequence[str], *arrays: JaxArrayLike
             ) -> Tuple[List[JaxArray], np.dtype[Any]]:
@@ -343,32 +321,41 @@ def conv_transpose2d(x: JaxArrayLike, w: JaxArrayLike, b: Optional[JaxArrayLike]
 # ------------------------------------------------------------------ pooling
 
 def _pool_args(where: str, x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair],
-               padding: IntOrPair, strict: bool
-               ) -> Tuple[JaxArray, Tuple[int, int], Tuple[int, int], Tuple[int, int], bool]:
+               padding: IntOrPair, strict: bool, dilation: IntOrPair = 1,
+               ceil_mode: bool = False) -> Tuple[JaxArray, Dict[str, Any]]:
+    """x as a JAX array and the pooling's settings, checked while tracing (a
+    hashable dict of kernel_size, stride, padding, dilation, ceil_mode and
+    strict)."""
     (x,), _ = _arrays(where, ("x",), x)
     valid.ndim(x.shape, 4, "x", "(N, C, H, W)", where)
     kernel = valid.pair(kernel_size, "kernel_size", where)
-    stride = kernel if stride is None else valid.pair(stride, "stride", where)
-    padding = valid.pair(padding, "padding", where)
-    strict = valid.flag(strict, "strict", where)
-    pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
-    return x, kernel, stride, padding, strict
+    settings: Dict[str, Any] = dict(
+        kernel_size=kernel, stride=kernel if stride is None else valid.pair(stride, "stride", where),
+        padding=valid.pair(padding, "padding", where),
+        dilation=valid.pair(dilation, "dilation", where),
+        ceil_mode=valid.flag(ceil_mode, "ceil_mode", where),
+        strict=valid.flag(strict, "strict", where))
+    pool_geometry(x.shape, where=where, **settings)
+    return x, settings
+
+
+def _frozen(settings: Dict[str, Any]) -> Tuple[Tuple[str, Any], ...]:
+    return tuple(sorted(settings.items()))
 
 
 @functools.lru_cache(maxsize=None)
-def _max_pool2d_op(kernel: Tuple[int, int], stride: Tuple[int, int],
-                   padding: Tuple[int, int], strict: bool) -> Callable[[JaxArray], JaxArray]:
+def _max_pool2d_op(frozen: Tuple[Tuple[str, Any], ...]) -> Callable[[JaxArray], JaxArray]:
     where = "fastconv.jax.max_pool2d"
+    settings = dict(frozen)
 
     def forward(x: JaxArray) -> Tuple[JaxArray, JaxArray]:
-        geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
-        y = _callback(lambda x: F.max_pool2d(x, kernel, stride, padding, strict=strict),
+        geom = pool_geometry(x.shape, where=where, **settings)
+        y = _callback(lambda x: F.max_pool2d(x, **settings),
                       (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
         return y, x
 
     def backward(x: JaxArray, g: JaxArray) -> Tuple[JaxArray]:
-        dx = _callback(lambda dy, x: F.max_pool2d_backward(dy, x, kernel, stride, padding,
-                                                           strict=strict),
+        dx = _callback(lambda dy, x: F.max_pool2d_backward(dy, x, **settings),
                        (4, 4), _sds(x.shape, x.dtype), g, x)
         return (dx,)
 
@@ -386,40 +373,39 @@ def max_pool2d(x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPa
     """Max pooling over windows of ``kernel_size`` (stride defaults to it).
 
     x: (N, C, H, W) -> (N, C, H2, W2), as :func:`fastconv.max_pool2d`:
-    padding counts as -inf and may be at most half the kernel; the first
-    maximum of a window in row-major order receives its gradient.
-    ``dilation`` must be 1 and ``ceil_mode`` False (NotImplementedError);
-    ``strict=False`` floors the output size.
+    padding counts as -inf and may be at most half the kernel; ``dilation``
+    spaces the window's taps; ``ceil_mode`` rounds the output size up
+    (PyTorch's rule); the first maximum of a window in row-major order
+    receives its gradient.  ``strict=False`` floors the output size.
 
     >>> import jax.numpy as jnp, fastconv.jax as fj
     >>> fj.max_pool2d(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0].tolist()
     [[5.0, 7.0], [13.0, 15.0]]
+    >>> fj.max_pool2d(jnp.arange(25.0).reshape(1, 1, 5, 5), 2, ceil_mode=True).shape
+    (1, 1, 3, 3)
     """
     where = "fastconv.jax.max_pool2d"
-    _neutral(where, dilation=dilation, ceil_mode=ceil_mode)
-    x, kernel, stride, padding, strict = _pool_args(where, x, kernel_size, stride, padding,
-                                                    strict)
-    return _max_pool2d_op(kernel, stride, padding, strict)(x)
+    x, settings = _pool_args(where, x, kernel_size, stride, padding, strict, dilation,
+                             ceil_mode)
+    return _max_pool2d_op(_frozen(settings))(x)
 
 
 @functools.lru_cache(maxsize=None)
-def _avg_pool2d_op(kernel: Tuple[int, int], stride: Tuple[int, int],
-                   padding: Tuple[int, int], count_include_pad: bool, strict: bool
+def _avg_pool2d_op(frozen: Tuple[Tuple[str, Any], ...]
                    ) -> Callable[[Tuple[int, ...]], Callable[[JaxArray], JaxArray]]:
     where = "fastconv.jax.avg_pool2d"
+    settings = dict(frozen)
+    shape_settings = {k: v for k, v in settings.items()
+                      if k not in ("count_include_pad", "divisor_override")}
 
     def forward(x: JaxArray) -> Tuple[JaxArray, None]:
-        geom = pool_geometry(x.shape, kernel, stride, padding, strict=strict, where=where)
-        y = _callback(lambda x: F.avg_pool2d(x, kernel, stride, padding,
-                                             count_include_pad=count_include_pad,
-                                             strict=strict),
+        geom = pool_geometry(x.shape, where=where, **shape_settings)
+        y = _callback(lambda x: F.avg_pool2d(x, **settings),
                       (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
         return y, None   # the gradient needs x's shape alone, known when tracing
 
     def backward(res: None, g: JaxArray, x_shape: Tuple[int, ...]) -> Tuple[JaxArray]:
-        dx = _callback(lambda dy: F.avg_pool2d_backward(dy, x_shape, kernel, stride, padding,
-                                                        count_include_pad=count_include_pad,
-                                                        strict=strict),
+        dx = _callback(lambda dy: F.avg_pool2d_backward(dy, x_shape, **settings),
                        (4,), _sds(x_shape, g.dtype), g)
         return (dx,)
 
@@ -441,20 +427,73 @@ def avg_pool2d(x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPa
 
     x: (N, C, H, W) -> (N, C, H2, W2), as :func:`fastconv.avg_pool2d`; with
     ``count_include_pad=False`` a window is divided by the number of input
-    values it covers.  ``ceil_mode`` must be False and ``divisor_override``
-    None (NotImplementedError).
+    values it covers, with ``divisor_override=d`` by d; ``ceil_mode`` rounds
+    the output size up (PyTorch's rule).
 
     >>> import jax.numpy as jnp, fastconv.jax as fj
     >>> fj.avg_pool2d(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0].tolist()
     [[2.5, 4.5], [10.5, 12.5]]
+    >>> fj.avg_pool2d(jnp.ones((1, 1, 4, 4)), 2, divisor_override=1)[0, 0, 0, 0].item()
+    4.0
     """
     where = "fastconv.jax.avg_pool2d"
-    _neutral(where, ceil_mode=ceil_mode, divisor_override=divisor_override)
-    count_include_pad = valid.flag(count_include_pad, "count_include_pad", where)
-    x, kernel, stride, padding, strict = _pool_args(where, x, kernel_size, stride, padding,
-                                                    strict)
-    return _avg_pool2d_op(kernel, stride, padding, count_include_pad, strict)(
-        tuple(x.shape))(x)
+    x, settings = _pool_args(where, x, kernel_size, stride, padding, strict, 1, ceil_mode)
+    del settings["dilation"]
+    settings["count_include_pad"] = valid.flag(count_include_pad, "count_include_pad", where)
+    if divisor_override is not None:
+        divisor_override = valid.integer(divisor_override, "divisor_override", where)
+        if divisor_override == 0:
+            raise ValueError(f"{where}: divisor_override must be a nonzero int (or None), "
+                             f"got 0")
+    settings["divisor_override"] = divisor_override
+    return _avg_pool2d_op(_frozen(settings))(tuple(x.shape))(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _lp_pool2d_op(norm_type: float, frozen: Tuple[Tuple[str, Any], ...]
+                  ) -> Callable[[JaxArray], JaxArray]:
+    where = "fastconv.jax.lp_pool2d"
+    settings = dict(frozen)
+
+    def forward(x: JaxArray) -> Tuple[JaxArray, JaxArray]:
+        geom = pool_geometry(x.shape, padding=0, dilation=1, where=where, **settings)
+        y = _callback(lambda x: F.lp_pool2d(x, norm_type, **settings),
+                      (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
+        return y, x
+
+    def backward(x: JaxArray, g: JaxArray) -> Tuple[JaxArray]:
+        dx = _callback(lambda dy, x: F.lp_pool2d_backward(dy, x, norm_type, **settings),
+                       (4, 4), _sds(x.shape, x.dtype), g, x)
+        return (dx,)
+
+    @jax.custom_vjp  # type: ignore[untyped-decorator]
+    def op(x: JaxArray) -> JaxArray:
+        return forward(x)[0]
+
+    op.defvjp(forward, backward)
+    return op  # type: ignore[no-any-return]
+
+
+def lp_pool2d(x: JaxArrayLike, norm_type: float, kernel_size: IntOrPair,
+              stride: Optional[IntOrPair] = None, ceil_mode: bool = False, *,
+              strict: bool = True) -> JaxArray:
+    """Power-average (LP) pooling, as :func:`fastconv.lp_pool2d` and PyTorch's
+    ``lp_pool2d``: each window's (sum of x**p)**(1/p); ``norm_type`` p = 2 is
+    L2-norm pooling.  x: (N, C, H, W) -> (N, C, H2, W2), no padding.
+
+    >>> import jax.numpy as jnp, fastconv.jax as fj
+    >>> fj.lp_pool2d(jnp.full((1, 1, 2, 2), 3.0), 2, 2)[0, 0, 0, 0].item()
+    6.0
+    """
+    where = "fastconv.jax.lp_pool2d"
+    try:
+        p = float(norm_type)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: norm_type must be a number, got "
+                        f"{type(norm_type).__name__}") from None
+    x, settings = _pool_args(where, x, kernel_size, stride, 0, strict, 1, ceil_mode)
+    del settings["padding"], settings["dilation"]
+    return _lp_pool2d_op(p, _frozen(settings))(x)
 
 
 # ------------------------------------------------------------------- linear

@@ -69,6 +69,44 @@ def test_pooling_is_bitwise_the_in_memory_result(window, dtype):
                     f"avg cip={cip} " + what)
 
 
+# x shape, kernel, stride, padding, dilation, ceil_mode
+POOL_OPTIONS = [
+    ((2, 3, 19, 17), 3, 2, 1, 2, False),
+    ((1, 2, 21, 20), 2, 2, 0, 1, True),
+    ((2, 2, 18, 23), (3, 2), (2, 3), (1, 1), (1, 2), True),
+    ((1, 3, 17, 16), 3, 2, 1, 1, True),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", POOL_OPTIONS, ids=str)
+def test_pooling_options_are_bitwise_the_in_memory_result(case, dtype):
+    shape, k, s, p, d, cm = case
+    x = randn(shape, dtype, "pool options", case)
+    for chunks in CHUNKINGS:
+        xd = as_dask(x, chunks)
+        what = f"{case} chunks {chunks}"
+        bitwise(fd.max_pool2d(xd, k, s, p, d, cm, strict=False).compute(),
+                fastconv.max_pool2d(x, k, s, p, d, cm, strict=False), "max " + what)
+        if d != 1:
+            continue
+        for cip, div in ((True, None), (False, None), (True, 7)):
+            bitwise(fd.avg_pool2d(xd, k, s, p, cm, cip, div, strict=False).compute(),
+                    fastconv.avg_pool2d(x, k, s, p, cm, cip, div, strict=False),
+                    f"avg cip={cip} divisor={div} " + what)
+
+
+def test_pool_modules_with_options():
+    net = Sequential(MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True, strict=False),
+                     AvgPool2d(2, ceil_mode=True, divisor_override=3, strict=False))
+    x = randn((3, 2, 23, 19), np.float64, "pool modules")
+    ref = net(x)
+    for chunks in CHUNKINGS:
+        bitwise(fd.forward(net, as_dask(x, chunks)).compute(), ref, f"chunks {chunks}")
+    with pytest.raises(ValueError, match="divisor_override"):
+        fd.avg_pool2d(as_dask(x, (5, 7)), 2, divisor_override=0, strict=False)
+
+
 def test_a_block_the_size_of_the_window_pools_like_the_array():
     # The core pools a plane exactly the window's size as one reduction;
     # a 3x3 block of a larger array must still sum as its windows do.

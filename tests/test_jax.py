@@ -262,6 +262,86 @@ def test_avg_pool2d(case, count_include_pad, dtype):
           lambda x: ref_pool(x, k, s, p, "avg", count_include_pad), (x,), dtype, case)
 
 
+def _ceil_extra(n, k, s, p, d):
+    """Rows ceil_mode adds past the end (PyTorch's rule: the last window must
+    start inside the input or the left padding)."""
+    span = d * (k - 1) + 1
+    out = -(-(n + 2 * p - span) // s) + 1
+    if (out - 1) * s >= n + p:
+        out -= 1
+    return max(0, (out - 1) * s + span - (n + 2 * p)), out
+
+
+def ref_max_pool_options(x, k, s, p, d, ceil_mode):
+    """The maximum over taps taken as strided slices of the padded input
+    (reduce_window has no gradient with window dilation)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (fastconv._validate.pair(v, "v")
+                                              for v in (k, s, p, d))
+    eh, oh = _ceil_extra(x.shape[2], kh, sh, ph, dh)
+    ew, ow = _ceil_extra(x.shape[3], kw, sw, pw, dw)
+    if not ceil_mode:
+        eh, ew = 0, 0
+        oh = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    xp = jnp.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)), constant_values=-jnp.inf)
+    taps = [xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+            for i in range(kh) for j in range(kw)]
+    return jnp.max(jnp.stack(taps), axis=0)
+
+
+# x shape, kernel, stride, padding, dilation, ceil_mode
+MAX_OPTION_CASES = [
+    ((2, 3, 11, 10), 3, 2, 1, 2, False),
+    ((1, 2, 10, 9), 2, 2, 0, 1, True),
+    ((2, 2, 12, 13), (3, 2), (2, 3), (1, 1), (1, 2), True),
+]
+
+
+@pytest.mark.parametrize("case", MAX_OPTION_CASES, ids=str)
+def test_max_pool2d_dilation_and_ceil_mode(case, dtype):
+    xs, k, s, p, d, cm = case
+    x = rand(xs, dtype, "x", case)
+    check(lambda x: fj.max_pool2d(x, k, s, p, d, cm, strict=False),
+          lambda x: ref_max_pool_options(x, k, s, p, d, cm), (x,), dtype, case)
+
+
+def test_avg_pool2d_divisor_override_and_ceil_mode(dtype):
+    x = rand((2, 3, 9, 10), dtype, "avg options")
+
+    def ref_sum(x, k, s):
+        return lax.reduce_window(x, 0.0, lax.add, (1, 1, k, k), (1, 1, s, s),
+                                 ((0, 0), (0, 0), (0, 0), (0, 0)))
+    check(lambda x: fj.avg_pool2d(x, 3, 3, divisor_override=5, strict=False),
+          lambda x: ref_sum(x, 3, 3) / 5, (x,), dtype, "divisor_override")
+    # ceil_mode with count_include_pad=False: a window clipped at the end is
+    # divided by the inputs it covers
+    eh, ow = _ceil_extra(10, 3, 2, 0, 1)
+    assert ow == 5 and eh == 1
+
+    def ref_ceil(x):
+        pads = ((0, 0), (0, 0), (0, 0), (0, 1))
+        total = lax.reduce_window(x, 0.0, lax.add, (1, 1, 3, 3), (1, 1, 2, 2), pads)
+        count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, (1, 1, 3, 3), (1, 1, 2, 2),
+                                  pads)
+        return total / count
+    check(lambda x: fj.avg_pool2d(x, 3, 2, ceil_mode=True, count_include_pad=False),
+          ref_ceil, (x,), dtype, "ceil_mode")
+
+
+@pytest.mark.parametrize("norm_type", [2, 1.5, 3])
+def test_lp_pool2d(norm_type, dtype):
+    x = jnp.abs(rand((2, 3, 8, 9), dtype, "lp", norm_type)) + 0.1
+
+    def ref(x):
+        t = lax.reduce_window(x ** norm_type, 0.0, lax.add, (1, 1, 2, 3), (1, 1, 2, 3),
+                              ((0, 0),) * 4)
+        return t ** (1.0 / norm_type)
+    check(lambda x: fj.lp_pool2d(x, norm_type, (2, 3)), ref, (x,), dtype, norm_type)
+    # ceil_mode as the NumPy API (which follows PyTorch for clipped windows)
+    close(fj.lp_pool2d(x, norm_type, 3, 2, ceil_mode=True),
+          fastconv.lp_pool2d(np.asarray(x), norm_type, 3, 2, ceil_mode=True), dtype)
+
+
 def test_max_pool2d_gradient_goes_to_the_first_maximum():
     x = jnp.array([[[[1.0, 3.0], [3.0, 0.0]]]])
     g = jax.grad(lambda x: fj.max_pool2d(x, 2).sum())(x)
@@ -348,18 +428,6 @@ def test_grad_of_a_network_under_jit(dtype):
 
 
 # ---------------------------------------------------------- what it refuses
-
-@pytest.mark.parametrize("call, message", [
-    (lambda x, w: fj.max_pool2d(x, 2, ceil_mode=True), "ceil_mode=True is not supported"),
-    (lambda x, w: fj.max_pool2d(x, 2, dilation=2), "dilation=2 is not supported"),
-    (lambda x, w: fj.avg_pool2d(x, 2, divisor_override=3), "divisor_override=3 is not"),
-])
-def test_arguments_fastconv_does_not_have_yet(call, message):
-    x, w = jnp.ones((1, 3, 8, 8)), jnp.ones((3, 3, 3, 3))
-    with pytest.raises(NotImplementedError, match=message):
-        call(x, w)
-    assert fj.conv2d(x, w, dilation=(1, 1), groups=1).shape == (1, 3, 6, 6)
-
 
 def test_errors_raise_while_tracing():
     x, w = jnp.ones((1, 3, 8, 8)), jnp.ones((4, 2, 3, 3))
