@@ -14,7 +14,8 @@ da = pytest.importorskip("dask.array")
 
 import fastconv  # noqa: E402
 import fastconv.dask as fd  # noqa: E402
-from fastconv.modules import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d,  # noqa: E402
+from fastconv.modules import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d,  # noqa: E402
+                              Conv2d, ConvTranspose2d, Flatten, Linear, LPPool2d, MaxPool2d,
                               ReLU, Sequential)
 
 from conftest import randn, run_python  # noqa: E402
@@ -336,7 +337,10 @@ def every_layer():
     return [Conv2d(3, 4, 3, padding=1, seed=0), Conv2d(3, 2, (3, 1), stride=2, bias=False,
                                                           dtype=np.float64, strict=False),
             MaxPool2d(3, 2, 1, strict=False), MaxPool2d(2), AvgPool2d(3, 1, 1, False),
-            ReLU(), Flatten(), Linear(12, 5, seed=0), small_net()]
+            ReLU(), Flatten(), Linear(12, 5, seed=0), small_net(),
+            ConvTranspose2d(3, 2, 2, stride=2, seed=0), LPPool2d(2, 2), AdaptiveAvgPool2d(3),
+            AdaptiveMaxPool2d((2, 3)), Conv2d(3, 6, 3, padding="same", dilation=2, groups=3,
+                                              seed=1)]
 
 
 @pytest.mark.parametrize("layer", every_layer(), ids=lambda m: repr(m).split("(")[0])
