@@ -9,7 +9,16 @@ formula ``(W - F + 2P)/S + 1``.
 
 from ._version import __version__
 
+from . import _waiting
+
+
+def _import_core() -> object:
+    from . import _core
+    return _core
+
+
 try:
+    _waiting.load(_import_core)
     from . import _core  # noqa: F401
 except ImportError as _exc:  # pragma: no cover - depends on the install
     raise ImportError(

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from numpy.typing import DTypeLike
 
-from . import _core
+from . import _core, _waiting
 from . import _validate as valid
 from ._validate import MAX_THREADS
 from ._version import __version__
@@ -237,6 +237,7 @@ def config_info() -> Dict[str, Any]:
         "num_threads_source": source,
         # the caches the blocking is derived from, and the active kernels'
         # (mr, nr, kc, mc, nc)
+        "wait_policy": _waiting.describe(),
         "caches": _core.cache_sizes(),
         "blocking_float32": _core.gemm_blocking(4),
         "blocking_float64": _core.gemm_blocking(8),
@@ -256,6 +257,7 @@ def show_config() -> None:
       OpenMP          : ...
       algorithms      : ...gemm...
       threads         : ...
+      waiting threads : ...
       caches          : L1d ...
       blocking        : ...
     """
@@ -280,5 +282,6 @@ def show_config() -> None:
           f"  OpenMP          : {omp}\n"
           f"  algorithms      : {', '.join(info['algorithms'])}\n"
           f"  threads         : {info['num_threads']} (from {info['num_threads_source']})\n"
+          f"  waiting threads : {info['wait_policy']}\n"
           f"  caches          : {caches}\n"
           f"  blocking        : float32 {blocking('float32')}; float64 {blocking('float64')}")
