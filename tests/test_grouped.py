@@ -185,7 +185,10 @@ def test_the_planner_picks_grouped_for_resnext_layers(shape):
     for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
         p = fastconv.plan(op, (N, C, H, W), (C, C // G, 3, 3), dtype="float32", padding=1,
                           groups=G)
-        assert p.algorithm == "grouped", (op, p)
+        if op == "conv2d_backward_weight" and C // G > 8:
+            assert p.algorithm != "grouped", (op, p)   # 16 per group: kvec per group
+        else:
+            assert p.algorithm == "grouped", (op, p)
 
 
 def test_the_planner_leaves_big_groups_and_strides_to_the_per_group_loop():
