@@ -32,6 +32,8 @@ enum fc_op {
 #define FC_ALGORITHMS(X)                                                                     \
     X(DEPTHWISE, "depthwise", FC_CONV_OPS | FC_FOR(FC_OP_CONV_WEIGHT),                       \
       "one input channel per group: each channel's rows swept by its filters' taps")        \
+    X(GROUPED, "grouped", FC_CONV_OPS | FC_FOR(FC_OP_CONV_WEIGHT),                           \
+      "stride 1, small groups: every group in one parallel region on 4-filter tiles")      \
     X(DOT, "dot", FC_FOR(FC_OP_CONV_WEIGHT),                                                 \
       "one long dot product per weight (filters of at most 64 weights)")                    \
     X(DOT1X1, "dot1x1", FC_FOR(FC_OP_CONV_WEIGHT),                                           \

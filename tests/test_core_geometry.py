@@ -199,6 +199,8 @@ GROUPED = [
     (2, 4, 12, 12, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2),      # dilated
     (1, 6, 7, 8, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3),        # 1x1
     (4, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2),      # small maps: lanes
+    (2, 32, 9, 11, 32, 3, 3, 1, 1, 1, 1, 1, 1, 8),     # small groups: grouped
+    (1, 12, 8, 13, 24, 3, 3, 1, 1, 1, 2, 2, 1, 3),     # grouped, multiplier 2, dilated
 ]
 
 
@@ -248,3 +250,5 @@ def test_grouped_convolution_on_every_algorithm(s, op, dtype, isa, threads):
     assert "gemm" in ran or op == "data"
     if C == G:   # one input channel per group
         assert "depthwise" in ran
+    if C != G and SH == SW == 1 and PH < DH * (FH - 1) + 1 and PW < DW * (FW - 1) + 1:
+        assert "grouped" in ran

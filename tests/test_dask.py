@@ -122,7 +122,7 @@ def test_a_block_the_size_of_the_window_pools_like_the_array():
 
 # -------------------------------------------------------------- convolution
 
-CONV_ALGORITHMS = ["kvec", "lanes", "direct", "gemm_t", "gemm"]
+CONV_ALGORITHMS = ["grouped", "kvec", "lanes", "direct", "gemm_t", "gemm"]
 
 
 def test_every_forward_algorithm_is_covered():
@@ -220,6 +220,8 @@ def transpose_oracle(x, w, b, stride, padding, output_padding):
 CONV_OPTIONS = [
     ((2, 4, 19, 17), (6, 2, 3, 3), (1, 1), 2, 2, 2),
     ((1, 6, 21, 16), (6, 1, 3, 3), (2, 2), 1, 1, 6),             # depthwise
+    ((2, 32, 13, 15), (32, 4, 3, 3), (1, 1), 1, 1, 8),           # small groups: grouped
+    ((1, 24, 11, 9), (12, 6, 3, 3), (1, 1), ((1, 0), (2, 1)), 1, 4),
     ((2, 3, 15, 18), (4, 3, 4, 3), (1, 1), "same", (1, 2), 1),
     ((1, 4, 17, 20), (4, 2, 3, 5), (2, 1), ((2, 0), (1, 3)), (2, 1), 2),
     ((2, 3, 16, 13), (5, 3, 2, 2), (1, 1), "valid", 3, 1),

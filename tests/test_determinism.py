@@ -193,6 +193,8 @@ PLACEMENT_SHAPES = [
     (3, 4, 6, 6, 9, 6, 1, 0),
     (3, 24, 19, 23, 48, 3, 1, 1, 24),     # depthwise, channel multiplier 2
     (2, 16, 21, 18, 16, 5, 2, 2, 16),
+    (3, 32, 13, 17, 32, 3, 1, 1, 8),      # small groups
+    (2, 24, 9, 11, 12, 3, 1, 1, 4),       # 6 channels, 3 filters per group
 ]
 FORWARD_ALGORITHMS = [a for a in fastconv.algorithms()
                       if a not in ("col2im", "pool_rows", "pool_global")]

@@ -1,0 +1,216 @@
+"""The grouped algorithm (every group of a stride-1 grouped convolution in
+one parallel region) against the NumPy oracle: forward (bias, ReLU), data
+gradient, weight and bias gradients, both dtypes, every instruction set, 1
+and 3 threads, over 2 to 32 groups of 1 to 16 channels, channel multipliers,
+symmetric and asymmetric padding, dilation, odd sizes, single and several
+images and non-contiguous inputs; the planner's choice, and the errors of
+forcing it where it cannot serve.  The oracle convolves each group on its
+own, with the padding applied explicitly and the kernel spread out for the
+dilation."""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _plan
+import reference as ref
+from conftest import assert_close
+
+CASES = [
+    # x shape, groups, filters per group, kernel, padding, dilation
+    ((2, 8, 13, 17), 2, 4, 3, 1, 1),
+    ((1, 128, 12, 14), 32, 4, 3, 1, 1),                     # ResNeXt's 32x4d
+    ((3, 64, 9, 11), 8, 8, 3, 1, 1),                       # batch > 1, 8 per group
+    ((1, 48, 7, 9), 3, 16, 3, 1, 1),                       # 16 per group
+    ((2, 12, 11, 10), 4, 6, 3, 1, 1),                      # channel multiplier 2
+    ((1, 10, 9, 13), 5, 1, 3, 1, 1),                       # K/G = 1 < C/G = 2
+    ((2, 6, 15, 9), 3, 5, 5, ((2, 1), (0, 3)), 1),         # asymmetric padding
+    ((1, 16, 17, 19), 4, 4, 3, 2, 2),                      # dilation
+    ((1, 20, 10, 23), 4, 8, (3, 5), (1, 2), (2, 1)),       # rectangular, dilated
+    ((2, 24, 8, 8), 6, 4, 1, 0, 1),                        # 1x1
+    ((1, 32, 5, 3), 16, 2, 3, "same", 1),                  # rows shorter than a vector
+    ((1, 12, 9, 11), 3, 4, 4, "same", 1),                  # even kernel: more pad at the end
+    ((2, 96, 6, 7), 32, 3, 3, 0, 1),                       # 'valid'
+]
+
+
+def _pairs(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def _pads(padding, kernel, dilation):
+    if padding == "same":
+        t = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (t[0] // 2, t[0] - t[0] // 2), (t[1] // 2, t[1] - t[1] // 2)
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        return padding
+    p = _pairs(padding)
+    return (p[0], p[0]), (p[1], p[1])
+
+
+def _oracle(x, w, b, dy, G, padding, dilation):
+    """(y, dx, dw) in float64 at stride 1, each group convolved on its own."""
+    d = _pairs(dilation)
+    K, Cg, FH, FW = w.shape
+    Kg = K // G
+    (pt, pb), (pl, pr) = _pads(padding, (FH, FW), d)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    ws = np.zeros((K, Cg, (FH - 1) * d[0] + 1, (FW - 1) * d[1] + 1))
+    ws[:, :, ::d[0], ::d[1]] = w
+    ys, dxs, dws = [], [], []
+    for i in range(G):
+        xc, wc = xp[:, i * Cg:(i + 1) * Cg], ws[i * Kg:(i + 1) * Kg]
+        bc = None if b is None else b[i * Kg:(i + 1) * Kg].astype(np.float64)
+        ys.append(ref.conv2d(xc, wc, bc, 1, (0, 0)))
+        if dy is not None:
+            dxc, dwc, _ = ref.conv2d_backward(dy[:, i * Kg:(i + 1) * Kg].astype(np.float64),
+                                              xc, wc, 1, (0, 0))
+            dxs.append(dxc)
+            dws.append(dwc)
+    y = np.concatenate(ys, axis=1)
+    if dy is None:
+        return y, None, None
+    H, W = x.shape[2:]
+    dx = np.concatenate(dxs, axis=1)[:, :, pt:pt + H, pl:pl + W]
+    dw = np.concatenate(dws, axis=0)[:, :, ::d[0], ::d[1]]
+    return y, dx, dw
+
+
+def _inputs(case, dtype):
+    xs, G, M, kernel, _, _ = case
+    FH, FW = _pairs(kernel)
+    C = xs[1]
+    rng = np.random.default_rng(sum(xs) + 7 * M + FH + G)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((G * M, C // G, FH, FW)).astype(dtype)
+    b = rng.standard_normal(G * M).astype(dtype)
+    return x, w, b
+
+
+def _conv(x, w, b, case, **kw):
+    _, G, _, _, padding, dilation = case
+    return fastconv.conv2d(x, w, b, 1, padding, dilation=dilation, groups=G, strict=False, **kw)
+
+
+def _backward(dy, x, w, case, **kw):
+    _, G, _, _, padding, dilation = case
+    return fastconv.conv2d_backward(dy, x, w, 1, padding, dilation=dilation, groups=G, **kw)
+
+
+def _check(x, w, b, case, dtype, what):
+    _, G, _, _, padding, dilation = case
+    FH, FW = w.shape[2:]
+    Cg = w.shape[1]
+    y = _conv(x, w, b, case, algorithm="grouped")
+    assert _plan.last_run("conv2d")["algorithm"] == "grouped"
+    rng = np.random.default_rng(y.size)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want, rdx, rdw = _oracle(x, w, b, dy, G, padding, dilation)
+    scale, sdx, sdw = _oracle(np.abs(x), np.abs(w), np.abs(b), np.abs(dy), G, padding,
+                              dilation)
+    assert_close(y, want, scale, dtype, Cg * FH * FW, f"y {what}")
+    yr = _conv(x, w, b, case, algorithm="grouped", activation="relu")
+    assert_close(yr, np.maximum(want, 0), scale, dtype, Cg * FH * FW, f"relu(y) {what}")
+
+    dx, dw, db = _backward(dy, x, w, case, algorithm="grouped")
+    assert _plan.last_run("conv2d_backward_data")["algorithm"] == "grouped"
+    assert _plan.last_run("conv2d_backward_weight")["algorithm"] == "grouped"
+    Kg = w.shape[0] // G
+    assert_close(dx, rdx, sdx, dtype, Kg * FH * FW, f"dx {what}")
+    npix = y.shape[0] * y.shape[2] * y.shape[3]
+    assert_close(dw, rdw, sdw, dtype, npix, f"dw {what}")
+    assert_close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)),
+                 np.abs(dy.astype(np.float64)).sum(axis=(0, 2, 3)), dtype, npix, f"db {what}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_grouped_matches_the_oracle(case, dtype, isa, threads):
+    x, w, b = _inputs(case, dtype)
+    _check(x, w, b, case, dtype, f"{case} [{isa}, {threads} threads]")
+
+
+@pytest.mark.parametrize("threads3", [1, 3])
+def test_grouped_takes_views_and_three_threads(dtype, threads3):
+    case = ((3, 32, 11, 13), 8, 4, 3, 1, 1)
+    x, w, b = _inputs(case, dtype)
+    # a reversed, strided view of a wider array, and Fortran-ordered weights
+    big = np.zeros((3, 32, 11, 26), dtype)
+    big[:, :, :, ::2] = x[:, :, :, ::-1]
+    xv = big[:, :, :, ::2][:, :, :, ::-1]
+    assert not xv.flags.c_contiguous
+    before = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads3)
+    try:
+        _check(xv, np.asfortranarray(w), b, case, dtype, f"views, {threads3} threads")
+    finally:
+        fastconv.set_num_threads(before)
+
+
+def test_grouped_is_the_same_at_any_thread_count():
+    case = ((2, 64, 14, 15), 16, 4, 3, 1, 1)
+    x, w, b = _inputs(case, np.float32)
+    dy = np.random.default_rng(1).standard_normal((2, 64, 14, 15)).astype(np.float32)
+    before = fastconv.get_num_threads()
+    outs = []
+    try:
+        for nt in (1, 2, 3):
+            fastconv.set_num_threads(nt)
+            outs.append((_conv(x, w, b, case, algorithm="grouped"),)
+                        + tuple(_backward(dy, x, w, case, algorithm="grouped")))
+    finally:
+        fastconv.set_num_threads(before)
+    for o in outs[1:]:
+        for a, r in zip(o, outs[0]):
+            assert np.array_equal(a, r)
+
+
+def test_an_inf_in_x_reaches_only_the_weights_it_meets():
+    # the wide grid's thrown-away columns read real inputs: they must not
+    # turn 0 * inf into NaN in a weight whose gradient never meets the inf
+    case = ((1, 8, 6, 9), 2, 4, 3, 1, 1)
+    x, w, _ = _inputs(case, np.float64)
+    x[0, 0, 2, 0] = np.inf
+    dy = np.ones((1, 8, 6, 9))
+    _, dw, _ = _backward(dy, x, w, case, algorithm="grouped", need_dx=False)
+    _, _, rdw = _oracle(x, w, None, dy, 2, 1, 1)
+    assert np.array_equal(np.isnan(dw), np.isnan(rdw))
+    assert np.array_equal(np.isinf(dw), np.isinf(rdw))
+    assert not np.isnan(dw).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 56, 56, 32), (8, 256, 28, 28, 32),
+                                   (8, 512, 14, 14, 32)], ids=str)
+def test_the_planner_picks_grouped_for_resnext_layers(shape):
+    N, C, H, W, G = shape
+    for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
+        p = fastconv.plan(op, (N, C, H, W), (C, C // G, 3, 3), dtype="float32", padding=1,
+                          groups=G)
+        if op == "conv2d_backward_weight" and C // G > 8:
+            assert p.algorithm != "grouped", (op, p)   # 16 per group: kvec per group
+        else:
+            assert p.algorithm == "grouped", (op, p)
+
+
+def test_the_planner_leaves_big_groups_and_strides_to_the_per_group_loop():
+    p = fastconv.plan("conv2d", (1, 256, 28, 28), (256, 128, 3, 3), dtype="float32",
+                      padding=1, groups=2)
+    assert p.algorithm != "grouped"
+    p = fastconv.plan("conv2d", (1, 128, 28, 28), (128, 4, 3, 3), dtype="float32", stride=2,
+                      padding=1, groups=32, strict=False)
+    assert p.algorithm != "grouped"
+
+
+def test_forcing_grouped_where_it_cannot_serve():
+    x = np.ones((1, 8, 9, 9), np.float32)
+    w = np.ones((8, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="grouped.*stride 1"):
+        fastconv.conv2d(x, w, stride=2, padding=1, groups=4, algorithm="grouped")
+    dy = np.ones((1, 8, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="grouped.*stride 1"):
+        fastconv.conv2d_backward(dy, x, w, stride=2, padding=1, groups=4,
+                                 algorithm="grouped")
+    with pytest.raises(ValueError, match="grouped.*64"):
+        fastconv.conv2d(np.ones((1, 130, 5, 5), np.float32), np.ones((130, 65, 3, 3),
+                        np.float32), groups=2, algorithm="grouped")
+    with pytest.raises(ValueError, match="grouped"):
+        fastconv.plan("linear", (2, 3), (4, 3), dtype="float32", algorithm="grouped")
