@@ -750,8 +750,9 @@ def max_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: Optional[IntOrTup
     why = _unserved(input)
     if why is not None:
         _fall_back("max_pool2d", why)
-        return TF.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
-                             return_indices=return_indices)
+        pool: Any = TF.max_pool2d    # torch's overloads want a literal return_indices
+        return pool(input, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                    return_indices=return_indices)
     x, unbatched = _pool_input(input, where)
     k = _ints(kernel_size, 2, "kernel_size", where)
     y, idx = _max_pool2d_op(x, list(k), _pool_stride(stride, k, where),
@@ -884,7 +885,8 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     why = _unserved(input)
     if why is not None:
         _fall_back("adaptive_max_pool2d", why)
-        return TF.adaptive_max_pool2d(input, output_size, return_indices)
+        adaptive: Any = TF.adaptive_max_pool2d   # overloads want a literal return_indices
+        return adaptive(input, output_size, return_indices)
     x, unbatched = _pool_input(input, where)
     y, idx = _adaptive_max_pool2d_op(x, _adaptive_size(output_size, x, where))
     if unbatched:
