@@ -121,12 +121,12 @@ def _unserved(*tensors: Optional[Tensor]) -> Optional[str]:
     return None
 
 
-def _fall_back(op: str, reason: str) -> None:
+def _fall_back(op: str, reason: str,
+               rule: str = "fastconv computes float32 or float64 tensors on the CPU") -> None:
     if op not in _warned:
         _warned.add(op)
-        warnings.warn(f"fastconv.torch.{op}: {reason}: fastconv computes float32 or float64 "
-                      f"tensors on the CPU; torch.nn.functional.{op} computes this call "
-                      f"(warned once per op)", FallbackWarning, stacklevel=3)
+        warnings.warn(f"fastconv.torch.{op}: {reason}: {rule}; torch.nn.functional.{op} "
+                      f"computes this call (warned once per op)", FallbackWarning, stacklevel=3)
 
 
 def _np(t: Tensor) -> "np.ndarray[Any, Any]":
@@ -706,12 +706,20 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
         _fall_back("conv_transpose2d", why)
         return TF.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
                                    groups, dilation)
+    s = _ints(stride, 2, "stride", where)
+    op = _ints(output_padding, 2, "output_padding", where)
+    d = _ints(dilation, 2, "dilation", where)
+    if any(o >= si and o < di for o, si, di in zip(op, s, d)):
+        # PyTorch takes an output padding up to the dilation, whose extra
+        # rows the kernel still reaches; fastconv's kernels stop at the stride.
+        _fall_back("conv_transpose2d", f"output_padding {op} not smaller than the stride {s}",
+                   "fastconv computes an output_padding smaller than the stride")
+        return TF.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
     unbatched = _spatial(input, 4, where, "(N, C, H, W)")
     x = input.unsqueeze(0) if unbatched else input
-    y = _conv_transpose2d_op(x, weight, bias, list(_ints(stride, 2, "stride", where)),
-                             list(_ints(padding, 2, "padding", where)),
-                             list(_ints(output_padding, 2, "output_padding", where)), groups,
-                             list(_ints(dilation, 2, "dilation", where)))
+    y = _conv_transpose2d_op(x, weight, bias, list(s), list(_ints(padding, 2, "padding", where)),
+                             list(op), groups, list(d))
     return y.squeeze(0) if unbatched else y
 
 

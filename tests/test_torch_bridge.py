@@ -297,6 +297,19 @@ def test_low_precision_falls_back_once(dtype, fresh_warnings):
         assert ft.max_pool2d(x, 2).dtype == dtype
 
 
+def test_output_padding_beyond_the_stride_goes_to_torch(fresh_warnings):
+    # PyTorch takes an output_padding below the dilation; fastconv's kernels
+    # only one below the stride.
+    x, w = torch.randn(1, 2, 4, 4, dtype=torch.float64), torch.randn(2, 3, 3, 3,
+                                                                      dtype=torch.float64)
+    with pytest.warns(ft.FallbackWarning, match=r"output_padding \(2, 2\) not smaller"):
+        y = ft.conv_transpose2d(x, w, stride=2, output_padding=2, dilation=3)
+    torch.testing.assert_close(y, TF.conv_transpose2d(x, w, stride=2, output_padding=2,
+                                                      dilation=3))
+    with pytest.raises(ValueError, match="smaller than the stride"):
+        ft.conv_transpose2d(x, w, stride=2, output_padding=2)   # torch refuses it too
+
+
 def test_other_dtypes_go_to_torch(fresh_warnings):
     with pytest.warns(ft.FallbackWarning, match="int64"):
         assert ft.relu(torch.tensor([-2, 3])).tolist() == [0, 3]
