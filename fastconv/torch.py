@@ -106,6 +106,18 @@ _warned: Set[str] = set()
 
 def _unserved(*tensors: Optional[Tensor]) -> Optional[str]:
     """Why fastconv cannot compute on ``tensors`` (None when it can)."""
+    # The common case first, in few attribute reads: this runs on every call.
+    dtype = None
+    for t in tensors:
+        if t is None:
+            continue
+        if dtype is None:
+            dtype = t.dtype
+        if t.dtype is not dtype or t.layout is not torch.strided or not (t.is_cpu or t.is_meta):
+            break
+    else:
+        if dtype is None or dtype in _FLOATS:
+            return None
     ts = [t for t in tensors if t is not None]
     devices = sorted({str(t.device) for t in ts if t.device.type not in ("cpu", "meta")})
     if devices:
@@ -132,11 +144,16 @@ def _fall_back(op: str, reason: str,
 def _np(t: Tensor) -> "np.ndarray[Any, Any]":
     """A NumPy view of a CPU tensor (its strides as they are: fastconv makes
     the contiguous copy its kernels need, when they need one)."""
-    return t.detach().numpy()  # type: ignore[no-any-return]
+    # detach() makes a new tensor object, only needed to drop the gradient.
+    return (t.detach() if t.requires_grad else t).numpy()  # type: ignore[no-any-return]
 
 
 def _ints(value: object, n: int, what: str, where: str) -> Tuple[int, ...]:
     """An int, or a sequence of 1 or n ints, as n ints (PyTorch's forms)."""
+    if type(value) is int:          # the common forms first, without the checks below
+        return (value,) * n
+    if type(value) is tuple and len(value) == n and all(type(v) is int for v in value):
+        return value
     items = list(value) if isinstance(value, (tuple, list, torch.Size)) else [value]
     if len(items) == 1:
         items = items * n
@@ -158,11 +175,85 @@ def _spatial(x: Tensor, batched: int, where: str, layout: str) -> bool:
     return bool(x.dim() == batched - 1)
 
 
-def _op(name: str) -> Callable[[Callable[..., Any]], Any]:
-    """``torch.library.custom_op`` for the CPU operator ``fastconv::<name>``,
+#: Tensor types that the eager path computes on directly: a subclass (a fake
+#: or functional tensor of a tracer, or a user's) goes through the dispatcher.
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _eager(args: Tuple[Any, ...]) -> bool:
+    """Whether a call on ``args`` can skip PyTorch's dispatcher: CPU tensors of
+    the plain types, no compiler, tracer, dispatch mode or functorch
+    transform watching (each of those must see the operator itself)."""
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+            or torch._C._are_functorch_transforms_active() or torch._C._get_tracing_state()):
+        return False
+    for a in args:
+        if isinstance(a, torch.Tensor) and (type(a) not in _PLAIN or not a.is_cpu):
+            return False
+    return True
+
+
+class _Operator:
+    """A ``fastconv::<name>`` custom operator (``self.op``), called either
+    through PyTorch's dispatcher or, in eager mode, straight into its body.
+
+    The dispatcher costs tens of microseconds per call, more than the kernels
+    of a small layer; in eager mode on plain CPU tensors it adds nothing the
+    body does not do, so the call skips it: the body runs as it is when no
+    input needs a gradient, and inside :class:`_EagerAutograd` (the same
+    setup and gradient formula as the registered ones) when one does.
+    Under torch.compile, export, tracing, fake or functional tensors, a
+    dispatch mode or a functorch transform, the operator runs as registered.
+    """
+
+    def __init__(self, name: str, body: Callable[..., Any]) -> None:
+        self.body = body
+        self.op = torch.library.custom_op(f"fastconv::{name}", mutates_args=(),
+                                          device_types="cpu")(body)
+        self.register_fake = self.op.register_fake
+        self.grad: Optional[Callable[..., Any]] = None
+        self.setup: Optional[Callable[..., Any]] = None
+
+    def register_autograd(self, grad: Callable[..., Any],
+                          setup_context: Callable[..., Any]) -> None:
+        self.op.register_autograd(grad, setup_context=setup_context)
+        self.grad, self.setup = grad, setup_context
+
+    def __call__(self, *args: Any) -> Any:
+        if not _eager(args):
+            return self.op(*args)
+        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad
+                                           for a in args):
+            if self.grad is None:
+                return self.op(*args)       # no formula: the dispatcher says so
+            return _EagerAutograd.apply(*args, self)
+        return self.body(*args)
+
+
+class _EagerAutograd(torch.autograd.Function):  # type: ignore[misc]
+    """An operator's registered autograd formula, run without the dispatcher.
+    The operator comes last among the arguments, so that
+    ``ctx.needs_input_grad`` indexes the operator's own arguments."""
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> Any:
+        op = args[-1]
+        out = op.body(*args[:-1])
+        op.setup(ctx, args[:-1], out)
+        ctx.fastconv_grad = op.grad
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # type: ignore[untyped-decorator]
+    def backward(ctx: Any, *grads: Any) -> Any:
+        dx = ctx.fastconv_grad(ctx, *grads)
+        return (*dx, None) if isinstance(dx, tuple) else (dx, None)
+
+
+def _op(name: str) -> Callable[[Callable[..., Any]], _Operator]:
+    """The CPU operator ``fastconv::<name>`` (``torch.library.custom_op``),
     which changes none of its arguments."""
-    return torch.library.custom_op(  # type: ignore[no-any-return]
-        f"fastconv::{name}", mutates_args=(), device_types="cpu")
+    return lambda body: _Operator(name, body)
 
 
 # ------------------------------------------------- the operators: convolution

@@ -570,3 +570,57 @@ def test_export_keeps_the_operators():
     assert {"fastconv.conv2d.default", "fastconv.relu.default",
             "fastconv.max_pool2d.default"} <= ops
     torch.testing.assert_close(program.module()(x), model(x))
+
+
+# ------------------------------------------------- eager calls and the dispatcher
+
+class _Recorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the operators that reach the dispatcher."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_eager_calls_skip_the_dispatcher(grad, monkeypatch):
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=grad)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=grad)
+    want = TF.max_pool2d(TF.relu(TF.conv2d(x, w, padding=1)), 2)
+
+    def refuse(*args):
+        raise AssertionError("the dispatcher was called")
+
+    for op in (ft._conv2d_op, ft._conv2d_backward_op, ft._relu_op, ft._relu_backward_op,
+               ft._max_pool2d_op, ft._max_pool2d_backward_op):
+        monkeypatch.setattr(op, "op", refuse)
+    y = ft.max_pool2d(ft.relu(ft.conv2d(x, w, padding=1)), 2)
+    torch.testing.assert_close(y, want)
+    assert y.requires_grad == grad
+    if grad:
+        dy = torch.randn(y.shape, dtype=torch.float64)
+        got = torch.autograd.grad(y, (x, w), dy)
+        torch.testing.assert_close(got, torch.autograd.grad(want, (x, w), dy))
+
+
+def test_a_dispatch_mode_sees_the_operators():
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    with _Recorder() as rec:
+        y = ft.relu(ft.conv2d(x, w, padding=1))
+        y.sum().backward()
+    assert "fastconv.conv2d.default" in rec.ops and "fastconv.relu.default" in rec.ops
+    assert "fastconv.conv2d_backward.default" in rec.ops
+    torch.testing.assert_close(y, TF.relu(TF.conv2d(x, w, padding=1)))
+
+
+def test_no_double_backward():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    (dx,) = torch.autograd.grad(ft.conv2d(x, w).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(dx.sum(), w)
