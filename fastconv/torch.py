@@ -39,6 +39,12 @@ Errors: bad arguments raise fastconv's ValueError or TypeError (a
 :class:`fastconv.ShapeError` for an output-size formula that gives no
 positive size) before anything computes, where PyTorch raises RuntimeError.
 
+**Eager calls.**  On plain CPU tensors outside torch.compile, tracing,
+dispatch modes and functorch transforms, a call runs the operator's body
+directly (through a ``torch.autograd.Function`` with the registered gradient
+formula when an input requires a gradient), skipping the dispatcher's
+per-call cost; the results are the same.
+
 **Modules.**  :class:`Conv1d`, :class:`Conv2d`, :class:`ConvTranspose2d`,
 :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`LPPool2d`,
 :class:`AdaptiveAvgPool2d`, :class:`AdaptiveMaxPool2d`, :class:`Linear` and
@@ -782,9 +788,10 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
     input: (N, C_in, H, W) or (C_in, H, W); weight: (C_in, C_out / groups,
     F_h, F_w); bias: (C_out,) or None.  Returns (N, C_out, H_out, W_out) with
     H_out = (H - 1)*S - 2P + D*(F_h - 1) + output_padding + 1 (same for W);
-    output_padding must be smaller than the stride (PyTorch also takes one
-    smaller than the dilation alone; fastconv raises ValueError).  float32
-    or float64; differentiable in input, weight and bias.
+    fastconv computes an output_padding smaller than the stride; PyTorch
+    also takes one smaller than the dilation alone, and such a call goes to
+    ``torch.nn.functional.conv_transpose2d`` (with a :class:`FallbackWarning`
+    once).  float32 or float64; differentiable in input, weight and bias.
 
     >>> import torch, fastconv.torch as ft
     >>> ft.conv_transpose2d(torch.ones(1, 2, 4, 4), torch.ones(2, 3, 3, 3), stride=2,
