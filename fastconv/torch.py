@@ -506,8 +506,18 @@ def _(x: Tensor, norm_type: float, kernel_size: _Ints, stride: _Ints,
 def _lp_pool2d_backward_op(dy: torch.Tensor, x: torch.Tensor, norm_type: float,
                            kernel_size: Sequence[int], stride: Sequence[int],
                            ceil_mode: bool) -> torch.Tensor:
-    dx = F.lp_pool2d_backward(_np(dy), _np(x), norm_type, _pair(kernel_size), _pair(stride),
-                              ceil_mode, strict=False)
+    k, s = _pair(kernel_size), _pair(stride)
+    dx = F.lp_pool2d_backward(_np(dy), _np(x), norm_type, k, s, ceil_mode, strict=False)
+    bad = np.isnan(dx)
+    if bad.any():
+        # A NaN input, or a negative one under a fractional p, makes its
+        # window's output NaN; PyTorch's gradient (through that output) is
+        # then NaN over the whole window, fastconv's only at that value.
+        # Spreading a NaN over every window that holds one gives PyTorch's.
+        hit = F.avg_pool2d(bad.astype(dx.dtype), k, s, 0, ceil_mode, strict=False) > 0
+        spread = F.avg_pool2d_backward(np.where(hit, np.nan, 0.0).astype(dx.dtype), dx.shape,
+                                       k, s, 0, ceil_mode, strict=False)
+        dx = dx + spread
     return torch.from_numpy(dx)
 
 

@@ -128,9 +128,10 @@ SAMPLES = {
         S(T(2, 3, 8, 8), 2.0, 2),
         S(T(2, 3, 9, 8, positive=True), 3.0, (3, 2), stride=(2, 1)),
         S(T(2, 3, 9, 9, positive=True), 1.5, 2, ceil_mode=True),
-        # NaN where PyTorch has NaN (forward only: PyTorch's chain rule makes
-        # the gradient NaN over the whole window, fastconv's where x < 0).
-        S(T(2, 3, 6, 6, grad=False), 1.5, 2),
+        # NaN where PyTorch has NaN: the output at a window with an x < 0,
+        # the gradient over all of that window (overlapping windows too).
+        S(T(2, 3, 6, 6), 1.5, 2),
+        S(T(2, 3, 7, 7), 1.5, 3, 1, ceil_mode=True),
         S(T(3, 8, 8), 2, 2),
         S(T(2, 3, 8, 8), float("inf"), 2),
         S(T(2, 3, 8, 8, view="sliced"), 2.0, 3, 2),

@@ -7,6 +7,10 @@ arguments; the outputs (and indices, where returned) and the gradients of a
 randomly weighted sum of the output, with respect to every floating-point
 tensor argument that requires a gradient, must agree.
 
+The module inputs of PyTorch's ModuleInfo database for the torch.nn classes
+that ``fastconv.torch.convert`` replaces run the same way, the torch module
+against its converted copy (this covers lp_pool2d, which has no OpInfo entry).
+
 A sample that fastconv does not compute itself (an argument outside what its
 kernels take) goes to torch's function through the documented fallback: it
 must then give torch's result all the same.
@@ -86,11 +90,20 @@ def _check_sample(op, fn, sample, dtype, gen):
     """Differences between fastconv's and torch's results on one sample, as
     strings (empty when they agree)."""
     args, kwargs = sample.args, sample.kwargs
-    want = _outputs(op(sample.input, *args, **kwargs))
+    inputs = _float_tensors(sample)
+    return _compare(lambda: op(sample.input, *args, **kwargs),
+                    lambda: fn(sample.input, *args, **kwargs), inputs, inputs, dtype, gen)
+
+
+def _compare(torch_call, fastconv_call, torch_inputs, fastconv_inputs, dtype, gen):
+    """Differences between the two calls' outputs, and between their
+    gradients with respect to ``torch_inputs`` and ``fastconv_inputs`` (the
+    same tensors, or matching ones), as strings (empty when they agree)."""
+    want = _outputs(torch_call())
     ft._warned.clear()          # so that this sample's fallback, if any, warns
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ft.FallbackWarning)
-        got = _outputs(fn(sample.input, *args, **kwargs))
+        got = _outputs(fastconv_call())
     for w in caught:
         if issubclass(w.category, ft.FallbackWarning) and \
                 not any(why in str(w.message) for why in DOCUMENTED_FALLBACKS):
@@ -108,17 +121,18 @@ def _check_sample(op, fn, sample, dtype, gen):
                 problems.append(f"output {i}: max difference {err:.3g}")
         elif not torch.equal(g, w):
             problems.append(f"output {i} (indices) differs")
-    inputs = _float_tensors(sample)
-    if problems or not inputs or not want[0].requires_grad:
+    if problems or not torch_inputs or not want[0].requires_grad:
         return problems
     weights = torch.randn(want[0].shape, generator=gen, dtype=dtype)
-    want_grads = torch.autograd.grad((want[0] * weights).sum(), inputs, allow_unused=True)
-    got_grads = torch.autograd.grad((got[0] * weights).sum(), inputs, allow_unused=True)
+    want_grads = torch.autograd.grad((want[0] * weights).sum(), torch_inputs,
+                                     allow_unused=True)
+    got_grads = torch.autograd.grad((got[0] * weights).sum(), fastconv_inputs,
+                                    allow_unused=True)
     for i, (g, w) in enumerate(zip(got_grads, want_grads)):
         if w is None:
-            w = torch.zeros_like(inputs[i])
+            w = torch.zeros_like(torch_inputs[i])
         if g is None:
-            g = torch.zeros_like(inputs[i])
+            g = torch.zeros_like(fastconv_inputs[i])
         if g.shape != w.shape:
             problems.append(f"gradient {i}: shape {tuple(g.shape)}, torch gives "
                             f"{tuple(w.shape)}")
@@ -149,7 +163,50 @@ def test_opinfo_samples_match_torch(op, dtype):
 
 
 def test_every_op_has_an_opinfo_entry():
-    # lp_pool2d has none in PyTorch's database (tests/test_torch_bridge.py
-    # covers it); every other op must be found, or this file tests nothing.
+    # lp_pool2d has none in PyTorch's database (the ModuleInfo samples of
+    # torch.nn.LPPool2d below cover it); every other op must be found, or this
+    # file tests nothing.
     found = {op.name for op in OPS}
     assert found == set(FUNCTIONS) - {"nn.functional.lp_pool2d"}
+
+
+# ------------------------------------------------ the ModuleInfo database
+
+common_modules = pytest.importorskip("torch.testing._internal.common_modules")
+
+#: PyTorch's ModuleInfo entries of the torch.nn classes that convert replaces.
+MODULES = [m for m in common_modules.module_db if m.module_cls in ft._REPLACEMENTS]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("module_info", MODULES, ids=lambda m: m.name)
+def test_moduleinfo_samples_match_torch(module_info, dtype):
+    """Each module input of PyTorch's ModuleInfo database: the torch module
+    against its converted copy, outputs and the gradients in the input and
+    every parameter."""
+    gen = torch.Generator().manual_seed(0)
+    failures = []
+    count = 0
+    for sample in module_info.module_inputs_func(module_info, device="cpu", dtype=dtype,
+                                                 requires_grad=True, training=True):
+        if sample.forward_input is None:
+            continue
+        count += 1
+        c, f = sample.constructor_input, sample.forward_input
+        ref = module_info.module_cls(*c.args, **c.kwargs).to(dtype)
+        mine = ft.convert(ref)
+        inputs = [t for t in list(f.args) + list(f.kwargs.values())
+                  if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+        # convert copies the parameters: the copy's gradients must be torch's.
+        try:
+            problems = _compare(lambda: ref(*f.args, **f.kwargs),
+                                lambda: mine(*f.args, **f.kwargs),
+                                inputs + list(ref.parameters()),
+                                inputs + list(mine.parameters()), dtype, gen)
+        except Exception as exc:
+            problems = [f"raised {type(exc).__name__}: {exc}"]
+        if problems:
+            failures.append(f"{module_info.name}({c.args}, {c.kwargs}) on "
+                            f"{[tuple(t.shape) for t in inputs]}: {'; '.join(problems)}")
+    assert count > 0
+    assert not failures, "\n".join(failures)
