@@ -674,7 +674,14 @@ def _(x: Tensor) -> Tensor:
 def _relu_backward_op(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # relu's output is positive exactly where its input is, so the gradient
     # keeps the output (which the next layer holds anyway) instead of x.
-    return torch.from_numpy(F.relu_backward(_np(dy), _np(y)))
+    # PyTorch's gradient passes dy through a NaN input (it zeroes it where the
+    # output is <= 0, which NaN is not); fastconv.relu_backward keeps dy where
+    # x > 0, which zeroes it there, so the rule is written out here.
+    if dy.shape != y.shape:
+        raise ValueError(f"fastconv.torch.relu_backward: dy must have relu's output shape "
+                         f"{tuple(y.shape)}, got {tuple(dy.shape)}")
+    dyn = _np(dy)
+    return torch.from_numpy(np.where(_np(y) <= 0, dyn.dtype.type(0), dyn))
 
 
 @_relu_backward_op.register_fake  # type: ignore[untyped-decorator]

@@ -1,7 +1,9 @@
 """fastconv.torch on every sample input of PyTorch's own OpInfo database.
 
 For each OpInfo entry of an op that fastconv.torch provides, every sample of
-``op.sample_inputs("cpu", dtype, requires_grad=True)`` in float32 and float64
+``op.reference_inputs("cpu", dtype, requires_grad=True)`` (its
+``sample_inputs``, and its reference inputs where it has them) in float32
+and float64, through the eager path and through the custom operators,
 goes through the fastconv.torch function and through torch's, with the same
 arguments; the outputs (and indices, where returned) and the gradients of a
 randomly weighted sum of the output, with respect to every floating-point
@@ -142,17 +144,33 @@ def _compare(torch_call, fastconv_call, torch_inputs, fastconv_inputs, dtype, ge
     return problems
 
 
+class _Passthrough(torch.utils._python_dispatch.TorchDispatchMode):
+    """Runs every operator as it is; while it is active, fastconv.torch's
+    calls go through PyTorch's dispatcher instead of the eager path."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("path", ["eager", "dispatcher"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("op", OPS, ids=_op_id)
-def test_opinfo_samples_match_torch(op, dtype):
+def test_opinfo_samples_match_torch(op, dtype, path):
+    """Each OpInfo sample (``reference_inputs``: the samples and, where the
+    entry has them, its reference inputs), through the eager path and
+    through the custom operators."""
     fn = FUNCTIONS[op.name]
     gen = torch.Generator().manual_seed(0)
     failures = []
     count = 0
-    for sample in op.sample_inputs("cpu", dtype, requires_grad=True):
+    for sample in op.reference_inputs("cpu", dtype, requires_grad=True):
         count += 1
         try:
-            problems = _check_sample(op, fn, sample, dtype, gen)
+            if path == "dispatcher":
+                with _Passthrough():
+                    problems = _check_sample(op, fn, sample, dtype, gen)
+            else:
+                problems = _check_sample(op, fn, sample, dtype, gen)
         except Exception as exc:  # every sample is reported, not only the first
             problems = [f"raised {type(exc).__name__}: {exc}"]
         if problems:
