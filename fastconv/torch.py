@@ -186,17 +186,31 @@ def _spatial(x: Tensor, batched: int, where: str, layout: str) -> bool:
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _eager(args: Tuple[Any, ...]) -> bool:
-    """Whether a call on ``args`` can skip PyTorch's dispatcher: CPU tensors of
-    the plain types, no compiler, tracer, dispatch mode or functorch
-    transform watching (each of those must see the operator itself)."""
+#: How ``_route`` sends a call: through the dispatcher, straight to the
+#: operator's body, or to the body inside ``_EagerAutograd``.
+_DISPATCHER, _BODY, _AUTOGRAD = 0, 1, 2
+
+
+def _route(args: Tuple[Any, ...]) -> int:
+    """How a call on ``args`` runs.  It skips PyTorch's dispatcher on CPU
+    tensors of the plain types with no compiler, tracer, dispatch mode or
+    functorch transform watching (each of those must see the operator
+    itself), and then needs autograd when an input requires a gradient."""
     if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
             or torch._C._are_functorch_transforms_active() or torch._C._get_tracing_state()):
-        return False
+        return _DISPATCHER
+    grad = False
     for a in args:
-        if isinstance(a, torch.Tensor) and (type(a) not in _PLAIN or not a.is_cpu):
-            return False
-    return True
+        if isinstance(a, torch.Tensor):
+            if type(a) not in _PLAIN or not a.is_cpu or _is_functorch_wrapper(a):
+                return _DISPATCHER
+            grad = grad or a.requires_grad
+    return _AUTOGRAD if grad and torch.is_grad_enabled() else _BODY
+
+
+#: Whether a tensor is a functorch wrapper (one that outlived its transform
+#: looks like a plain tensor otherwise).
+_is_functorch_wrapper = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 class _Operator:
@@ -226,14 +240,12 @@ class _Operator:
         self.grad, self.setup = grad, setup_context
 
     def __call__(self, *args: Any) -> Any:
-        if not _eager(args):
-            return self.op(*args)
-        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad
-                                           for a in args):
-            if self.grad is None:
-                return self.op(*args)       # no formula: the dispatcher says so
-            return _EagerAutograd.apply(*args, self)
-        return self.body(*args)
+        route = _route(args)
+        if route == _BODY:
+            return self.body(*args)
+        if route == _AUTOGRAD and self.grad is not None:
+            return _apply_eager_autograd(*args, self)
+        return self.op(*args)       # (without a formula, the dispatcher's error)
 
 
 class _EagerAutograd(torch.autograd.Function):  # type: ignore[misc]
@@ -254,6 +266,12 @@ class _EagerAutograd(torch.autograd.Function):  # type: ignore[misc]
     def backward(ctx: Any, *grads: Any) -> Any:
         dx = ctx.fastconv_grad(ctx, *grads)
         return (*dx, None) if isinstance(dx, tuple) else (dx, None)
+
+
+#: ``_EagerAutograd.apply`` without ``torch.autograd.Function.apply``'s
+#: Python layer, which binds default arguments (there are none) and unwraps
+#: dead functorch wrappers (``_route`` has turned those away): its C++ part.
+_apply_eager_autograd = super(torch.autograd.Function, _EagerAutograd).apply
 
 
 def _op(name: str) -> Callable[[Callable[..., Any]], _Operator]:
