@@ -625,3 +625,23 @@ def test_no_double_backward():
     (dx,) = torch.autograd.grad(ft.conv2d(x, w).square().sum(), x, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(dx.sum(), w)
+
+
+def test_no_grad_mode_builds_no_graph():
+    x = torch.randn(1, 2, 5, 5, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, requires_grad=True)
+    with torch.no_grad():
+        y = ft.conv2d(x, w)
+    assert not y.requires_grad and y.grad_fn is None
+    torch.testing.assert_close(y, TF.conv2d(x, w).detach())
+
+
+def test_routes():
+    x = torch.randn(2, 3)
+    assert ft._route((x, [1, 1])) == ft._BODY
+    assert ft._route((x.requires_grad_(), [1, 1])) == ft._AUTOGRAD
+    with torch.no_grad():
+        assert ft._route((x,)) == ft._BODY
+    assert ft._route((torch.empty(2, device="meta"),)) == ft._DISPATCHER
+    with _Recorder():
+        assert ft._route((x,)) == ft._DISPATCHER
