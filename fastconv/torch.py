@@ -39,6 +39,12 @@ Errors: bad arguments raise fastconv's ValueError or TypeError (a
 :class:`fastconv.ShapeError` for an output-size formula that gives no
 positive size) before anything computes, where PyTorch raises RuntimeError.
 
+**Eager calls.**  On plain CPU tensors outside torch.compile, tracing,
+dispatch modes and functorch transforms, a call runs the operator's body
+directly (through a ``torch.autograd.Function`` with the registered gradient
+formula when an input requires a gradient), skipping the dispatcher's
+per-call cost; the results are the same.
+
 **Modules.**  :class:`Conv1d`, :class:`Conv2d`, :class:`ConvTranspose2d`,
 :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`LPPool2d`,
 :class:`AdaptiveAvgPool2d`, :class:`AdaptiveMaxPool2d`, :class:`Linear` and
@@ -106,6 +112,18 @@ _warned: Set[str] = set()
 
 def _unserved(*tensors: Optional[Tensor]) -> Optional[str]:
     """Why fastconv cannot compute on ``tensors`` (None when it can)."""
+    # The common case first, in few attribute reads: this runs on every call.
+    dtype = None
+    for t in tensors:
+        if t is None:
+            continue
+        if dtype is None:
+            dtype = t.dtype
+        if t.dtype is not dtype or t.layout is not torch.strided or not (t.is_cpu or t.is_meta):
+            break
+    else:
+        if dtype is None or dtype in _FLOATS:
+            return None
     ts = [t for t in tensors if t is not None]
     devices = sorted({str(t.device) for t in ts if t.device.type not in ("cpu", "meta")})
     if devices:
@@ -121,22 +139,27 @@ def _unserved(*tensors: Optional[Tensor]) -> Optional[str]:
     return None
 
 
-def _fall_back(op: str, reason: str) -> None:
+def _fall_back(op: str, reason: str,
+               rule: str = "fastconv computes float32 or float64 tensors on the CPU") -> None:
     if op not in _warned:
         _warned.add(op)
-        warnings.warn(f"fastconv.torch.{op}: {reason}: fastconv computes float32 or float64 "
-                      f"tensors on the CPU; torch.nn.functional.{op} computes this call "
-                      f"(warned once per op)", FallbackWarning, stacklevel=3)
+        warnings.warn(f"fastconv.torch.{op}: {reason}: {rule}; torch.nn.functional.{op} "
+                      f"computes this call (warned once per op)", FallbackWarning, stacklevel=3)
 
 
 def _np(t: Tensor) -> "np.ndarray[Any, Any]":
     """A NumPy view of a CPU tensor (its strides as they are: fastconv makes
     the contiguous copy its kernels need, when they need one)."""
-    return t.detach().numpy()  # type: ignore[no-any-return]
+    # detach() makes a new tensor object, only needed to drop the gradient.
+    return (t.detach() if t.requires_grad else t).numpy()  # type: ignore[no-any-return]
 
 
 def _ints(value: object, n: int, what: str, where: str) -> Tuple[int, ...]:
     """An int, or a sequence of 1 or n ints, as n ints (PyTorch's forms)."""
+    if type(value) is int:          # the common forms first, without the checks below
+        return (value,) * n
+    if type(value) is tuple and len(value) == n and all(type(v) is int for v in value):
+        return value
     items = list(value) if isinstance(value, (tuple, list, torch.Size)) else [value]
     if len(items) == 1:
         items = items * n
@@ -158,11 +181,103 @@ def _spatial(x: Tensor, batched: int, where: str, layout: str) -> bool:
     return bool(x.dim() == batched - 1)
 
 
-def _op(name: str) -> Callable[[Callable[..., Any]], Any]:
-    """``torch.library.custom_op`` for the CPU operator ``fastconv::<name>``,
+#: Tensor types that the eager path computes on directly: a subclass (a fake
+#: or functional tensor of a tracer, or a user's) goes through the dispatcher.
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+#: How ``_route`` sends a call: through the dispatcher, straight to the
+#: operator's body, or to the body inside ``_EagerAutograd``.
+_DISPATCHER, _BODY, _AUTOGRAD = 0, 1, 2
+
+
+def _route(args: Tuple[Any, ...]) -> int:
+    """How a call on ``args`` runs.  It skips PyTorch's dispatcher on CPU
+    tensors of the plain types with no compiler, tracer, dispatch mode or
+    functorch transform watching (each of those must see the operator
+    itself), and then needs autograd when an input requires a gradient."""
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+            or torch._C._are_functorch_transforms_active() or torch._C._get_tracing_state()):
+        return _DISPATCHER
+    grad = False
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if type(a) not in _PLAIN or not a.is_cpu or _is_functorch_wrapper(a):
+                return _DISPATCHER
+            grad = grad or a.requires_grad
+    return _AUTOGRAD if grad and torch.is_grad_enabled() else _BODY
+
+
+#: Whether a tensor is a functorch wrapper (one that outlived its transform
+#: looks like a plain tensor otherwise).
+_is_functorch_wrapper = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+class _Operator:
+    """A ``fastconv::<name>`` custom operator (``self.op``), called either
+    through PyTorch's dispatcher or, in eager mode, straight into its body.
+
+    The dispatcher costs tens of microseconds per call, more than the kernels
+    of a small layer; in eager mode on plain CPU tensors it adds nothing the
+    body does not do, so the call skips it: the body runs as it is when no
+    input needs a gradient, and inside :class:`_EagerAutograd` (the same
+    setup and gradient formula as the registered ones) when one does.
+    Under torch.compile, export, tracing, fake or functional tensors, a
+    dispatch mode or a functorch transform, the operator runs as registered.
+    """
+
+    def __init__(self, name: str, body: Callable[..., Any]) -> None:
+        self.body = body
+        self.op = torch.library.custom_op(f"fastconv::{name}", mutates_args=(),
+                                          device_types="cpu")(body)
+        self.register_fake = self.op.register_fake
+        self.grad: Optional[Callable[..., Any]] = None
+        self.setup: Optional[Callable[..., Any]] = None
+
+    def register_autograd(self, grad: Callable[..., Any],
+                          setup_context: Callable[..., Any]) -> None:
+        self.op.register_autograd(grad, setup_context=setup_context)
+        self.grad, self.setup = grad, setup_context
+
+    def __call__(self, *args: Any) -> Any:
+        route = _route(args)
+        if route == _BODY:
+            return self.body(*args)
+        if route == _AUTOGRAD and self.grad is not None:
+            return _apply_eager_autograd(*args, self)
+        return self.op(*args)       # (without a formula, the dispatcher's error)
+
+
+class _EagerAutograd(torch.autograd.Function):  # type: ignore[misc]
+    """An operator's registered autograd formula, run without the dispatcher.
+    The operator comes last among the arguments, so that
+    ``ctx.needs_input_grad`` indexes the operator's own arguments."""
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> Any:
+        op = args[-1]
+        out = op.body(*args[:-1])
+        op.setup(ctx, args[:-1], out)
+        ctx.fastconv_grad = op.grad
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # type: ignore[untyped-decorator]
+    def backward(ctx: Any, *grads: Any) -> Any:
+        dx = ctx.fastconv_grad(ctx, *grads)
+        return (*dx, None) if isinstance(dx, tuple) else (dx, None)
+
+
+#: ``_EagerAutograd.apply`` without ``torch.autograd.Function.apply``'s
+#: Python layer, which binds default arguments (there are none) and unwraps
+#: dead functorch wrappers (``_route`` has turned those away): its C++ part.
+_apply_eager_autograd = super(torch.autograd.Function, _EagerAutograd).apply
+
+
+def _op(name: str) -> Callable[[Callable[..., Any]], _Operator]:
+    """The CPU operator ``fastconv::<name>`` (``torch.library.custom_op``),
     which changes none of its arguments."""
-    return torch.library.custom_op(  # type: ignore[no-any-return]
-        f"fastconv::{name}", mutates_args=(), device_types="cpu")
+    return lambda body: _Operator(name, body)
 
 
 # ------------------------------------------------- the operators: convolution
@@ -409,8 +524,18 @@ def _(x: Tensor, norm_type: float, kernel_size: _Ints, stride: _Ints,
 def _lp_pool2d_backward_op(dy: torch.Tensor, x: torch.Tensor, norm_type: float,
                            kernel_size: Sequence[int], stride: Sequence[int],
                            ceil_mode: bool) -> torch.Tensor:
-    dx = F.lp_pool2d_backward(_np(dy), _np(x), norm_type, _pair(kernel_size), _pair(stride),
-                              ceil_mode, strict=False)
+    k, s = _pair(kernel_size), _pair(stride)
+    dx = F.lp_pool2d_backward(_np(dy), _np(x), norm_type, k, s, ceil_mode, strict=False)
+    bad = np.isnan(dx)
+    if bad.any():
+        # A NaN input, or a negative one under a fractional p, makes its
+        # window's output NaN; PyTorch's gradient (through that output) is
+        # then NaN over the whole window, fastconv's only at that value.
+        # Spreading a NaN over every window that holds one gives PyTorch's.
+        hit = F.avg_pool2d(bad.astype(dx.dtype), k, s, 0, ceil_mode, strict=False) > 0
+        spread = F.avg_pool2d_backward(np.where(hit, np.nan, 0.0).astype(dx.dtype), dx.shape,
+                                       k, s, 0, ceil_mode, strict=False)
+        dx = dx + spread
     return torch.from_numpy(dx)
 
 
@@ -567,7 +692,14 @@ def _(x: Tensor) -> Tensor:
 def _relu_backward_op(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # relu's output is positive exactly where its input is, so the gradient
     # keeps the output (which the next layer holds anyway) instead of x.
-    return torch.from_numpy(F.relu_backward(_np(dy), _np(y)))
+    # PyTorch's gradient passes dy through a NaN input (it zeroes it where the
+    # output is <= 0, which NaN is not); fastconv.relu_backward keeps dy where
+    # x > 0, which zeroes it there, so the rule is written out here.
+    if dy.shape != y.shape:
+        raise ValueError(f"fastconv.torch.relu_backward: dy must have relu's output shape "
+                         f"{tuple(y.shape)}, got {tuple(dy.shape)}")
+    dyn = _np(dy)
+    return torch.from_numpy(np.where(_np(y) <= 0, dyn.dtype.type(0), dyn))
 
 
 @_relu_backward_op.register_fake  # type: ignore[untyped-decorator]
@@ -691,9 +823,10 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
     input: (N, C_in, H, W) or (C_in, H, W); weight: (C_in, C_out / groups,
     F_h, F_w); bias: (C_out,) or None.  Returns (N, C_out, H_out, W_out) with
     H_out = (H - 1)*S - 2P + D*(F_h - 1) + output_padding + 1 (same for W);
-    output_padding must be smaller than the stride (PyTorch also takes one
-    smaller than the dilation alone; fastconv raises ValueError).  float32
-    or float64; differentiable in input, weight and bias.
+    fastconv computes an output_padding smaller than the stride; PyTorch
+    also takes one smaller than the dilation alone, and such a call goes to
+    ``torch.nn.functional.conv_transpose2d`` (with a :class:`FallbackWarning`
+    once).  float32 or float64; differentiable in input, weight and bias.
 
     >>> import torch, fastconv.torch as ft
     >>> ft.conv_transpose2d(torch.ones(1, 2, 4, 4), torch.ones(2, 3, 3, 3), stride=2,
@@ -706,12 +839,20 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
         _fall_back("conv_transpose2d", why)
         return TF.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
                                    groups, dilation)
+    s = _ints(stride, 2, "stride", where)
+    op = _ints(output_padding, 2, "output_padding", where)
+    d = _ints(dilation, 2, "dilation", where)
+    if any(o >= si and o < di for o, si, di in zip(op, s, d)):
+        # PyTorch takes an output padding up to the dilation, whose extra
+        # rows the kernel still reaches; fastconv's kernels stop at the stride.
+        _fall_back("conv_transpose2d", f"output_padding {op} not smaller than the stride {s}",
+                   "fastconv computes an output_padding smaller than the stride")
+        return TF.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
     unbatched = _spatial(input, 4, where, "(N, C, H, W)")
     x = input.unsqueeze(0) if unbatched else input
-    y = _conv_transpose2d_op(x, weight, bias, list(_ints(stride, 2, "stride", where)),
-                             list(_ints(padding, 2, "padding", where)),
-                             list(_ints(output_padding, 2, "output_padding", where)), groups,
-                             list(_ints(dilation, 2, "dilation", where)))
+    y = _conv_transpose2d_op(x, weight, bias, list(s), list(_ints(padding, 2, "padding", where)),
+                             list(op), groups, list(d))
     return y.squeeze(0) if unbatched else y
 
 

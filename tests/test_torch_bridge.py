@@ -128,9 +128,10 @@ SAMPLES = {
         S(T(2, 3, 8, 8), 2.0, 2),
         S(T(2, 3, 9, 8, positive=True), 3.0, (3, 2), stride=(2, 1)),
         S(T(2, 3, 9, 9, positive=True), 1.5, 2, ceil_mode=True),
-        # NaN where PyTorch has NaN (forward only: PyTorch's chain rule makes
-        # the gradient NaN over the whole window, fastconv's where x < 0).
-        S(T(2, 3, 6, 6, grad=False), 1.5, 2),
+        # NaN where PyTorch has NaN: the output at a window with an x < 0,
+        # the gradient over all of that window (overlapping windows too).
+        S(T(2, 3, 6, 6), 1.5, 2),
+        S(T(2, 3, 7, 7), 1.5, 3, 1, ceil_mode=True),
         S(T(3, 8, 8), 2, 2),
         S(T(2, 3, 8, 8), float("inf"), 2),
         S(T(2, 3, 8, 8, view="sliced"), 2.0, 3, 2),
@@ -295,6 +296,19 @@ def test_low_precision_falls_back_once(dtype, fresh_warnings):
         ft.conv2d(x, w, padding=1)          # warned once per op only
     with pytest.warns(ft.FallbackWarning, match="max_pool2d"):
         assert ft.max_pool2d(x, 2).dtype == dtype
+
+
+def test_output_padding_beyond_the_stride_goes_to_torch(fresh_warnings):
+    # PyTorch takes an output_padding below the dilation; fastconv's kernels
+    # only one below the stride.
+    x, w = torch.randn(1, 2, 4, 4, dtype=torch.float64), torch.randn(2, 3, 3, 3,
+                                                                      dtype=torch.float64)
+    with pytest.warns(ft.FallbackWarning, match=r"output_padding \(2, 2\) not smaller"):
+        y = ft.conv_transpose2d(x, w, stride=2, output_padding=2, dilation=3)
+    torch.testing.assert_close(y, TF.conv_transpose2d(x, w, stride=2, output_padding=2,
+                                                      dilation=3))
+    with pytest.raises(ValueError, match="smaller than the stride"):
+        ft.conv_transpose2d(x, w, stride=2, output_padding=2)   # torch refuses it too
 
 
 def test_other_dtypes_go_to_torch(fresh_warnings):
@@ -557,3 +571,77 @@ def test_export_keeps_the_operators():
     assert {"fastconv.conv2d.default", "fastconv.relu.default",
             "fastconv.max_pool2d.default"} <= ops
     torch.testing.assert_close(program.module()(x), model(x))
+
+
+# ------------------------------------------------- eager calls and the dispatcher
+
+class _Recorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the operators that reach the dispatcher."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_eager_calls_skip_the_dispatcher(grad, monkeypatch):
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=grad)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=grad)
+    want = TF.max_pool2d(TF.relu(TF.conv2d(x, w, padding=1)), 2)
+
+    def refuse(*args):
+        raise AssertionError("the dispatcher was called")
+
+    for op in (ft._conv2d_op, ft._conv2d_backward_op, ft._relu_op, ft._relu_backward_op,
+               ft._max_pool2d_op, ft._max_pool2d_backward_op):
+        monkeypatch.setattr(op, "op", refuse)
+    y = ft.max_pool2d(ft.relu(ft.conv2d(x, w, padding=1)), 2)
+    torch.testing.assert_close(y, want)
+    assert y.requires_grad == grad
+    if grad:
+        dy = torch.randn(y.shape, dtype=torch.float64)
+        got = torch.autograd.grad(y, (x, w), dy)
+        torch.testing.assert_close(got, torch.autograd.grad(want, (x, w), dy))
+
+
+def test_a_dispatch_mode_sees_the_operators():
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    with _Recorder() as rec:
+        y = ft.relu(ft.conv2d(x, w, padding=1))
+        y.sum().backward()
+    assert "fastconv.conv2d.default" in rec.ops and "fastconv.relu.default" in rec.ops
+    assert "fastconv.conv2d_backward.default" in rec.ops
+    torch.testing.assert_close(y, TF.relu(TF.conv2d(x, w, padding=1)))
+
+
+def test_no_double_backward():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    (dx,) = torch.autograd.grad(ft.conv2d(x, w).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(dx.sum(), w)
+
+
+def test_no_grad_mode_builds_no_graph():
+    x = torch.randn(1, 2, 5, 5, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, requires_grad=True)
+    with torch.no_grad():
+        y = ft.conv2d(x, w)
+    assert not y.requires_grad and y.grad_fn is None
+    torch.testing.assert_close(y, TF.conv2d(x, w).detach())
+
+
+def test_routes():
+    x = torch.randn(2, 3)
+    assert ft._route((x, [1, 1])) == ft._BODY
+    assert ft._route((x.requires_grad_(), [1, 1])) == ft._AUTOGRAD
+    with torch.no_grad():
+        assert ft._route((x,)) == ft._BODY
+    assert ft._route((torch.empty(2, device="meta"),)) == ft._DISPATCHER
+    with _Recorder():
+        assert ft._route((x,)) == ft._DISPATCHER
