@@ -93,8 +93,9 @@ class Contenders:
             d["x"] = rng.standard_normal((n, layer.C, layer.H, layer.W), dtype=dtype)
             cg = layer.C // layer.groups
             fan_in = cg * layer.FH * layer.FW
-            d["w"] = rng.standard_normal((layer.K, cg, layer.FH, layer.FW),
-                                         dtype=dtype) * dtype.type(1 / math.sqrt(fan_in))
+            wshape = ((layer.C, layer.K // layer.groups, layer.FH, layer.FW) if layer.transposed
+                      else (layer.K, cg, layer.FH, layer.FW))
+            d["w"] = rng.standard_normal(wshape, dtype=dtype) * dtype.type(1 / math.sqrt(fan_in))
             d["b"] = rng.standard_normal(layer.K, dtype=dtype)
             if op != "fwd":
                 d["dy"] = rng.standard_normal((n, layer.K, h2, w2), dtype=dtype)
@@ -107,14 +108,24 @@ class Contenders:
     # --- fastconv
     def fastconv_fn(self, task, d):
         fc, layer, op = self.fc, task.layer, task.op
+        if layer.kind == "conv" and layer.transposed:
+            s, p = _pair(layer.stride), _pair(layer.padding)
+            x, w, b = d["x"], d["w"], d["b"]
+            if op == "fwd":
+                return lambda: fc.conv_transpose2d(x, w, b, s, p)
+            if op == "bwd_data":      # the input gradient is a convolution of dy
+                return lambda: fc.conv2d(d["dy"], w, None, s, p)
+            return lambda: fc.conv_transpose2d_backward(d["dy"], x, w, s, p, need_dx=False)[1:]
         if layer.kind == "conv":
             s, p = _pair(layer.stride), _pair(layer.padding)
             x, w, b, G = d["x"], d["w"], d["b"], layer.groups
+            D = layer.dilation
             if op == "fwd":
-                return lambda: fc.conv2d(x, w, b, s, p, strict=layer.strict, groups=G)
+                return lambda: fc.conv2d(x, w, b, s, p, strict=layer.strict, groups=G,
+                                         dilation=D)
             if op == "bwd_weight":
                 return lambda: fc.conv2d_backward(d["dy"], x, w, s, p, need_dx=False,
-                                                  groups=G)[1:]
+                                                  groups=G, dilation=D)[1:]
             # The public conv2d_backward always computes dw and db; the data
             # gradient alone is timed through the binding, with the output
             # allocated on every call as the public API does.
@@ -122,7 +133,7 @@ class Contenders:
             n = x.shape[0]
             h2, w2 = layer.out_hw
             geom = (n, layer.C, layer.H, layer.W, layer.K, layer.FH, layer.FW,
-                    s[0], s[1], p[0], p[1], h2, w2, 1, 1, G)
+                    s[0], s[1], p[0], p[1], h2, w2, D[0], D[1], G)
             nt = fc.get_num_threads
             dyf, wf = dy.reshape(-1), w.reshape(-1)
 
@@ -160,15 +171,17 @@ class Contenders:
         x = t["x"]
         if layer.kind == "conv":
             s, p = list(layer.stride), list(layer.padding)
-            w, b, G = t["w"], t["b"], layer.groups
+            w, b, G, D = t["w"], t["b"], layer.groups, list(layer.dilation)
             if op == "fwd":
-                return lambda: F.conv2d(x, w, b, s, p, 1, G)
+                if layer.transposed:
+                    return lambda: F.conv_transpose2d(x, w, b, s, p)
+                return lambda: F.conv2d(x, w, b, s, p, D, G)
             # What autograd runs for conv2d's backward, asked for the same
             # outputs as the fastconv call: dx alone, or dw and db together.
             mask = [True, False, False] if op == "bwd_data" else [False, True, True]
             dy = t["dy"]
-            return lambda: aten.convolution_backward(dy, x, w, [layer.K], s, p, [1, 1],
-                                                     False, [0, 0], G, mask)
+            return lambda: aten.convolution_backward(dy, x, w, [layer.K], s, p, D,
+                                                     layer.transposed, [0, 0], G, mask)
         k, s, p = list(layer.kernel), list(layer.stride), list(layer.padding)
         if layer.mode == "max":
             if op == "pool_fwd":
@@ -191,6 +204,8 @@ class Contenders:
     def numpy_fn(task, d):
         layer, op = task.layer, task.op
         x = d["x"]
+        if layer.kind == "conv" and (layer.transposed or layer.dilation != (1, 1)):
+            return None      # the im2col baseline has neither
         if layer.kind == "conv":
             s, p = _pair(layer.stride), _pair(layer.padding)
             w, b = d["w"], d["b"]
@@ -266,6 +281,12 @@ def plan_ops(task):
     """The planner's ops behind a task. A backward entry names both
     gradients' (the data gradient's first), whichever of the two it times."""
     layer = task.layer
+    if layer.kind == "conv" and layer.transposed:
+        # the transposed convolution is the data gradient of a convolution
+        # whose input it computes; its input gradient is that convolution
+        if task.op == "fwd":
+            return ("conv2d_backward_data",)
+        return ("conv2d", "conv2d_backward_weight")
     if layer.kind == "conv":
         if task.op == "fwd":
             return ("conv2d",)
@@ -282,9 +303,16 @@ def plan_of(fastconv, task, threads):
     x_shape = (layer.batch(task.dtype), layer.C, layer.H, layer.W)
     args = {"dtype": task.dtype, "stride": tuple(layer.stride),
             "padding": tuple(layer.padding), "threads": threads}
+    if layer.kind == "conv" and layer.transposed:
+        h2, w2 = layer.out_hw
+        conv_x = (layer.batch(task.dtype), layer.K, h2, w2)   # the equivalent convolution
+        w_shape = (layer.C, layer.K // layer.groups, layer.FH, layer.FW)
+        return {op: fastconv.plan(op, conv_x, w_shape, groups=layer.groups, **args)
+                for op in plan_ops(task)}
     if layer.kind == "conv":
         w_shape = (layer.K, layer.C // layer.groups, layer.FH, layer.FW)
-        return {op: fastconv.plan(op, x_shape, w_shape, groups=layer.groups, **args,
+        return {op: fastconv.plan(op, x_shape, w_shape, groups=layer.groups,
+                                  dilation=layer.dilation, **args,
                                   **({"strict": layer.strict} if op == "conv2d" else {}))
                 for op in plan_ops(task)}
     return {op: fastconv.plan(op, x_shape, kernel_size=tuple(layer.kernel),

@@ -23,11 +23,16 @@ def layer_tags(layer, dtype, l2_bytes):
     if layer.kind == "conv":
         if layer.pointwise:
             tags.append("1x1")
+        special = layer.groups > 1 or layer.transposed or layer.dilation != (1, 1)
         if (layer.FH, layer.FW) == (3, 3) and layer.C >= 64 and layer.K >= 64 and \
-                layer.groups == 1:
+                not special:
             tags.append("3x3 C,K>=64")
         if layer.groups > 1:
             tags.append("depthwise" if layer.groups == layer.C else "grouped")
+        if layer.dilation != (1, 1):
+            tags.append("dilated")
+        if layer.transposed:
+            tags.append("transposed")
     else:
         x_bytes = layer.batch(dtype) * layer.C * layer.H * layer.W * np.dtype(dtype).itemsize
         if l2_bytes and x_bytes > l2_bytes:

@@ -62,6 +62,11 @@ class Conv:
     batch64: Optional[int] = None     # smaller batch used in float64
     strict: bool = True               # False: floor the output size, as PyTorch does
     groups: int = 1                   # C and K cut into this many groups
+    dilation: Tuple[int, int] = (1, 1)
+    # A transposed convolution (conv_transpose2d) of x (N, C, H, W) with w
+    # (C, K, FH, FW): "fwd" is the transposed convolution, "bwd_data" its
+    # input gradient (a convolution of dy), "bwd_weight" its weight gradient.
+    transposed: bool = False
     kind: str = field(default="conv", init=False)
 
     def batch(self, dtype):
@@ -72,13 +77,17 @@ class Conv:
 
     @property
     def out_hw(self):
-        return (_out(self.H, self.FH, self.stride[0], self.padding[0]),
-                _out(self.W, self.FW, self.stride[1], self.padding[1]))
+        (dh, dw), (sh, sw), (ph, pw) = self.dilation, self.stride, self.padding
+        if self.transposed:
+            return ((self.H - 1) * sh - 2 * ph + dh * (self.FH - 1) + 1,
+                    (self.W - 1) * sw - 2 * pw + dw * (self.FW - 1) + 1)
+        return (_out(self.H, dh * (self.FH - 1) + 1, sh, ph),
+                _out(self.W, dw * (self.FW - 1) + 1, sw, pw))
 
     def flops(self, dtype):
         """2*N*K*(C/groups)*FH*FW*H2*W2: a multiply and an add per weight per
-        output."""
-        h2, w2 = self.out_hw
+        output (for a transposed layer, per weight per input pixel)."""
+        h2, w2 = (self.H, self.W) if self.transposed else self.out_hw
         return (2 * self.batch(dtype) * self.K * (self.C // self.groups) * self.FH * self.FW
                 * h2 * w2)
 
@@ -149,7 +158,8 @@ def _exact(sizes, kernel, stride, padding):
                for n, f, s, p in zip(sizes, kernel, stride, padding))
 
 
-def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None, groups=1):
+def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None, groups=1, dilation=1,
+         transposed=False):
     """HW input size, F kernel, s stride, p padding: ints, or (h, w) pairs.
     Where the output-size formula does not divide exactly (ResNet's stem and
     downsampling layers, AlexNet's conv1) the layer runs with strict=False,
@@ -158,8 +168,10 @@ def conv(net, desc, N, C, HW, K, F, s=1, p=0, batch64=None, groups=1):
     fh, fw = (F, F) if isinstance(F, int) else F
     st = _sq(s) if isinstance(s, int) else tuple(s)
     pd = _sq(p) if isinstance(p, int) else tuple(p)
-    strict = _exact((h, w), (fh, fw), st, pd)
-    return Conv(net, desc, N, C, h, w, K, fh, fw, st, pd, batch64, strict, groups)
+    dl = _sq(dilation) if isinstance(dilation, int) else tuple(dilation)
+    strict = transposed or _exact((h, w), (dl[0] * (fh - 1) + 1, dl[1] * (fw - 1) + 1), st, pd)
+    return Conv(net, desc, N, C, h, w, K, fh, fw, st, pd, batch64, strict, groups, dl,
+                transposed)
 
 
 def dw(net, desc, N, C, HW, F, s=1, batch64=None):
@@ -232,6 +244,11 @@ CONV_LAYERS = (
         dw("efficientnet", "dw 5x5 240 p2 @28", 8, 240, 28, 5, 1, 4),
         conv("resnext50", "3x3 128->128 g32 p1 @56", 8, 128, 56, 128, 3, 1, 1, 4, groups=32),
         conv("resnext50", "3x3 512->512 g32 p1 @14", 8, 512, 14, 512, 3, 1, 1, 4, groups=32),
+        conv("deeplab", "aspp 3x3 256->256 d2 p2 @33", 4, 256, 33, 256, 3, 1, 2, 2, dilation=2),
+        conv("deeplab", "aspp 3x3 256->256 d6 p6 @33", 4, 256, 33, 256, 3, 1, 6, 2, dilation=6),
+        conv("unet", "up 2x2 s2 128->64 @28", 8, 128, 28, 64, 2, 2, 0, 4, transposed=True),
+        conv("dcgan", "up 4x4 s2 p1 256->128 @8", 32, 256, 8, 128, 4, 2, 1, 8,
+             transposed=True),
     ]
 )
 

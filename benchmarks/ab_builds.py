@@ -1,0 +1,94 @@
+"""Two builds of fastconv side by side: each round times every layer in one
+process per build, the builds alternating, and the report gives the median
+over rounds of each build's time and their ratio.
+
+    python benchmarks/ab_builds.py OLD_TREE NEW_TREE [--rounds 4] [--threads 1]
+                                   [--seconds 0.5]
+
+OLD_TREE and NEW_TREE are source trees with an in-place build
+(``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of an
+older commit beside this one.  Separate processes keep the two compiled
+cores apart; alternating them spreads the machine's drift over both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+# name, N, C, H, W, K, F, stride, padding, dtype
+LAYERS = [
+    ("LeNet 5x5 6->16 @14 b256", 256, 6, 14, 14, 16, 5, 1, 0, "float32"),
+    ("stem 3->16 3x3 @112 b8", 8, 3, 112, 112, 16, 3, 1, 1, "float32"),
+    ("3x3 64->64 @56 b4", 4, 64, 56, 56, 64, 3, 1, 1, "float32"),
+    ("3x3 128->128 @28 b8", 8, 128, 28, 28, 128, 3, 1, 1, "float32"),
+    ("3x3 256->256 @14 b8", 8, 256, 14, 14, 256, 3, 1, 1, "float32"),
+    ("3x3 512->512 @7 b16", 16, 512, 7, 7, 512, 3, 1, 1, "float32"),
+    ("1x1 256->30 @14 b8", 8, 256, 14, 14, 30, 1, 1, 0, "float32"),
+    ("3x3 32->18 @40 b4", 4, 32, 40, 40, 18, 3, 1, 1, "float32"),
+    ("3x3 64->64 @56 b4 f64", 4, 64, 56, 56, 64, 3, 1, 1, "float64"),
+    ("3x3 96->100 @20 b8 f64", 8, 96, 20, 20, 100, 3, 1, 1, "float64"),
+    ("3x3 s2 64->128 @56 b4", 4, 64, 56, 56, 128, 3, 2, 1, "float32"),
+]
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import fastconv as fc
+fc.set_num_threads(int(sys.argv[2]))
+seconds = float(sys.argv[3])
+rng = np.random.default_rng(0)
+out = {}
+for name, N, C, H, W, K, F, S, P, dt in LAYERS:
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    w = rng.standard_normal((K, C, F, F)).astype(dt)
+    b = rng.standard_normal(K).astype(dt)
+    dy = rng.standard_normal(fc.conv2d(x, w, b, S, P, strict=False).shape).astype(dt)
+    for op, fn in (("fwd", lambda: fc.conv2d(x, w, b, S, P, strict=False)),
+                   ("bwd", lambda: fc.conv2d_backward(dy, x, w, S, P))):
+        fn(); ts = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(ts) < 5:
+            t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+        out[f"{name} {op}"] = float(np.median(ts))
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("old")
+    ap.add_argument("new")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=0.5)
+    args = ap.parse_args()
+    code = f"LAYERS = {LAYERS!r}\n" + CHILD
+    runs: dict = {"old": [], "new": []}
+    for r in range(args.rounds):
+        for which in ("old", "new"):
+            tree = getattr(args, which)
+            res = subprocess.run([sys.executable, "-c", code, tree, str(args.threads),
+                                  str(args.seconds)], capture_output=True, text=True,
+                                 check=True, cwd="/")
+            runs[which].append(json.loads(res.stdout))
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    print(f"{args.threads} thread(s): entry, old ms, new ms, new/old "
+          f"(medians of {args.rounds} rounds)")
+    ratios = []
+    for key in runs["old"][0]:
+        o = float(np.median([d[key] for d in runs["old"]]))
+        n = float(np.median([d[key] for d in runs["new"]]))
+        ratios.append(n / o)
+        print(f"  {key:36s} {o * 1e3:9.3f} {n * 1e3:9.3f} {n / o:6.3f}")
+    print(f"  geometric mean new/old {np.exp(np.mean(np.log(ratios))):.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    main()
