@@ -45,6 +45,7 @@ import math
 from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 try:
     import jax
@@ -343,21 +344,18 @@ def _frozen(settings: Dict[str, Any]) -> Tuple[Tuple[str, Any], ...]:
     return tuple(sorted(settings.items()))
 
 
-@functools.lru_cache(maxsize=None)
-def _max_pool2d_op(frozen: Tuple[Tuple[str, Any], ...]) -> Callable[[JaxArray], JaxArray]:
-    where = "fastconv.jax.max_pool2d"
-    settings = dict(frozen)
-
+def _pool_vjp(out_shape: Callable[[Tuple[int, ...]], Tuple[int, ...]],
+              run: Callable[[NDArray[Any]], NDArray[Any]],
+              run_backward: Callable[[NDArray[Any], NDArray[Any]], NDArray[Any]]
+              ) -> Callable[[JaxArray], JaxArray]:
+    """A pooling whose gradient needs x as a custom_vjp: ``run(x)`` and
+    ``run_backward(dy, x)`` on NumPy arrays, ``out_shape(x.shape)``."""
     def forward(x: JaxArray) -> Tuple[JaxArray, JaxArray]:
-        geom = pool_geometry(x.shape, where=where, **settings)
-        y = _callback(lambda x: F.max_pool2d(x, **settings),
-                      (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
+        y = _callback(run, (4,), _sds(out_shape(tuple(x.shape)), x.dtype), x, fold=0)
         return y, x
 
     def backward(x: JaxArray, g: JaxArray) -> Tuple[JaxArray]:
-        dx = _callback(lambda dy, x: F.max_pool2d_backward(dy, x, **settings),
-                       (4, 4), _sds(x.shape, x.dtype), g, x)
-        return (dx,)
+        return (_callback(run_backward, (4, 4), _sds(x.shape, x.dtype), g, x),)
 
     @jax.custom_vjp  # type: ignore[untyped-decorator]
     def op(x: JaxArray) -> JaxArray:
@@ -365,6 +363,15 @@ def _max_pool2d_op(frozen: Tuple[Tuple[str, Any], ...]) -> Callable[[JaxArray], 
 
     op.defvjp(forward, backward)
     return op  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=None)
+def _max_pool2d_op(frozen: Tuple[Tuple[str, Any], ...]) -> Callable[[JaxArray], JaxArray]:
+    where = "fastconv.jax.max_pool2d"
+    settings = dict(frozen)
+    return _pool_vjp(lambda shape: pool_geometry(shape, where=where, **settings).out_shape,
+                     lambda x: F.max_pool2d(x, **settings),
+                     lambda dy, x: F.max_pool2d_backward(dy, x, **settings))
 
 
 def max_pool2d(x: JaxArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
@@ -454,24 +461,10 @@ def _lp_pool2d_op(norm_type: float, frozen: Tuple[Tuple[str, Any], ...]
                   ) -> Callable[[JaxArray], JaxArray]:
     where = "fastconv.jax.lp_pool2d"
     settings = dict(frozen)
-
-    def forward(x: JaxArray) -> Tuple[JaxArray, JaxArray]:
-        geom = pool_geometry(x.shape, padding=0, dilation=1, where=where, **settings)
-        y = _callback(lambda x: F.lp_pool2d(x, norm_type, **settings),
-                      (4,), _sds(geom.out_shape, x.dtype), x, fold=0)
-        return y, x
-
-    def backward(x: JaxArray, g: JaxArray) -> Tuple[JaxArray]:
-        dx = _callback(lambda dy, x: F.lp_pool2d_backward(dy, x, norm_type, **settings),
-                       (4, 4), _sds(x.shape, x.dtype), g, x)
-        return (dx,)
-
-    @jax.custom_vjp  # type: ignore[untyped-decorator]
-    def op(x: JaxArray) -> JaxArray:
-        return forward(x)[0]
-
-    op.defvjp(forward, backward)
-    return op  # type: ignore[no-any-return]
+    return _pool_vjp(lambda shape: pool_geometry(shape, padding=0, dilation=1, where=where,
+                                                 **settings).out_shape,
+                     lambda x: F.lp_pool2d(x, norm_type, **settings),
+                     lambda dy, x: F.lp_pool2d_backward(dy, x, norm_type, **settings))
 
 
 def lp_pool2d(x: JaxArrayLike, norm_type: float, kernel_size: IntOrPair,

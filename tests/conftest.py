@@ -455,3 +455,17 @@ def inputs_never_written(arrays):
             np.testing.assert_array_equal(a, b, err_msg="an input array was modified")
 
     return _guard
+
+
+def conv_pads(padding, kernel, dilation):
+    """((top, bottom), (left, right)) of a convolution's padding argument, as
+    fastconv reads it ('same' puts an odd total's extra row at the end)."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        t = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (t[0] // 2, t[0] - t[0] // 2), (t[1] // 2, t[1] - t[1] // 2)
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        return padding
+    p = padding if isinstance(padding, tuple) else (padding, padding)
+    return (p[0], p[0]), (p[1], p[1])

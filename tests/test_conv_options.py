@@ -9,7 +9,7 @@ import pytest
 
 import fastconv
 import reference as ref
-from conftest import assert_close
+from conftest import assert_close, conv_pads
 
 CASES = [
     # x shape, w shape, stride, padding, dilation, groups
@@ -23,22 +23,10 @@ CASES = [
 ]
 
 
-def _pads(padding, kernel, dilation):
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "same":
-        t = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return (t[0] // 2, t[0] - t[0] // 2), (t[1] // 2, t[1] - t[1] // 2)
-    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
-        return padding
-    p = padding if isinstance(padding, tuple) else (padding, padding)
-    return (p[0], p[0]), (p[1], p[1])
-
-
 def _oracle(x, w, b, dy, stride, padding, dilation, groups):
     s = stride if isinstance(stride, tuple) else (stride, stride)
     d = dilation if isinstance(dilation, tuple) else (dilation, dilation)
-    (pt, pb), (pl, pr) = _pads(padding, w.shape[2:], d)
+    (pt, pb), (pl, pr) = conv_pads(padding, w.shape[2:], d)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     K, Cg, FH, FW = w.shape
     ws = np.zeros((K, Cg, (FH - 1) * d[0] + 1, (FW - 1) * d[1] + 1))

@@ -13,7 +13,7 @@ import pytest
 import fastconv
 from fastconv import _plan
 import reference as ref
-from conftest import assert_close
+from conftest import assert_close, conv_pads
 
 CASES = [
     # x shape, filters per channel, kernel, stride, padding, dilation
@@ -37,22 +37,12 @@ def _pairs(v):
     return v if isinstance(v, tuple) else (v, v)
 
 
-def _pads(padding, kernel, dilation):
-    if padding == "same":
-        t = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return (t[0] // 2, t[0] - t[0] // 2), (t[1] // 2, t[1] - t[1] // 2)
-    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
-        return padding
-    p = _pairs(padding)
-    return (p[0], p[0]), (p[1], p[1])
-
-
 def _oracle(x, w, b, dy, stride, padding, dilation):
     """(y, dx, dw) in float64, each group convolved on its own."""
     s, d = _pairs(stride), _pairs(dilation)
     K, _, FH, FW = w.shape
     C = x.shape[1]
-    (pt, pb), (pl, pr) = _pads(padding, (FH, FW), d)
+    (pt, pb), (pl, pr) = conv_pads(padding, (FH, FW), d)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     ws = np.zeros((K, 1, (FH - 1) * d[0] + 1, (FW - 1) * d[1] + 1))
     ws[:, :, ::d[0], ::d[1]] = w

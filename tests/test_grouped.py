@@ -14,7 +14,7 @@ import pytest
 import fastconv
 from fastconv import _plan
 import reference as ref
-from conftest import assert_close
+from conftest import assert_close, conv_pads
 
 CASES = [
     # x shape, groups, filters per group, kernel, padding, dilation
@@ -38,22 +38,12 @@ def _pairs(v):
     return v if isinstance(v, tuple) else (v, v)
 
 
-def _pads(padding, kernel, dilation):
-    if padding == "same":
-        t = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return (t[0] // 2, t[0] - t[0] // 2), (t[1] // 2, t[1] - t[1] // 2)
-    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
-        return padding
-    p = _pairs(padding)
-    return (p[0], p[0]), (p[1], p[1])
-
-
 def _oracle(x, w, b, dy, G, padding, dilation):
     """(y, dx, dw) in float64 at stride 1, each group convolved on its own."""
     d = _pairs(dilation)
     K, Cg, FH, FW = w.shape
     Kg = K // G
-    (pt, pb), (pl, pr) = _pads(padding, (FH, FW), d)
+    (pt, pb), (pl, pr) = conv_pads(padding, (FH, FW), d)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     ws = np.zeros((K, Cg, (FH - 1) * d[0] + 1, (FW - 1) * d[1] + 1))
     ws[:, :, ::d[0], ::d[1]] = w
