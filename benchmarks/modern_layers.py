@@ -105,6 +105,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=0.3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--kinds", nargs="+", default=None,
+                    choices=["depthwise", "grouped", "dilated", "transposed"],
+                    help="run only these kinds of layer")
     args = ap.parse_args()
     import torch
     print(f"fastconv {fc.__version__} ({fc._config.get_isa()}), torch {torch.__version__}")
@@ -116,15 +119,19 @@ def main():
         per_kind = {}
         with torch.no_grad():
             for kind, name, op, ours, theirs in entries(torch):
-                ratios, tf = [], []
+                if args.kinds and kind not in args.kinds:
+                    continue
+                ratios, tf, tt = [], [], []
                 for _ in range(args.rounds):
                     a = _median_time(ours, args.seconds)
                     t = _median_time(theirs, args.seconds)
                     ratios.append(t / a)
                     tf.append(a)
+                    tt.append(t)
                 r = float(np.median(ratios))
                 per_kind.setdefault((kind, op), []).append(r)
-                print(f"  {kind:10s} {name:34s} {op}: fastconv {np.median(tf) * 1e3:8.3f} ms  "
+                print(f"  {kind:10s} {name:34s} {op}: fastconv {np.median(tf) * 1e3:8.3f} ms, "
+                      f"torch {np.median(tt) * 1e3:8.3f} ms  "
                       f"{r:5.2f}x [{min(ratios):.2f}, {max(ratios):.2f}]")
         print("  geometric means:", ", ".join(
             f"{k} {o} {np.exp(np.mean(np.log(v))):.2f}x (lowest {min(v):.2f}x)"
