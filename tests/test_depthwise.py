@@ -30,6 +30,10 @@ CASES = [
     ((1, 1, 12, 12), 3, 3, 1, 1, 1),                       # C = 1: groups = 1
     ((2, 3, 6, 5), 1, 3, 1, "same", 1),                    # rows shorter than a vector
     ((1, 2, 11, 9), 1, 4, 1, "same", 1),                   # even kernel: more pad at the end
+    ((1, 2, 21, 100), 1, 3, 2, 1, 1),                      # long rows at stride 2
+    ((2, 3, 7, 9), 2, 3, 1, 3, 1),                         # padding past the kernel's reach
+    ((2, 3, 7, 7), 1, 3, 2, 1, 1),                         # 7x7 at stride 2
+    ((1, 2, 10, 12), 1, 1, 3, 0, 1),                       # phases no tap reaches
 ]
 
 
@@ -245,3 +249,24 @@ def test_transposed_depthwise_is_the_data_gradient(dtype):
     want, dx, _ = _oracle(np.zeros((2, 4, H, W)), w, None, x, 2, 1, 1)
     _, sdx, _ = _oracle(np.zeros((2, 4, H, W)), np.abs(w), None, np.abs(x), 2, 1, 1)
     assert_close(y, dx, sdx, dtype, 9, "conv_transpose2d")
+
+
+def test_an_inf_in_x_reaches_only_the_weights_whose_windows_meet_it(dtype, isa):
+    """At stride 2 without padding, x's last column (10 wide, 3x3) is in no
+    window: an inf there leaves dw finite, while an inf that windows meet
+    turns exactly the weights the oracle turns."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 9, 10)).astype(dtype)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(dtype)
+    x[1, 0, 4, 9] = np.inf
+    x[0, 1, 3, 4] = np.inf
+    case = ((2, 2, 9, 10), 1, 3, 2, 0, 1)
+    dy = rng.standard_normal((2, 2, 4, 4)).astype(dtype)
+    _, dw, db = _backward(dy, x, w, case, algorithm="depthwise")
+    with np.errstate(invalid="ignore", over="ignore"):
+        _, _, rdw = _oracle(x, w, None, dy, 2, 0, 1)
+    assert np.isfinite(dw[0]).all(), f"{isa}: {dw[0]}"
+    np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(rdw))
+    np.testing.assert_array_equal(np.isnan(dw), np.isnan(rdw))
+    ok = np.isfinite(rdw)
+    np.testing.assert_allclose(dw[ok], rdw[ok], rtol=1e-4 if dtype == np.float32 else 1e-12)
