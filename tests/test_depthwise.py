@@ -270,3 +270,22 @@ def test_an_inf_in_x_reaches_only_the_weights_whose_windows_meet_it(dtype, isa):
     np.testing.assert_array_equal(np.isnan(dw), np.isnan(rdw))
     ok = np.isfinite(rdw)
     np.testing.assert_allclose(dw[ok], rdw[ok], rtol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+def test_an_inf_in_a_corner_of_x_stays_out_of_the_taps_that_never_meet_it(dtype, isa):
+    """With 'same' padding at stride 1 the corner x[0, 0] meets only the
+    taps (r, s) with r, s <= 1 of a 3x3 kernel: an inf there leaves the
+    others' gradients finite and equal to the oracle's."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 10, 21)).astype(dtype)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(dtype)
+    x[1, 2, 0, 0] = np.inf
+    case = ((2, 3, 10, 21), 1, 3, 1, 1, 1)
+    dy = rng.standard_normal((2, 3, 10, 21)).astype(dtype)
+    _, dw, db = _backward(dy, x, w, case, algorithm="depthwise")
+    with np.errstate(invalid="ignore", over="ignore"):
+        _, _, rdw = _oracle(x, w, None, dy, 1, 1, 1)
+    assert np.isfinite(dw[2, 0, 2, :]).all() and np.isfinite(dw[2, 0, :, 2]).all(), isa
+    np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(rdw))
+    ok = np.isfinite(rdw)
+    np.testing.assert_allclose(dw[ok], rdw[ok], rtol=1e-4 if dtype == np.float32 else 1e-12)
