@@ -394,12 +394,15 @@ def _conv_geometry(x: Tensor, w: Tensor, stride: Sequence[int], padding: Sequenc
                    dilation: Sequence[int], groups: int, where: str) -> ConvGeometry:
     """The geometry of a convolution of x with w (the operators' settings,
     output sizes floored), remembered."""
+    key = ("conv", *x.shape, *w.shape, *stride, *padding, *dilation, groups)
+    geom = _geometries.get(key)     # (the common case without _remember's closure)
+    if geom is not None:
+        return cast(ConvGeometry, geom)
     t, bo, le, r = padding
     return cast(ConvGeometry, _remember(
-        ("conv", *x.shape, *w.shape, *stride, *padding, *dilation, groups),
-        lambda: conv_geometry(tuple(x.shape), tuple(w.shape), _pair(stride),
-                              ((t, bo), (le, r)), strict=False, where=where,
-                              dilation=_pair(dilation), groups=groups)))
+        key, lambda: conv_geometry(tuple(x.shape), tuple(w.shape), _pair(stride),
+                                   ((t, bo), (le, r)), strict=False, where=where,
+                                   dilation=_pair(dilation), groups=groups)))
 
 
 @_op("conv2d")
@@ -447,10 +450,9 @@ def _(dy: Tensor, x: Tensor, w: Tensor, stride: _Ints, padding: _Ints, dilation:
 
 
 def _conv2d_setup(ctx: Any, inputs: Tuple[Any, ...], output: Tensor) -> None:
-    x, w, b, *settings = inputs
-    ctx.save_for_backward(x, w)
-    ctx.settings = settings
-    ctx.has_b = b is not None
+    ctx.save_for_backward(inputs[0], inputs[1])
+    ctx.settings = inputs[3:]
+    ctx.has_b = inputs[2] is not None
 
 
 def _conv2d_grad(ctx: Any, dy: Tensor) -> Tuple[Optional[Tensor], ...]:
