@@ -80,6 +80,10 @@ def algorithm_id(name: object, ops: Sequence[str], where: str) -> int:
     (op names of ``_OPS``); ValueError listing the valid names otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"{where}: algorithm must be a str or None, got {name!r}")
+    if name in _NAMES:              # the common case, without the list of valid names
+        alg = _NAMES.index(name)
+        if any(_TABLE[alg][2] & (1 << _OPS[op]) for op in ops):
+            return alg
     valid = [n for n in _NAMES if any(_serves(n, _OPS[op]) for op in ops)]
     if name not in _NAMES:
         raise ValueError(f"{where}: unknown algorithm {name!r}; valid: {', '.join(valid)}")
