@@ -30,8 +30,9 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
 
 from . import _config, _threadpool
 from ._config import get_num_threads, set_num_threads, show_config
-from ._plan import (Plan, algorithms, export_wisdom, forget_wisdom, get_planning,
-                    import_wisdom, plan, set_planning)
+from ._plan import (Plan, PlanCacheInfo, algorithms, export_wisdom, forget_wisdom,
+                    get_planning, import_wisdom, plan, plan_cache_clear, plan_cache_info,
+                    set_planning)
 from ._shapes import ShapeError
 from .functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backward,
                          conv_transpose2d, conv_transpose2d_backward,
@@ -66,5 +67,5 @@ __all__ = [
     "softmax_cross_entropy", "multiclass_hinge", "SGD", "Adam",
     "set_num_threads", "get_num_threads", "show_config",
     "algorithms", "plan", "Plan", "set_planning", "get_planning", "export_wisdom",
-    "import_wisdom", "forget_wisdom",
+    "import_wisdom", "forget_wisdom", "plan_cache_info", "plan_cache_clear", "PlanCacheInfo",
 ]

@@ -44,6 +44,7 @@ def set_num_threads(n: Optional[int]) -> None:
     global _num_threads
     with _lock:
         _num_threads = None if n is None else valid.thread_count(n, "n", "set_num_threads")
+    _core.plan_cache_clear()
 
 
 def _env_threads() -> Optional[int]:

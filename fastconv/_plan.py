@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -80,6 +80,10 @@ def algorithm_id(name: object, ops: Sequence[str], where: str) -> int:
     (op names of ``_OPS``); ValueError listing the valid names otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"{where}: algorithm must be a str or None, got {name!r}")
+    if name in _NAMES:              # the common case, without the list of valid names
+        alg = _NAMES.index(name)
+        if any(_TABLE[alg][2] & (1 << _OPS[op]) for op in ops):
+            return alg
     valid = [n for n in _NAMES if any(_serves(n, _OPS[op]) for op in ops)]
     if name not in _NAMES:
         raise ValueError(f"{where}: unknown algorithm {name!r}; valid: {', '.join(valid)}")
@@ -110,6 +114,59 @@ def last_run(op: str) -> Optional[Dict[str, Any]]:
     'gemm'
     """
     return getattr(_last, op, None)
+
+
+class PlanCacheInfo(NamedTuple):
+    """The plan cache's counts, as :func:`plan_cache_info` returns them:
+    ``hits`` (calls that reused a plan), ``misses`` (calls that ran the
+    planner), ``maxsize`` (plans it keeps at most) and ``currsize`` (plans
+    it holds).
+
+    >>> import fastconv
+    >>> info = fastconv.plan_cache_info()
+    >>> isinstance(info, fastconv.PlanCacheInfo), info.maxsize > 0
+    (True, True)
+    """
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+def plan_cache_info() -> PlanCacheInfo:
+    """How the plan cache has served convolution calls since it was last cleared.
+
+    Every convolution (``conv2d``, its gradients, the transposed and 1-D
+    convolutions, ``plan``) is planned before it computes; a call whose op,
+    shapes, dtype, forced algorithm, thread count and instruction set were
+    planned before reuses that plan instead of planning again (the least
+    recently used of ``maxsize`` plans is dropped first).  The plan is the
+    same, so are the results.  ``set_num_threads``, ``set_planning``,
+    ``import_wisdom``, ``forget_wisdom`` and switching the instruction set
+    empty the cache.  Whether the weights hold inf or NaN is checked on
+    every call, cached plan or not.
+
+    Returns a :class:`PlanCacheInfo` ``(hits, misses, maxsize, currsize)``.
+
+    >>> import numpy as np, fastconv
+    >>> fastconv.plan_cache_clear()
+    >>> x = np.ones((1, 2, 9, 9), np.float32); w = np.ones((3, 2, 3, 3), np.float32)
+    >>> y1 = fastconv.conv2d(x, w); y2 = fastconv.conv2d(x, w)
+    >>> info = fastconv.plan_cache_info()
+    >>> info.hits, info.misses, info.currsize
+    (1, 1, 1)
+    """
+    return PlanCacheInfo(*_core.plan_cache_info())
+
+
+def plan_cache_clear() -> None:
+    """Empties the plan cache (see :func:`plan_cache_info`) and zeroes its counts.
+
+    >>> import fastconv
+    >>> fastconv.plan_cache_clear(); fastconv.plan_cache_info().currsize
+    0
+    """
+    _core.plan_cache_clear()
 
 
 def _mib(n: int) -> str:
@@ -306,6 +363,7 @@ def set_planning(mode: str) -> None:
         raise ValueError(f"set_planning: mode must be one of {', '.join(_PLANNINGS)}, "
                          f"got {mode!r}")
     _planning = mode
+    _core.plan_cache_clear()
 
 
 def get_planning() -> str:
@@ -421,6 +479,7 @@ def forget_wisdom() -> None:
     """
     with _wisdom_lock:
         _wisdom.clear()
+    _core.plan_cache_clear()
 
 
 def export_wisdom(path: str | os.PathLike[str]) -> int:
@@ -497,4 +556,5 @@ def import_wisdom(path: str | os.PathLike[str]) -> int:
             from None
     with _wisdom_lock:
         _wisdom.update(parsed)
+    _core.plan_cache_clear()
     return len(parsed)

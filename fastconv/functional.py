@@ -22,6 +22,7 @@ buffer of their own); inputs are never modified.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, List, Literal, Optional, Sequence, Tuple, Union, overload
 
@@ -30,7 +31,8 @@ from numpy.typing import DTypeLike, NDArray
 
 from . import _config, _core, _plan
 from . import _validate as valid
-from ._shapes import ConvGeometry, PaddingSpec, ShapeError, conv_geometry, pool_geometry
+from ._shapes import (ConvGeometry, PaddingSpec, PoolGeometry, ShapeError, conv_geometry,
+                      pool_geometry)
 from ._shapes import output_size as _output_size
 from ._typing import ArrayLike, FloatArray, IndexArray, Int, IntOrPair, ShapeLike
 
@@ -171,6 +173,15 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, stride: In
     relu = valid.activation(activation, where)
     geom = conv_geometry(x.shape, w.shape, stride, padding, strict=strict, where=where,
                          dilation=dilation, groups=groups)
+    return _conv2d_run(x, w, b, geom, relu, alg, where)
+
+
+def _conv2d_run(x: NDArray[Any], w: NDArray[Any], b: Optional[NDArray[Any]],
+                geom: ConvGeometry, relu: bool, alg: int, where: str) -> FloatArray:
+    """conv2d once its arguments are checked: x, w (and b) arrays of a dtype
+    fastconv computes in, geom their geometry, alg an algorithm's index or -1.
+    (The PyTorch bridge comes in here with a geometry it has worked out
+    before.)"""
     K = geom.K
     if b is not None and b.shape != (K,):
         raise ValueError(f"{where}: b must have shape ({K},) to match w's {K} filters, "
@@ -284,6 +295,13 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair
     w = valid.computable_array(w, "w", where)
     geom = conv_geometry(x.shape, w.shape, stride, padding, strict=False, where=where,
                          dilation=dilation, groups=groups)
+    return _conv2d_backward_run(dy, x, w, geom, need_dx, algorithm, where)
+
+
+def _conv2d_backward_run(dy: NDArray[Any], x: NDArray[Any], w: NDArray[Any],
+                         geom: ConvGeometry, need_dx: bool, algorithm: BackwardAlgorithm,
+                         where: str) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
+    """conv2d_backward once its arguments are checked (as ``_conv2d_run``)."""
     if dy.shape != geom.out_shape:
         raise ValueError(f"{where}: dy must have the shape of conv2d's output "
                          f"{geom.out_shape}, got {dy.shape}")
@@ -523,6 +541,15 @@ def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair]
     geom = pool_geometry(x.shape, kernel_size, stride, padding, strict=strict, where=where,
                          dilation=dilation, ceil_mode=ceil_mode)
     dil = valid.pair(dilation, "dilation", where)
+    return _max_pool2d_run(x, geom, dil, return_indices, where)
+
+
+def _max_pool2d_run(x: NDArray[Any], geom: PoolGeometry, dil: Tuple[int, int],
+                    return_indices: bool, where: str
+                    ) -> Union[FloatArray, Tuple[FloatArray, IndexArray]]:
+    """max_pool2d once its arguments are checked: x a 4-D array of a dtype
+    fastconv computes in, geom its geometry, dil the dilation.  (The PyTorch
+    bridge comes in here with a geometry it has worked out before.)"""
     dtype = _dtype(x)
     y = _alloc(geom.out_shape, dtype, "the output", where)
     nt = _config.get_num_threads()
@@ -724,7 +751,7 @@ def _linear_setup(x: NDArray[Any], w: NDArray[Any], where: str) -> Tuple[int, in
         raise ValueError(f"{where}: x must be (N, D) or (N, d1, ..., dk), got shape {x.shape}")
     valid.ndim(w.shape, 2, "w", "(out_features, in_features)", where)
     N = x.shape[0]
-    D = int(np.prod(x.shape[1:], dtype=np.int64))
+    D = math.prod(x.shape[1:])
     O, Dw = w.shape
     if D != Dw:
         raise ValueError(f"{where}: x has {D} features per sample (x.shape[1:] = "
@@ -756,6 +783,14 @@ def linear(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
         b = valid.computable_array(b, "b", where)
     relu = valid.activation(activation, where)
     N, D, O = _linear_setup(x, w, where)
+    return _linear_run(x, w, b, N, D, O, relu, where)
+
+
+def _linear_run(x: NDArray[Any], w: NDArray[Any], b: Optional[NDArray[Any]], N: int, D: int,
+                O: int, relu: bool, where: str) -> FloatArray:
+    """linear once its arguments are checked: x, w (and b) arrays of a dtype
+    fastconv computes in, x of N rows of D features, w (O, D).  (The PyTorch
+    bridge comes in here with the sizes it has read.)"""
     if b is not None and b.shape != (O,):
         raise ValueError(f"{where}: b must have shape ({O},) to match w's {O} outputs, "
                          f"got {b.shape}")

@@ -45,6 +45,13 @@ directly (through a ``torch.autograd.Function`` with the registered gradient
 formula when an input requires a gradient), skipping the dispatcher's
 per-call cost; the results are the same.
 
+**torch.func.**  Under ``torch.func`` transforms (``grad``, ``vjp``,
+``jacrev``, ``vmap`` and their compositions, such as per-sample gradients
+``vmap(grad(f))``) the ops run through that ``torch.autograd.Function``,
+which functorch can differentiate; ``vmap`` runs the op once per entry of the
+mapped axis.  Forward-mode transforms (``jvp``, ``jacfwd``) are not
+available.
+
 **Modules.**  :class:`Conv1d`, :class:`Conv2d`, :class:`ConvTranspose2d`,
 :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`LPPool2d`,
 :class:`AdaptiveAvgPool2d`, :class:`AdaptiveMaxPool2d`, :class:`Linear` and
@@ -74,7 +81,9 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastconv.torch needs PyTorch: pip install 'fastconv[torch]' "
                       f"(or pip install torch) ({_exc})", name=_exc.name) from None
 
+from . import _validate
 from . import functional as F
+from ._shapes import ConvGeometry, conv_geometry, pool_geometry
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "lp_pool2d",
            "adaptive_avg_pool2d", "adaptive_max_pool2d", "linear", "relu",
@@ -139,7 +148,7 @@ def _unserved(*tensors: Optional[Tensor]) -> Optional[str]:
     return None
 
 
-def _fall_back(op: str, reason: str,
+def _fall_back(op: str, reason: Optional[str],
                rule: str = "fastconv computes float32 or float64 tensors on the CPU") -> None:
     if op not in _warned:
         _warned.add(op)
@@ -150,8 +159,9 @@ def _fall_back(op: str, reason: str,
 def _np(t: Tensor) -> "np.ndarray[Any, Any]":
     """A NumPy view of a CPU tensor (its strides as they are: fastconv makes
     the contiguous copy its kernels need, when they need one)."""
-    # detach() makes a new tensor object, only needed to drop the gradient.
-    return (t.detach() if t.requires_grad else t).numpy()  # type: ignore[no-any-return]
+    # force=True drops the gradient in C++ (no detached tensor object); on a
+    # CPU tensor of a float dtype it makes no copy.
+    return t.numpy(force=True)  # type: ignore[no-any-return]
 
 
 def _ints(value: object, n: int, what: str, where: str) -> Tuple[int, ...]:
@@ -187,18 +197,29 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 #: How ``_route`` sends a call: through the dispatcher, straight to the
-#: operator's body, or to the body inside ``_EagerAutograd``.
-_DISPATCHER, _BODY, _AUTOGRAD = 0, 1, 2
+#: operator's body, to the body inside the operator's autograd.Function, or
+#: to that Function through functorch (``torch.func.grad``, ``vmap``, ...).
+_DISPATCHER, _BODY, _AUTOGRAD, _FUNCTORCH = 0, 1, 2, 3
+
+_functorch_active = torch._C._are_functorch_transforms_active
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_tracing = torch._C._get_tracing_state
+_is_compiling = torch.compiler.is_compiling
 
 
 def _route(args: Tuple[Any, ...]) -> int:
     """How a call on ``args`` runs.  It skips PyTorch's dispatcher on CPU
     tensors of the plain types with no compiler, tracer, dispatch mode or
     functorch transform watching (each of those must see the operator
-    itself), and then needs autograd when an input requires a gradient."""
-    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
-            or torch._C._are_functorch_transforms_active() or torch._C._get_tracing_state()):
+    itself), and then needs autograd when an input requires a gradient.
+    Under functorch transforms (``torch.func.grad``, ``vmap``, ...), the
+    operator's autograd.Function runs through functorch, which can
+    differentiate it (not the registered formula) and batch it."""
+    if _is_compiling() or _dispatch_modes() or _tracing():
         return _DISPATCHER
+    if _functorch_active():
+        cpu = all(a.is_cpu for a in args if isinstance(a, torch.Tensor))
+        return _FUNCTORCH if cpu else _DISPATCHER
     grad = False
     for a in args:
         if isinstance(a, torch.Tensor):
@@ -206,6 +227,47 @@ def _route(args: Tuple[Any, ...]) -> int:
                 return _DISPATCHER
             grad = grad or a.requires_grad
     return _AUTOGRAD if grad and torch.is_grad_enabled() else _BODY
+
+
+#: What ``_served`` returns for a call that fastconv does not compute.
+_UNSERVED = -1
+
+
+def _served(*tensors: Optional[Tensor]) -> int:
+    """The route (``_route``) of a public function's call on ``tensors``, or
+    ``_UNSERVED`` when fastconv does not compute them (``_unserved`` says
+    why): both tests in one pass over the tensors, as this runs on every
+    call.  The ops' other arguments are settings, never tensors."""
+    # Under a compiler, tracer or dispatch mode the tensors are not looked
+    # at beyond what _unserved reads (a compiler would have to trace more).
+    if _is_compiling() or _dispatch_modes() or _tracing():
+        route = _DISPATCHER
+    elif _functorch_active():
+        route = _FUNCTORCH
+    else:
+        route = _BODY
+    dtype = None
+    grad = False
+    for t in tensors:
+        if t is None:
+            continue
+        if dtype is None:
+            dtype = t.dtype
+        if t.dtype is not dtype or t.layout is not torch.strided:
+            return _UNSERVED
+        if t.is_cpu:
+            if route == _BODY:
+                if type(t) not in _PLAIN or _is_functorch_wrapper(t):
+                    route = _DISPATCHER
+                elif t.requires_grad:
+                    grad = True
+        elif t.is_meta:
+            route = _DISPATCHER
+        else:
+            return _UNSERVED
+    if dtype is not None and dtype not in _FLOATS:
+        return _UNSERVED
+    return _AUTOGRAD if grad and route == _BODY and torch.is_grad_enabled() else route
 
 
 #: Whether a tensor is a functorch wrapper (one that outlived its transform
@@ -220,58 +282,77 @@ class _Operator:
     The dispatcher costs tens of microseconds per call, more than the kernels
     of a small layer; in eager mode on plain CPU tensors it adds nothing the
     body does not do, so the call skips it: the body runs as it is when no
-    input needs a gradient, and inside :class:`_EagerAutograd` (the same
-    setup and gradient formula as the registered ones) when one does.
-    Under torch.compile, export, tracing, fake or functional tensors, a
-    dispatch mode or a functorch transform, the operator runs as registered.
+    input needs a gradient, and inside the operator's own
+    ``torch.autograd.Function`` (``self.function``: the body as its forward,
+    the registered setup and gradient formula) when one does.  Under
+    torch.compile, export, tracing, fake or functional tensors or a dispatch
+    mode, the operator runs as registered; under ``torch.func`` transforms
+    the Function does (functorch cannot differentiate the registered
+    formula), with a vmap rule that runs it once per batch entry.
     """
 
     def __init__(self, name: str, body: Callable[..., Any]) -> None:
+        self.name = name
         self.body = body
         self.op = torch.library.custom_op(f"fastconv::{name}", mutates_args=(),
                                           device_types="cpu")(body)
         self.register_fake = self.op.register_fake
-        self.grad: Optional[Callable[..., Any]] = None
-        self.setup: Optional[Callable[..., Any]] = None
+        self.function: Any = None       # the autograd.Function, once registered
+        self.apply: Optional[Callable[..., Any]] = None
 
     def register_autograd(self, grad: Callable[..., Any],
                           setup_context: Callable[..., Any]) -> None:
         self.op.register_autograd(grad, setup_context=setup_context)
-        self.grad, self.setup = grad, setup_context
+        self.function = function = _autograd_function(self.name, self.body, setup_context,
+                                                      grad)
+        # Function.apply's Python layer binds default arguments (the bodies
+        # have none) and unwraps dead functorch wrappers (_route has turned
+        # those away): eager calls take its C++ part directly.
+        base: Any = super(torch.autograd.Function, function)
+        self.apply = base.apply
 
     def __call__(self, *args: Any) -> Any:
-        route = _route(args)
+        return self.run(_route(args), *args)
+
+    def run(self, route: int, *args: Any) -> Any:
+        """Runs the operator on ``args`` by ``route`` (``_route(args)``)."""
         if route == _BODY:
             return self.body(*args)
-        if route == _AUTOGRAD and self.grad is not None:
-            return _apply_eager_autograd(*args, self)
+        if route == _AUTOGRAD and self.apply is not None:
+            return self.apply(*args)
+        if route == _FUNCTORCH and self.function is not None:
+            return self.function.apply(*args)
         return self.op(*args)       # (without a formula, the dispatcher's error)
 
 
-class _EagerAutograd(torch.autograd.Function):  # type: ignore[misc]
-    """An operator's registered autograd formula, run without the dispatcher.
-    The operator comes last among the arguments, so that
-    ``ctx.needs_input_grad`` indexes the operator's own arguments."""
+def _autograd_function(name: str, body: Callable[..., Any], setup: Callable[..., Any],
+                       grad: Callable[..., Any]) -> Any:
+    """The ``torch.autograd.Function`` of an operator: ``body`` as its
+    forward, ``setup`` as its ``setup_context`` and ``grad`` (which gives a
+    gradient or None per argument of the operator) as its backward, the same
+    three that the operator registers."""
 
-    @staticmethod
-    def forward(ctx: Any, *args: Any) -> Any:
-        op = args[-1]
-        out = op.body(*args[:-1])
-        op.setup(ctx, args[:-1], out)
-        ctx.fastconv_grad = op.grad
-        return out
-
-    @staticmethod
     @torch.autograd.function.once_differentiable  # type: ignore[untyped-decorator]
     def backward(ctx: Any, *grads: Any) -> Any:
-        dx = ctx.fastconv_grad(ctx, *grads)
-        return (*dx, None) if isinstance(dx, tuple) else (dx, None)
+        return grad(ctx, *grads)
 
+    def vmap(info: Any, in_dims: Tuple[Optional[int], ...], *args: Any) -> Any:
+        # The kernels take one batch already: a vmap runs the op once per
+        # entry of the mapped axis and stacks the results along axis 0.
+        # (in_dims mirrors the arguments: a list of settings has a list of Nones)
+        outs = [cls.apply(*(a.select(d, i) if isinstance(d, int) else a
+                            for a, d in zip(args, in_dims)))
+                for i in range(info.batch_size)]
+        if isinstance(outs[0], tuple):
+            stacked = tuple(torch.stack(parts) for parts in zip(*outs))
+            return stacked, (0,) * len(stacked)
+        return torch.stack(outs), 0
 
-#: ``_EagerAutograd.apply`` without ``torch.autograd.Function.apply``'s
-#: Python layer, which binds default arguments (there are none) and unwraps
-#: dead functorch wrappers (``_route`` has turned those away): its C++ part.
-_apply_eager_autograd = super(torch.autograd.Function, _EagerAutograd).apply
+    cls: Any = type(f"_{name}_function", (torch.autograd.Function,),
+                    {"forward": staticmethod(body), "setup_context": staticmethod(setup),
+                     "backward": staticmethod(backward), "vmap": staticmethod(vmap),
+                     "__module__": __name__})
+    return cls
 
 
 def _op(name: str) -> Callable[[Callable[..., Any]], _Operator]:
@@ -289,14 +370,48 @@ def _op(name: str) -> Callable[[Callable[..., Any]], _Operator]:
 # shape rule is PyTorch's under tracing too; its outputs are contiguous, as
 # the real ones are.
 
+#: Geometries already worked out, by op, shapes and settings (see
+#: ``_conv_geometry``).
+_geometries: Dict[Tuple[Any, ...], Any] = {}
+_GEOMETRIES_MAX = 256
+
+
+def _remember(key: Tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """``make()``, the geometry of ``key``, worked out once: a network calls
+    the same shapes again and again, and working one out costs more than a
+    small layer's kernels.  Settings that give no geometry raise every time
+    (they are not kept)."""
+    geom = _geometries.get(key)
+    if geom is None:
+        geom = make()
+        if len(_geometries) >= _GEOMETRIES_MAX:
+            _geometries.clear()
+        _geometries[key] = geom
+    return geom
+
+
+def _conv_geometry(x: Tensor, w: Tensor, stride: Sequence[int], padding: Sequence[int],
+                   dilation: Sequence[int], groups: int, where: str) -> ConvGeometry:
+    """The geometry of a convolution of x with w (the operators' settings,
+    output sizes floored), remembered."""
+    key = ("conv", *x.shape, *w.shape, *stride, *padding, *dilation, groups)
+    geom = _geometries.get(key)     # (the common case without _remember's closure)
+    if geom is not None:
+        return cast(ConvGeometry, geom)
+    t, bo, le, r = padding
+    return cast(ConvGeometry, _remember(
+        key, lambda: conv_geometry(tuple(x.shape), tuple(w.shape), _pair(stride),
+                                   ((t, bo), (le, r)), strict=False, where=where,
+                                   dilation=_pair(dilation), groups=groups)))
+
+
 @_op("conv2d")
 def _conv2d_op(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor],
                stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
                groups: int) -> torch.Tensor:
-    t, bo, le, r = padding
-    y = F.conv2d(_np(x), _np(w), None if b is None else _np(b), _pair(stride),
-                 ((t, bo), (le, r)), strict=False, dilation=_pair(dilation), groups=groups,
-                 _name="fastconv.torch.conv2d")
+    where = "fastconv.torch.conv2d"
+    geom = _conv_geometry(x, w, stride, padding, dilation, groups, where)
+    y = F._conv2d_run(_np(x), _np(w), None if b is None else _np(b), geom, False, -1, where)
     return torch.from_numpy(y)
 
 
@@ -319,9 +434,9 @@ def _conv2d_backward_op(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor,
                         stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
                         groups: int, need_dx: bool
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    t, bo, le, r = padding
-    dx, dw, db = F.conv2d_backward(_np(dy), _np(x), _np(w), _pair(stride), ((t, bo), (le, r)),
-                                   need_dx=need_dx, dilation=_pair(dilation), groups=groups)
+    where = "conv2d_backward"
+    geom = _conv_geometry(x, w, stride, padding, dilation, groups, where)
+    dx, dw, db = F._conv2d_backward_run(_np(dy), _np(x), _np(w), geom, need_dx, None, where)
     if dx is None:
         dx = np.empty(0, dw.dtype)
     return torch.from_numpy(dx), torch.from_numpy(dw), torch.from_numpy(db)
@@ -335,10 +450,9 @@ def _(dy: Tensor, x: Tensor, w: Tensor, stride: _Ints, padding: _Ints, dilation:
 
 
 def _conv2d_setup(ctx: Any, inputs: Tuple[Any, ...], output: Tensor) -> None:
-    x, w, b, *settings = inputs
-    ctx.save_for_backward(x, w)
-    ctx.settings = settings
-    ctx.has_b = b is not None
+    ctx.save_for_backward(inputs[0], inputs[1])
+    ctx.settings = inputs[3:]
+    ctx.has_b = inputs[2] is not None
 
 
 def _conv2d_grad(ctx: Any, dy: Tensor) -> Tuple[Optional[Tensor], ...]:
@@ -408,9 +522,14 @@ _conv_transpose2d_op.register_autograd(_conv_transpose2d_grad, setup_context=_co
 def _max_pool2d_op(x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int],
                    padding: Sequence[int], dilation: Sequence[int], ceil_mode: bool
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
-    y, idx = F.max_pool2d(_np(x), _pair(kernel_size), _pair(stride), _pair(padding),
-                          _pair(dilation), ceil_mode, strict=False, return_indices=True,
-                          _name="fastconv.torch.max_pool2d")
+    where = "fastconv.torch.max_pool2d"
+    _validate.ndim(tuple(x.shape), 4, "x", "(N, C, H, W)", where)
+    geom = _remember(("max_pool2d", *x.shape, *kernel_size, *stride, *padding, *dilation,
+                      ceil_mode),
+                     lambda: pool_geometry(tuple(x.shape), _pair(kernel_size), _pair(stride),
+                                           _pair(padding), strict=False, where=where,
+                                           dilation=_pair(dilation), ceil_mode=ceil_mode))
+    y, idx = F._max_pool2d_run(_np(x), geom, _pair(dilation), True, where)
     return torch.from_numpy(y), torch.from_numpy(idx)
 
 
@@ -638,8 +757,13 @@ def _linear_op(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]) -> t
     if x.shape[-1] != D:
         raise ValueError(f"fastconv.torch.linear: x has {x.shape[-1]} features (its last "
                          f"axis, shape {tuple(x.shape)}) but w expects {D} (w.shape[1])")
-    y = F.linear(_rows(_np(x), D), _np(w), None if b is None else _np(b),
-                 _name="fastconv.torch.linear")
+    where = "fastconv.torch.linear"
+    bn = None if b is None else _np(b)
+    if x.dim() == 2:                # rows already: no reshaping either way
+        return torch.from_numpy(F._linear_run(_np(x), _np(w), bn, x.shape[0], D, O, False,
+                                              where))
+    rows = _rows(_np(x), D)
+    y = F._linear_run(rows, _np(w), bn, rows.shape[0], D, O, False, where)
     return torch.from_numpy(y.reshape(*x.shape[:-1], O))
 
 
@@ -725,6 +849,8 @@ def _conv_padding(padding: object, kernel: Sequence[int], stride: Sequence[int],
                   dilation: Sequence[int], n: int, where: str) -> List[int]:
     """PyTorch's convolution ``padding`` (an int, a tuple, "valid", "same")
     as [begin, end] per spatial axis, flattened."""
+    if type(padding) is int:        # the common form first
+        return [padding] * (2 * n)
     if isinstance(padding, str):
         if padding == "valid":
             return [0] * (2 * n)
@@ -765,9 +891,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     27.0
     """
     where = "fastconv.torch.conv2d"
-    why = _unserved(input, weight, bias)
-    if why is not None:
-        _fall_back("conv2d", why)
+    route = _served(input, weight, bias)
+    if route == _UNSERVED:
+        _fall_back("conv2d", _unserved(input, weight, bias))
         return TF.conv2d(input, weight, bias, stride, padding, dilation, groups)
     unbatched = _spatial(input, 4, where, "(N, C, H, W)")
     x = input.unsqueeze(0) if unbatched else input
@@ -777,7 +903,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     s = _ints(stride, 2, "stride", where)
     d = _ints(dilation, 2, "dilation", where)
     p = _conv_padding(padding, weight.shape[2:], s, d, 2, where)
-    y = _conv2d_op(x, weight, bias, list(s), p, list(d), groups)
+    y = _conv2d_op.run(route, x, weight, bias, list(s), p, list(d), groups)
     return y.squeeze(0) if unbatched else y
 
 
@@ -797,9 +923,9 @@ def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     torch.Size([2, 4, 4])
     """
     where = "fastconv.torch.conv1d"
-    why = _unserved(input, weight, bias)
-    if why is not None:
-        _fall_back("conv1d", why)
+    route = _served(input, weight, bias)
+    if route == _UNSERVED:
+        _fall_back("conv1d", _unserved(input, weight, bias))
         return TF.conv1d(input, weight, bias, stride, padding, dilation, groups)
     unbatched = _spatial(input, 3, where, "(N, C, L)")
     x = input.unsqueeze(0) if unbatched else input
@@ -809,8 +935,8 @@ def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     (s,) = _ints(stride, 1, "stride", where)
     (d,) = _ints(dilation, 1, "dilation", where)
     p = _conv_padding(padding, weight.shape[2:], (s,), (d,), 1, where)
-    y = _conv2d_op(x.unsqueeze(2), weight.unsqueeze(2), bias, [1, s], [0, 0] + p, [1, d],
-                   groups).squeeze(2)
+    y = _conv2d_op.run(route, x.unsqueeze(2), weight.unsqueeze(2), bias, [1, s], [0, 0] + p,
+                       [1, d], groups).squeeze(2)
     return y.squeeze(0) if unbatched else y
 
 
@@ -834,9 +960,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
     torch.Size([1, 3, 8, 8])
     """
     where = "fastconv.torch.conv_transpose2d"
-    why = _unserved(input, weight, bias)
-    if why is not None:
-        _fall_back("conv_transpose2d", why)
+    route = _served(input, weight, bias)
+    if route == _UNSERVED:
+        _fall_back("conv_transpose2d", _unserved(input, weight, bias))
         return TF.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
                                    groups, dilation)
     s = _ints(stride, 2, "stride", where)
@@ -851,8 +977,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
                                    groups, dilation)
     unbatched = _spatial(input, 4, where, "(N, C, H, W)")
     x = input.unsqueeze(0) if unbatched else input
-    y = _conv_transpose2d_op(x, weight, bias, list(s), list(_ints(padding, 2, "padding", where)),
-                             list(op), groups, list(d))
+    y = _conv_transpose2d_op.run(route, x, weight, bias, list(s),
+                                 list(_ints(padding, 2, "padding", where)), list(op), groups,
+                                 list(d))
     return y.squeeze(0) if unbatched else y
 
 
@@ -888,17 +1015,17 @@ def max_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: Optional[IntOrTup
     ([[[5.0, 7.0], [13.0, 15.0]]], [[[5, 7], [13, 15]]])
     """
     where = "fastconv.torch.max_pool2d"
-    why = _unserved(input)
-    if why is not None:
-        _fall_back("max_pool2d", why)
+    route = _served(input)
+    if route == _UNSERVED:
+        _fall_back("max_pool2d", _unserved(input))
         pool: Any = TF.max_pool2d    # torch's overloads want a literal return_indices
         return pool(input, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
                     return_indices=return_indices)
     x, unbatched = _pool_input(input, where)
     k = _ints(kernel_size, 2, "kernel_size", where)
-    y, idx = _max_pool2d_op(x, list(k), _pool_stride(stride, k, where),
-                            list(_ints(padding, 2, "padding", where)),
-                            list(_ints(dilation, 2, "dilation", where)), bool(ceil_mode))
+    y, idx = _max_pool2d_op.run(route, x, list(k), _pool_stride(stride, k, where),
+                                list(_ints(padding, 2, "padding", where)),
+                                list(_ints(dilation, 2, "dilation", where)), bool(ceil_mode))
     if unbatched:
         y, idx = y.squeeze(0), idx.squeeze(0)
     return (y, idx) if return_indices else y
@@ -921,9 +1048,9 @@ def avg_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: Optional[IntOrTup
     [[2.5, 4.5], [10.5, 12.5]]
     """
     where = "fastconv.torch.avg_pool2d"
-    why = _unserved(input)
-    if why is not None:
-        _fall_back("avg_pool2d", why)
+    route = _served(input)
+    if route == _UNSERVED:
+        _fall_back("avg_pool2d", _unserved(input))
         return TF.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                              divisor_override)
     x, unbatched = _pool_input(input, where)
@@ -933,9 +1060,9 @@ def avg_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: Optional[IntOrTup
                                          or divisor_override == 0):
         raise ValueError(f"{where}: divisor_override must be a nonzero int or None, got "
                          f"{divisor_override!r}")
-    y = _avg_pool2d_op(x, list(k), _pool_stride(stride, k, where),
-                       list(_ints(padding, 2, "padding", where)), bool(ceil_mode),
-                       bool(count_include_pad), divisor_override)
+    y = _avg_pool2d_op.run(route, x, list(k), _pool_stride(stride, k, where),
+                           list(_ints(padding, 2, "padding", where)), bool(ceil_mode),
+                           bool(count_include_pad), divisor_override)
     return y.squeeze(0) if unbatched else y
 
 
@@ -955,9 +1082,9 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size: IntOrTuple,
     [6.0]
     """
     where = "fastconv.torch.lp_pool2d"
-    why = _unserved(input)
-    if why is not None:
-        _fall_back("lp_pool2d", why)
+    route = _served(input)
+    if route == _UNSERVED:
+        _fall_back("lp_pool2d", _unserved(input))
         return TF.lp_pool2d(input, norm_type, kernel_size, stride, ceil_mode)
     if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real):
         raise TypeError(f"{where}: norm_type must be a number, got {norm_type!r}")
@@ -968,8 +1095,8 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size: IntOrTuple,
         return y if norm_type > 0 else -y
     x, unbatched = _pool_input(input, where)
     k = _ints(kernel_size, 2, "kernel_size", where)
-    y = _lp_pool2d_op(x, float(norm_type), list(k), _pool_stride(stride, k, where),
-                      bool(ceil_mode))
+    y = _lp_pool2d_op.run(route, x, float(norm_type), list(k), _pool_stride(stride, k, where),
+                          bool(ceil_mode))
     return y.squeeze(0) if unbatched else y
 
 
@@ -1000,12 +1127,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     [[[[6.5, 8.5]]]]
     """
     where = "fastconv.torch.adaptive_avg_pool2d"
-    why = _unserved(input)
-    if why is not None:
-        _fall_back("adaptive_avg_pool2d", why)
+    route = _served(input)
+    if route == _UNSERVED:
+        _fall_back("adaptive_avg_pool2d", _unserved(input))
         return TF.adaptive_avg_pool2d(input, output_size)
     x, unbatched = _pool_input(input, where)
-    y = _adaptive_avg_pool2d_op(x, _adaptive_size(output_size, x, where))
+    y = _adaptive_avg_pool2d_op.run(route, x, _adaptive_size(output_size, x, where))
     return y.squeeze(0) if unbatched else y
 
 
@@ -1023,13 +1150,13 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     [[[[15.0]]]]
     """
     where = "fastconv.torch.adaptive_max_pool2d"
-    why = _unserved(input)
-    if why is not None:
-        _fall_back("adaptive_max_pool2d", why)
+    route = _served(input)
+    if route == _UNSERVED:
+        _fall_back("adaptive_max_pool2d", _unserved(input))
         adaptive: Any = TF.adaptive_max_pool2d   # overloads want a literal return_indices
         return adaptive(input, output_size, return_indices)
     x, unbatched = _pool_input(input, where)
-    y, idx = _adaptive_max_pool2d_op(x, _adaptive_size(output_size, x, where))
+    y, idx = _adaptive_max_pool2d_op.run(route, x, _adaptive_size(output_size, x, where))
     if unbatched:
         y, idx = y.squeeze(0), idx.squeeze(0)
     return (y, idx) if return_indices else y
@@ -1047,15 +1174,15 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     >>> ft.linear(torch.ones(2, 3), torch.ones(4, 3), torch.arange(4.0)).tolist()
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
     """
-    why = _unserved(input, weight, bias)
-    if why is not None:
-        _fall_back("linear", why)
+    route = _served(input, weight, bias)
+    if route == _UNSERVED:
+        _fall_back("linear", _unserved(input, weight, bias))
         return TF.linear(input, weight, bias)
     if weight.dim() != 2 or input.dim() < 1:
         raise ValueError(f"fastconv.torch.linear: weight must be 2-D (out_features, "
                          f"in_features) and input at least 1-D, got shapes "
                          f"{tuple(input.shape)} and {tuple(weight.shape)}")
-    return _linear_op(input, weight, bias)
+    return _linear_op.run(route, input, weight, bias)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -1068,11 +1195,11 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     >>> ft.relu(torch.tensor([-1.0, 0.5])).tolist()
     [0.0, 0.5]
     """
-    why = _unserved(input)
-    if why is not None:
-        _fall_back("relu", why)
+    route = _served(input)
+    if route == _UNSERVED:
+        _fall_back("relu", _unserved(input))
         return TF.relu(input, inplace)
-    y = _relu_op(input)
+    y = _relu_op.run(route, input)
     return input.copy_(y) if inplace else y
 
 

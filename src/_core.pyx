@@ -6,7 +6,12 @@ fastconv.functional; shapes come as tuples of ints.  The GIL is released
 around every kernel.  An empty array stands for "absent" (bias, dx)."""
 
 from cython cimport floating
-from libc.stdint cimport int64_t
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uintptr_t
+from libc.string cimport memcpy
+
+import threading
+from collections import OrderedDict
 
 cdef extern from "fc_core.h" nogil:
     ctypedef int64_t fc_int
@@ -181,9 +186,58 @@ cdef int fc_algorithm_id_lanes():
     return -1
 
 
-cdef int make_plan(int op, fc_conv_geom *g, int dsize, int nt, int alg, int narrow, fc_int th,
-                   fc_int tw, int wfinite, fc_plan *pl) except -1:
+# ------------------------------------------------------------ the plan cache
+#
+# Planning a small convolution can cost more than running it (the lanes
+# assessment searches tiles), and a network calls the same shapes again and
+# again.  A plan is a function of the planner's inputs alone: the op, the
+# geometry, the element size, the threads asked for and those that can run,
+# the forced algorithm and lanes tile, whether the weights are finite, the
+# active instruction set's kernels and the cache sizes the blocking comes
+# from.  The first of those make the key; the instruction set and the cache
+# sizes change only through set_isa and set_cache_sizes, which empty the
+# cache (the instruction set is in the key as well, so that a plan made by
+# another thread just before a switch is never taken for the new one).  A
+# hit copies the very struct the planner wrote, so a cached call runs the
+# same plan, bit for bit, as an uncached one.  Planning that fails (a forced
+# algorithm that cannot serve) is not cached.
+
+cdef object _plans = OrderedDict()     # key -> bytes of an fc_plan, least recent first
+cdef object _plans_lock = threading.Lock()
+cdef Py_ssize_t _plans_max = 256
+cdef Py_ssize_t _plan_hits = 0
+cdef Py_ssize_t _plan_misses = 0
+
+
+def plan_cache_clear():
+    """Forgets every cached plan and zeroes the hit and miss counts."""
+    global _plan_hits, _plan_misses
+    with _plans_lock:
+        _plans.clear()
+        _plan_hits = _plan_misses = 0
+
+
+def plan_cache_info():
+    """(hits, misses, maxsize, currsize) of the plan cache."""
+    with _plans_lock:
+        return _plan_hits, _plan_misses, _plans_max, len(_plans)
+
+
+cdef int make_plan(int op, fc_conv_geom *g, tuple geom, int dsize, int nt, int alg, int narrow,
+                   fc_int th, fc_int tw, int wfinite, fc_plan *pl) except -1:
+    global _plan_hits, _plan_misses
     cdef int rc
+    cdef bytes entry
+    key = (op, geom, dsize, nt, fc_threads_usable(nt), alg, narrow, th, tw, wfinite,
+           <uintptr_t>fc_isa())
+    with _plans_lock:
+        entry = _plans.get(key)
+        if entry is not None:
+            _plans.move_to_end(key)
+            _plan_hits += 1
+    if entry is not None:
+        memcpy(pl, PyBytes_AS_STRING(entry), sizeof(fc_plan))
+        return 0
     fc_plan_init(pl)
     pl.narrow = narrow
     pl.th = th
@@ -195,6 +249,12 @@ cdef int make_plan(int op, fc_conv_geom *g, int dsize, int nt, int alg, int narr
             rc = fc_plan_conv_d(op, g, nt, alg, wfinite, pl)
     if rc == FC_EPLAN:
         raise ValueError(pl.reason.decode())
+    entry = PyBytes_FromStringAndSize(<char *>pl, sizeof(fc_plan))
+    with _plans_lock:
+        _plan_misses += 1
+        _plans[key] = entry
+        if len(_plans) > _plans_max:
+            _plans.popitem(last=False)
     return 0
 
 
@@ -203,7 +263,7 @@ def plan_conv(int op, tuple geom, int dsize, int nt, int alg=-1, int narrow=-1, 
     """The plan of a convolution op (OP_CONV_*), weights taken as finite."""
     cdef fc_conv_geom g = conv_geom(geom)
     cdef fc_plan pl
-    make_plan(op, &g, dsize, nt, alg, narrow, th, tw, 1, &pl)
+    make_plan(op, &g, geom, dsize, nt, alg, narrow, th, tw, 1, &pl)
     return plan_dict(&pl)
 
 
@@ -223,13 +283,14 @@ def plan_pool(tuple geom, int dsize, int nt):
     return plan_dict(&pl)
 
 
-cdef int plan_for_weights(int op, fc_conv_geom *g, const floating[::1] w, int nt, int alg,
-                          int narrow, fc_int th, fc_int tw, fc_plan *pl) except -1:
+cdef int plan_for_weights(int op, fc_conv_geom *g, tuple geom, const floating[::1] w, int nt,
+                          int alg, int narrow, fc_int th, fc_int tw, fc_plan *pl) except -1:
     """Plans op; where the plan needs finite weights and w is not, plans
     again without the algorithms that need them."""
     cdef int finite = 1
     cdef int dsize = sizeof(floating)
-    make_plan(op, g, dsize, nt, alg, narrow, th, tw, 1, pl)
+    make_plan(op, g, geom, dsize, nt, alg, narrow, th, tw, 1, pl)
+    # The weights are looked at on every call, cached plan or not.
     if fc_plan_needs_finite(pl):
         with nogil:
             if floating is float:
@@ -237,7 +298,7 @@ cdef int plan_for_weights(int op, fc_conv_geom *g, const floating[::1] w, int nt
             else:
                 finite = fc_all_finite_d(cptr(w), w.shape[0], nt)
         if not finite:
-            make_plan(op, g, dsize, nt, alg, narrow, th, tw, 0, pl)
+            make_plan(op, g, geom, dsize, nt, alg, narrow, th, tw, 0, pl)
     return 0
 
 
@@ -248,7 +309,7 @@ def conv2d_fwd(tuple geom, const floating[::1] x, const floating[::1] w,
     cdef fc_conv_geom g = conv_geom(geom)
     cdef fc_plan pl
     cdef int rc
-    plan_for_weights(FC_OP_CONV_FWD, &g, w, nt, alg, narrow, th, tw, &pl)
+    plan_for_weights(FC_OP_CONV_FWD, &g, geom, w, nt, alg, narrow, th, tw, &pl)
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
@@ -265,7 +326,7 @@ def conv2d_bwd_data(tuple geom, const floating[::1] dy, const floating[::1] w,
     cdef fc_conv_geom g = conv_geom(geom)
     cdef fc_plan pl
     cdef int rc
-    plan_for_weights(FC_OP_CONV_DATA, &g, w, nt, alg, narrow, th, tw, &pl)
+    plan_for_weights(FC_OP_CONV_DATA, &g, geom, w, nt, alg, narrow, th, tw, &pl)
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
@@ -281,7 +342,7 @@ def conv2d_bwd_weight(tuple geom, const floating[::1] dy, const floating[::1] x,
     cdef fc_conv_geom g = conv_geom(geom)
     cdef fc_plan pl
     cdef int rc
-    make_plan(FC_OP_CONV_WEIGHT, &g, sizeof(floating), nt, alg, -1, 0, 0, 1, &pl)
+    make_plan(FC_OP_CONV_WEIGHT, &g, geom, sizeof(floating), nt, alg, -1, 0, 0, 1, &pl)
     with nogil:
         fc_reset_workspace_bytes()
         if floating is float:
@@ -432,7 +493,9 @@ def isa_supported(str name):
 
 def set_isa(str name):
     """0 on success, -1 for an unknown name, -2 when this CPU cannot run it."""
-    return fc_set_isa(name.encode())
+    rc = fc_set_isa(name.encode())
+    plan_cache_clear()      # the plans were made for the other kernels
+    return rc
 
 def isa():
     return fc_isa().decode()
@@ -461,7 +524,9 @@ def cache_sizes():
 def set_cache_sizes(int64_t l1d, int64_t l2, int64_t l3):
     """Override the detected sizes (all 0: detect again); ValueError when
     implausible.  Only before any computation (at import)."""
-    if fc_set_cache_sizes(l1d, l2, l3) != 0:
+    rc = fc_set_cache_sizes(l1d, l2, l3)
+    plan_cache_clear()      # the plans' blocking and budgets came from the old sizes
+    if rc != 0:
         raise ValueError(f"implausible cache sizes: L1d {l1d}, L2 {l2}, L3 {l3} bytes "
                          "(need L1d >= 1 KiB, L2 >= L1d, L3 >= L2 or 0)")
 

@@ -645,3 +645,97 @@ def test_routes():
     assert ft._route((torch.empty(2, device="meta"),)) == ft._DISPATCHER
     with _Recorder():
         assert ft._route((x,)) == ft._DISPATCHER
+
+
+def test_routes_under_functorch():
+    x = torch.randn(2, 3)
+    seen = []
+    torch.func.grad(lambda t: (seen.append(ft._route((t, [1]))), t.sum())[1])(x)
+    torch.func.vmap(lambda t: (seen.append(ft._route((t,))), t)[1])(x)
+    assert seen == [ft._FUNCTORCH, ft._FUNCTORCH]
+
+
+# ------------------------------------------------------------ torch.func
+
+def _conv_relu_loss(f):
+    def loss(x, w, b):
+        return f.relu(f.conv2d(x, w, b, padding=1)).square().sum()
+    return loss
+
+
+def test_func_grad_and_jacrev_match_torch():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+    got = torch.func.grad(_conv_relu_loss(ft), argnums=(0, 1, 2))(x, w, b)
+    want = torch.func.grad(_conv_relu_loss(TF), argnums=(0, 1, 2))(x, w, b)
+    torch.testing.assert_close(got, want)
+    xs = x[:1, :1, :4, :4]
+    torch.testing.assert_close(torch.func.jacrev(lambda t: ft.max_pool2d(t, 2))(xs),
+                               torch.func.jacrev(lambda t: TF.max_pool2d(t, 2))(xs))
+    lw = torch.randn(5, 6, dtype=torch.float64)
+    lx = torch.randn(3, 6, dtype=torch.float64)
+    _, vjp = torch.func.vjp(lambda t: ft.linear(t, lw), lx)
+    _, vjp_t = torch.func.vjp(lambda t: TF.linear(t, lw), lx)
+    dy = torch.randn(3, 5, dtype=torch.float64)
+    torch.testing.assert_close(vjp(dy), vjp_t(dy))
+    with pytest.raises(NotImplementedError):      # no forward-mode formula
+        torch.func.jvp(ft.relu, (lx,), (torch.ones_like(lx),))
+
+
+def test_func_vmap_and_per_sample_gradients_match_torch():
+    torch.manual_seed(1)
+    x = torch.randn(3, 2, 6, 6, dtype=torch.float64)
+    w = torch.randn(4, 2, 3, 3, dtype=torch.float64)
+
+    def conv(f):
+        return lambda t: f.conv2d(t.unsqueeze(0), w, padding=1)
+
+    torch.testing.assert_close(torch.func.vmap(conv(ft))(x), torch.func.vmap(conv(TF))(x))
+    y, idx = torch.func.vmap(lambda t: ft.max_pool2d(t, 2, return_indices=True))(x)
+    y_t, idx_t = TF.max_pool2d(x, 2, return_indices=True)
+    torch.testing.assert_close(y, y_t)
+    assert torch.equal(idx, idx_t)
+
+    def per_sample(f):
+        def loss(w, t):
+            return f.conv2d(t.unsqueeze(0), w, padding=1).square().sum()
+        return torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(w, x)
+
+    torch.testing.assert_close(per_sample(ft), per_sample(TF))
+
+    def batched_loss(f):
+        return lambda v: torch.func.vmap(lambda t: f.conv2d(t.unsqueeze(0), v))(x).sum()
+
+    torch.testing.assert_close(torch.func.grad(batched_loss(ft))(w),
+                               torch.func.grad(batched_loss(TF))(w))
+
+
+def test_remembered_geometries_follow_the_settings():
+    # The bridge works a geometry out once per op, shapes and settings: a
+    # change of any of them is another geometry, and settings that give none
+    # raise on every call.
+    torch.manual_seed(2)
+    x = torch.randn(1, 2, 9, 8, dtype=torch.float64)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    for kw in (dict(padding=1), dict(padding=0), dict(stride=2), dict(dilation=2),
+               dict(padding=(1, 0)), dict(padding=1)):
+        torch.testing.assert_close(ft.conv2d(x, w, **kw), TF.conv2d(x, w, **kw))
+        torch.testing.assert_close(ft.max_pool2d(x, 3, **kw), TF.max_pool2d(x, 3, **kw))
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            ft.conv2d(x[:, :, :2], w)
+        with pytest.raises(ValueError):
+            ft.max_pool2d(x, 2, padding=2)
+    ft._geometries.clear()
+    for h in range(5, 5 + ft._GEOMETRIES_MAX + 3):
+        ft.conv2d(torch.ones(1, 1, h, 3), torch.ones(1, 1, 1, 1))
+        assert len(ft._geometries) <= ft._GEOMETRIES_MAX
+
+
+def test_eager_autograd_formulas_are_the_registered_ones():
+    for op in (ft._conv2d_op, ft._max_pool2d_op, ft._linear_op, ft._relu_op):
+        assert op.function.forward is op.body
+        assert issubclass(op.function, torch.autograd.Function)
+    assert ft._conv2d_backward_op.function is None
