@@ -128,8 +128,8 @@ def test_phased_plan_is_what_runs(dtype, threads):
     xs, ws = (4, 32, 16, 16), (64, 32, 4, 4)
     pl = fastconv.plan("conv2d_backward_data", xs, ws, dtype=dtype, stride=2, padding=1)
     assert pl.algorithm == "phased", pl.reason
-    assert pl.reason.startswith("phased: strided, every phase with the same taps; 4 of 4 "
-                                "phases"), pl.reason
+    assert pl.reason.startswith("phased: strided, small maps, every phase with the same taps, "
+                                "several; 4 of 4 phases"), pl.reason
     dy = randn((4, 64, 8, 8), dtype, "phased plan dy")
     w = randn(ws, dtype, "phased plan w")
     fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1)
@@ -152,9 +152,12 @@ def test_phased_plan_is_what_runs(dtype, threads):
 
 @pytest.mark.parametrize("shape, takes", [
     # (N, C, H, K, F, S, P): the planner's choice
-    ((8, 128, 16, 256, 4, 2, 1), "phased"),      # DCGAN: every phase 2x2 taps
-    ((8, 64, 56, 128, 2, 2, 0), "phased"),       # U-Net: every phase one tap
-    ((8, 64, 30, 64, 3, 3, 0), "phased"),        # 3x3 s3
+    ((8, 128, 16, 256, 4, 2, 1), "phased"),      # DCGAN @8: every phase 2x2 taps
+    ((64, 128, 8, 128, 4, 2, 1), "phased"),      # dy of 4x4
+    ((8, 128, 12, 64, 6, 3, 0), "phased"),       # 6x6 s3: every phase 2x2 taps, dy 3x3
+    ((8, 64, 32, 128, 4, 2, 1), "col2im"),       # DCGAN @16: dy of 256 pixels
+    ((8, 64, 56, 128, 2, 2, 0), "col2im"),       # U-Net: one tap per phase
+    ((8, 64, 30, 64, 3, 3, 0), "col2im"),        # 3x3 s3: one tap per phase
     ((8, 128, 56, 128, 3, 2, 1), "col2im"),      # 3x3 s2: phases of 1 and 2 taps
     ((8, 256, 28, 512, 1, 2, 0), "col2im"),      # 1x1 s2: three phases idle
     ((8, 1, 64, 64, 4, 2, 1), "col2im"),         # one input channel
