@@ -188,3 +188,17 @@ def test_phased_refuses_what_it_cannot_serve():
     assert _plan.last_run("conv2d_backward_data")["algorithm"] == "col2im"
     want = ref.conv2d_backward_data(dy, w, x.shape, 2, ((1, 1), (1, 1)))
     np.testing.assert_array_equal(np.isnan(dx), np.isnan(want))
+
+
+@pytest.mark.parametrize("pads", [((0, 1), (0, 0)), ((0, 0), (0, 2)), ((0, 2), (0, 1))], ids=str)
+def test_one_by_one_padded_at_the_end_only(pads, dtype, isa):
+    # A phase of one tap is such a convolution (its output larger than dy);
+    # it must not be read in place as an unpadded 1x1 product.
+    x = randn((2, 3, 5, 4), dtype, "1x1 end x", pads)
+    w = randn((4, 3, 1, 1), dtype, "1x1 end w", pads)
+    y = fastconv.conv2d(x, w, padding=pads)
+    (pt, pb), (pl, pr) = pads
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    want = ref.conv2d(xp, w)
+    assert y.shape == want.shape
+    assert_close(y, want, ref.conv2d(np.abs(xp), np.abs(w)), dtype, 3, f"1x1 {pads} [{isa}]")
