@@ -275,8 +275,8 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, stride: IntOrPair
     have the dtype conv2d's output has for these operands (float32 or
     float64).
     ``algorithm`` forces an algorithm: a name applies to each gradient it
-    computes (``"col2im"`` the data gradient alone, ``"dot"`` the weight
-    gradient alone, ``"gemm"`` both), a pair ``(data, weight)`` names each
+    computes (``"col2im"`` or ``"phased"`` the data gradient alone, ``"dot"``
+    the weight gradient alone, ``"gemm"`` both), a pair ``(data, weight)`` names each
     (None: the planner chooses).  A name that cannot serve the shape raises
     ValueError saying why, before anything computes.
 

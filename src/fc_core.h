@@ -47,10 +47,12 @@ static inline int fc_conv_is_dilated(const fc_conv_geom *g) { return g->DH != 1 
 
 /* A 1x1 convolution at stride 1 without padding: a plain product of the
  * weights with each image's C x H*W matrix, which every path can read in
- * place. */
+ * place.  Padding at the bottom or right alone (an output larger than the
+ * input) is not plain. */
 static inline int fc_conv_is_plain_1x1(const fc_conv_geom *g)
 {
-    return g->FH == 1 && g->FW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
+    return g->FH == 1 && g->FW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0 &&
+           g->H2 == g->H && g->W2 == g->W;
 }
 
 typedef struct {

@@ -68,7 +68,8 @@ void fc_plan_init(fc_plan *pl)
 
 int fc_plan_needs_finite(const fc_plan *pl)
 {
-    return pl->alg == FC_ALG_LANES || (pl->flags & FC_PLAN_ROTATED) != 0 ||
+    return pl->alg == FC_ALG_LANES || pl->alg == FC_ALG_PHASED ||
+           (pl->flags & FC_PLAN_ROTATED) != 0 ||
            (pl->alg == FC_ALG_DEPTHWISE && pl->op == FC_OP_CONV_DATA);
 }
 

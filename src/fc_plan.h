@@ -46,6 +46,8 @@ enum fc_op {
       "stride 1: a zero-padded slab of input rows read in place on a wide grid")             \
     X(GEMM_T, "gemm_t", FC_CONV_OPS,                                                         \
       "the GEMM turned around: output pixels as the register tile's rows")                   \
+    X(PHASED, "phased", FC_FOR(FC_OP_CONV_DATA),                                             \
+      "strided data gradient as stride-1 convolutions of dy, one per phase of dx's grid")   \
     X(COL2IM, "col2im", FC_FOR(FC_OP_CONV_DATA),                                             \
       "w^T dy in L2-sized tiles, each scattered into dx at once")                           \
     X(GEMM, "gemm", FC_CONV_OPS | FC_FOR(FC_OP_CONV_WEIGHT) | FC_FOR(FC_OP_LINEAR_FWD) |    \
@@ -119,7 +121,8 @@ int fc_pool_threads(const fc_pool_geom *g, int nthreads);
 void fc_plan_init(fc_plan *pl);
 
 /* Whether running pl needs weights that are all finite (lanes, a data
- * gradient through the rotated weights, or depthwise's data gradient): the
+ * gradient through the rotated weights, by phases, or depthwise's data
+ * gradient): the
  * entry points test the weights then, and plan again without that algorithm
  * when they are not. */
 int fc_plan_needs_finite(const fc_plan *pl);

@@ -486,3 +486,30 @@ def conv1d_backward(dy, x, w, stride=1, pad=(0, 0), dilation=1, groups=1):
                 dw[kk, cc, ff] = (xp[:, g * cg + cc, sl] * dy[:, kk]).sum()
                 dxp[:, g * cg + cc, sl] += dy[:, kk] * w[kk, cc, ff]
     return dxp[:, :, pad[0]:pad[0] + length], dw, dy.sum(axis=(0, 2))
+
+
+def conv2d_backward_data(dy, w, x_shape, stride=1, padding=((0, 0), (0, 0)), dilation=1,
+                         groups=1):
+    """dx of L = sum(dy * conv2d(x, w)) for any stride, per-side padding
+    ((top, bottom), (left, right)), dilation and groups, dy of any height and
+    width the padded input allows (strict=False's floor included): tap (p, q)
+    of output (i, j) reads padded input row i*SH + p*DH, column j*SW + q*DW,
+    and scatters dy times the weight back there."""
+    dy, w = _f64(dy), _f64(w)
+    (sh, sw), (dh, dw_) = _pair(stride), _pair(dilation)
+    (pt, pb), (pl, pr) = padding
+    n, c, h, wd = x_shape
+    k, cg, fh, fw = w.shape
+    h2, w2 = dy.shape[2], dy.shape[3]
+    kg = k // groups
+    dxp = np.zeros((n, c, h + pt + pb + (fh - 1) * dh + sh, wd + pl + pr + (fw - 1) * dw_ + sw))
+    for gi in range(groups):
+        dyg = dy[:, gi * kg:(gi + 1) * kg]
+        wg = w[gi * kg:(gi + 1) * kg]
+        for p in range(fh):
+            for q in range(fw):
+                r0, s0 = p * dh, q * dw_
+                dxp[:, gi * cg:(gi + 1) * cg, r0:r0 + (h2 - 1) * sh + 1:sh,
+                    s0:s0 + (w2 - 1) * sw + 1:sw] += np.einsum("nkhw,kc->nchw", dyg,
+                                                               wg[:, :, p, q])
+    return dxp[:, :, pt:pt + h, pl:pl + wd]

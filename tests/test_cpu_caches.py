@@ -121,7 +121,7 @@ print(sorted(checked))
         bad, checked = r.stdout.strip().split("\n")
         assert bad == "[]", (setting, bad)
         required = ["fwd gemm", "fwd gemm_t", "fwd direct", "fwd kvec", "data col2im",
-                    "data gemm", "weight gemm", "weight kvec"]
+                    "data phased", "data gemm", "weight gemm", "weight kvec"]
         if "l2=64M" not in setting:   # with huge caches lanes' tiles outgrow its budget
             required.append("fwd lanes")
         for name in required:

@@ -416,7 +416,9 @@ BANDED_CASES = [
 
 @pytest.mark.parametrize("case", BANDED_CASES, ids=str)
 def test_data_gradient_in_bands_of_rows(case, dtype, isa, force):
-    force(None)
+    # (forced: with 2 input channels and a kernel as tall as the stride, the
+    # portable build's planner takes the phases for the third case)
+    force("col2im")
     _check_data_gradient_at_threads(case, dtype, isa, "col2im")
 
 

@@ -38,7 +38,8 @@ def test_algorithms_is_the_core_list():
     names = fastconv.algorithms()
     assert isinstance(names, tuple) and len(names) == len(set(names))
     assert names == tuple(n for n, _, _ in _core.algorithms())
-    for name in ("gemm", "gemm_t", "direct", "lanes", "kvec", "dot", "dot1x1", "col2im"):
+    for name in ("gemm", "gemm_t", "direct", "lanes", "kvec", "dot", "dot1x1", "phased",
+                 "col2im"):
         assert name in names
     assert all(_plan.algorithm_doc(n) for n in names)
 
