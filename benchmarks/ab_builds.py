@@ -3,7 +3,7 @@ process per build, the builds alternating, and the report gives the median
 over rounds of each build's time and their ratio.
 
     python benchmarks/ab_builds.py OLD_TREE NEW_TREE [--rounds 4] [--threads 1]
-                                   [--seconds 0.5]
+                                   [--seconds 0.5] [--layers dense|depthwise]
 
 OLD_TREE and NEW_TREE are source trees with an in-place build
 (``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of an
@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-# name, N, C, H, W, K, F, stride, padding, dtype
+# name, N, C, H, W, K, F, stride, padding, dtype (groups 1)
 LAYERS = [
     ("LeNet 5x5 6->16 @14 b256", 256, 6, 14, 14, 16, 5, 1, 0, "float32"),
     ("stem 3->16 3x3 @112 b8", 8, 3, 112, 112, 16, 3, 1, 1, "float32"),
@@ -35,6 +35,19 @@ LAYERS = [
     ("3x3 s2 64->128 @56 b4", 4, 64, 56, 56, 128, 3, 2, 1, "float32"),
 ]
 
+# MobileNetV2's and EfficientNet's depthwise layers (groups = C = K), batch 8
+DEPTHWISE = [
+    ("dw 3x3 32 @112", 8, 32, 112, 112, 32, 3, 1, 1, "float32"),
+    ("dw 3x3 144 @56", 8, 144, 56, 56, 144, 3, 1, 1, "float32"),
+    ("dw 3x3 144 s2 @56", 8, 144, 56, 56, 144, 3, 2, 1, "float32"),
+    ("dw 3x3 384 @14", 8, 384, 14, 14, 384, 3, 1, 1, "float32"),
+    ("dw 3x3 576 s2 @14", 8, 576, 14, 14, 576, 3, 2, 1, "float32"),
+    ("dw 3x3 960 @7", 8, 960, 7, 7, 960, 3, 1, 1, "float32"),
+    ("dw 5x5 240 @28", 8, 240, 28, 28, 240, 5, 1, 2, "float32"),
+    ("dw 5x5 144 s2 @56", 8, 144, 56, 56, 144, 5, 2, 2, "float32"),
+    ("dw 3x3 144 @56 f64", 8, 144, 56, 56, 144, 3, 1, 1, "float64"),
+]
+
 CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -45,12 +58,13 @@ seconds = float(sys.argv[3])
 rng = np.random.default_rng(0)
 out = {}
 for name, N, C, H, W, K, F, S, P, dt in LAYERS:
+    G = C if GROUPED else 1
     x = rng.standard_normal((N, C, H, W)).astype(dt)
-    w = rng.standard_normal((K, C, F, F)).astype(dt)
+    w = rng.standard_normal((K, C // G, F, F)).astype(dt)
     b = rng.standard_normal(K).astype(dt)
-    dy = rng.standard_normal(fc.conv2d(x, w, b, S, P, strict=False).shape).astype(dt)
-    for op, fn in (("fwd", lambda: fc.conv2d(x, w, b, S, P, strict=False)),
-                   ("bwd", lambda: fc.conv2d_backward(dy, x, w, S, P))):
+    dy = rng.standard_normal(fc.conv2d(x, w, b, S, P, strict=False, groups=G).shape).astype(dt)
+    for op, fn in (("fwd", lambda: fc.conv2d(x, w, b, S, P, strict=False, groups=G)),
+                   ("bwd", lambda: fc.conv2d_backward(dy, x, w, S, P, groups=G))):
         fn(); ts = []
         end = time.perf_counter() + seconds
         while time.perf_counter() < end or len(ts) < 5:
@@ -67,8 +81,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--layers", choices=["dense", "depthwise"], default="dense",
+                    help="the dense layers above or the depthwise ones (groups = C)")
     args = ap.parse_args()
-    code = f"LAYERS = {LAYERS!r}\n" + CHILD
+    grouped = args.layers == "depthwise"
+    code = (f"LAYERS = {DEPTHWISE if grouped else LAYERS!r}\nGROUPED = {grouped!r}\n" +
+            CHILD)
     runs: dict = {"old": [], "new": []}
     for r in range(args.rounds):
         for which in ("old", "new"):
