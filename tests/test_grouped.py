@@ -226,8 +226,13 @@ def test_the_planner_picks_grouped_for_resnext_layers(shape):
 def test_the_planner_picks_grouped_for_resnext_strided_layers(shape):
     # the forward and the weight gradient; the strided data gradient is not
     # a forward convolution of dy, and stays with the per-group planner
+    # (16 filters a group, one AVX-512 vector, leave the weight gradient to
+    # kvec per group; the rule depends on the vector length, so it is not
+    # asserted here)
     N, C, H, W, G = shape
     for op in ("conv2d", "conv2d_backward_weight", "conv2d_backward_data"):
+        if op == "conv2d_backward_weight" and C // G == 16:
+            continue
         p = fastconv.plan(op, (N, C, H, W), (C, C // G, 3, 3), dtype="float32", stride=2,
                           padding=1, groups=G, strict=False)
         assert (p.algorithm == "grouped") == (op != "conv2d_backward_data"), (op, p)
