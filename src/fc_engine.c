@@ -111,6 +111,29 @@ static int plan_on(int e, int op, const fc_conv_geom *g, int nt, int forced, int
     FC_ON(e, plan_conv, d, (op, g, nt, forced, wfinite, pl))
 }
 
+/* A plan's groups, one after another or (FC_PLAN_GROUPS_SIDE) side by side
+ * on pl->threads threads, each group on one: the first failure is
+ * returned; side by side, the other groups still run. */
+static int run_groups(const fc_plan *pl, int (*one)(const fc_plan *, int, const void *const *),
+                      const void *const *a)
+{
+    int rc = FC_OK;
+    if (pl->flags & FC_PLAN_GROUPS_SIDE) {
+#pragma omp parallel for num_threads(pl->threads) schedule(dynamic, 1)
+        for (int i = 0; i < pl->groups; i++) {
+            const int r = one(pl, i, a);
+            if (r != FC_OK) {
+#pragma omp critical(fc_groups_rc)
+                rc = r;
+            }
+        }
+        return rc;
+    }
+    for (int i = 0; i < pl->groups && rc == FC_OK; i++)
+        rc = one(pl, i, a);
+    return rc;
+}
+
 #define FC_ENTRY_POINTS(T, S, DSIZE)                                                 \
     int fc_plan_conv_##S(int op, const fc_conv_geom *g, int nt, int forced,          \
                          int wfinite, fc_plan *pl)                                   \
@@ -120,38 +143,46 @@ static int plan_on(int e, int op, const fc_conv_geom *g, int nt, int forced, int
         pl->engine = e;                                                              \
         return rc;                                                                   \
     }                                                                                \
+    static int fwd_group_##S(const fc_plan *pl, int i, const void *const *a)        \
+    {                                                                                \
+        const fc_conv_geom *g = &pl->g;                                              \
+        const T *x = (const T *)a[0], *w = (const T *)a[1], *b = (const T *)a[2];    \
+        return run_fwd_##S(pl, x + i * g->C * g->H * g->W,                           \
+                           w + i * g->K * g->C * g->FH * g->FW, b ? b + i * g->K : b, \
+                           (T *)a[3] + i * g->K * g->H2 * g->W2, *(const int *)a[4]); \
+    }                                                                                \
     int fc_conv2d_fwd_plan_##S(const fc_plan *pl, const T *x, const T *w, const T *b, \
                                T *y, int relu)                                       \
     {                                                                                \
+        const void *a[5] = {x, w, b, y, &relu};                                      \
+        return run_groups(pl, fwd_group_##S, a);                                     \
+    }                                                                                \
+    static int data_group_##S(const fc_plan *pl, int i, const void *const *a)       \
+    {                                                                                \
         const fc_conv_geom *g = &pl->g;                                              \
-        int rc = FC_OK;                                                              \
-        for (int i = 0; i < pl->groups && rc == FC_OK; i++)                          \
-            rc = run_fwd_##S(pl, x + i * g->C * g->H * g->W,                         \
-                             w + i * g->K * g->C * g->FH * g->FW, b ? b + i * g->K : b, \
-                             y + i * g->K * g->H2 * g->W2, relu);                    \
-        return rc;                                                                   \
+        return run_data_##S(pl, (const T *)a[0] + i * g->K * g->H2 * g->W2,          \
+                            (const T *)a[1] + i * g->K * g->C * g->FH * g->FW,       \
+                            (T *)a[2] + i * g->C * g->H * g->W);                     \
     }                                                                                \
     int fc_conv2d_bwd_data_plan_##S(const fc_plan *pl, const T *dy, const T *w, T *dx) \
     {                                                                                \
+        const void *a[3] = {dy, w, dx};                                              \
+        return run_groups(pl, data_group_##S, a);                                    \
+    }                                                                                \
+    static int weight_group_##S(const fc_plan *pl, int i, const void *const *a)     \
+    {                                                                                \
         const fc_conv_geom *g = &pl->g;                                              \
-        int rc = FC_OK;                                                              \
-        for (int i = 0; i < pl->groups && rc == FC_OK; i++)                          \
-            rc = run_data_##S(pl, dy + i * g->K * g->H2 * g->W2,                     \
-                              w + i * g->K * g->C * g->FH * g->FW,                   \
-                              dx + i * g->C * g->H * g->W);                          \
-        return rc;                                                                   \
+        T *db = (T *)a[3];                                                           \
+        return run_weight_##S(pl, (const T *)a[0] + i * g->K * g->H2 * g->W2,        \
+                              (const T *)a[1] + i * g->C * g->H * g->W,              \
+                              (T *)a[2] + i * g->K * g->C * g->FH * g->FW,           \
+                              db ? db + i * g->K : db);                              \
     }                                                                                \
     int fc_conv2d_bwd_weight_plan_##S(const fc_plan *pl, const T *dy, const T *x,    \
                                       T *dw, T *db)                                  \
     {                                                                                \
-        const fc_conv_geom *g = &pl->g;                                              \
-        int rc = FC_OK;                                                              \
-        for (int i = 0; i < pl->groups && rc == FC_OK; i++)                          \
-            rc = run_weight_##S(pl, dy + i * g->K * g->H2 * g->W2,                   \
-                                x + i * g->C * g->H * g->W,                          \
-                                dw + i * g->K * g->C * g->FH * g->FW,                \
-                                db ? db + i * g->K : db);                            \
-        return rc;                                                                   \
+        const void *a[4] = {dy, x, dw, db};                                          \
+        return run_groups(pl, weight_group_##S, a);                                  \
     }                                                                                \
     int fc_all_finite_##S(const T *a, fc_int n, int nt)                              \
     {                                                                                \

@@ -65,6 +65,9 @@ enum fc_alg { FC_ALG_NONE = -1, FC_ALGORITHMS(FC_ALG_ENUM) FC_ALG_COUNT };
 /* A data gradient of stride 1 runs as a forward convolution of dy with the
  * weights turned 180 degrees and K and C swapped. */
 #define FC_PLAN_ROTATED 1u
+/* The groups of a call run side by side, each on one thread: every group
+ * alone is too small for more than one. */
+#define FC_PLAN_GROUPS_SIDE 2u
 
 typedef struct {
     int op;                /* enum fc_op */
@@ -73,7 +76,7 @@ typedef struct {
     int nthreads;          /* threads the call may use, of which it takes `threads` */
     int engine;            /* the compiled copy (instruction set) that plans and runs */
     int dsize;             /* 4 or 8 */
-    unsigned flags;        /* FC_PLAN_ROTATED */
+    unsigned flags;        /* FC_PLAN_ROTATED, FC_PLAN_GROUPS_SIDE */
     size_t workspace;      /* bytes the run allocates */
     const char *kernel;    /* the register tile's kernel, e.g. "sgemm_avx512_14x32" */
     double cost;           /* the estimate that chose it: time relative to the GEMM's */

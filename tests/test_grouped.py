@@ -277,3 +277,43 @@ def test_forcing_grouped_where_it_cannot_serve():
                         np.float32), groups=2, algorithm="grouped")
     with pytest.raises(ValueError, match="grouped"):
         fastconv.plan("linear", (2, 3), (4, 3), dtype="float32", algorithm="grouped")
+
+
+def test_groups_too_small_for_two_threads_run_side_by_side(dtype):
+    """A stride-2 layer of 8 small groups, each planned on one thread: at
+    two threads the groups run side by side, one per thread, with the bits
+    of a one-thread run and the oracle's values."""
+    G, stride = 8, 2
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 32, 12, 13)).astype(dtype)
+    w = rng.standard_normal((32, 4, 3, 3)).astype(dtype)
+    b = rng.standard_normal(32).astype(dtype)
+    dy = rng.standard_normal((2, 32, 6, 7)).astype(dtype)
+
+    def run():
+        y = fastconv.conv2d(x, w, b, stride, 1, groups=G, strict=False)
+        return (y,) + tuple(fastconv.conv2d_backward(dy, x, w, stride, 1, groups=G))
+
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(1)
+        one = run()
+        fastconv.set_num_threads(2)
+        if fastconv.get_num_threads() < 2:
+            pytest.skip("this build runs one thread")
+        for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
+            p = fastconv.plan(op, x.shape, w.shape, stride=stride, padding=1, groups=G,
+                              dtype=dtype, strict=False)
+            if p.algorithm not in ("grouped", "depthwise"):
+                assert p.threads == 2 and "side by side" in p.reason, p
+        two = run()
+    finally:
+        fastconv.set_num_threads(before)
+    for a, r in zip(two, one):
+        assert np.array_equal(a, r)
+    want, rdx, rdw = _oracle(x, w, b, dy, G, 1, 1, stride=stride)
+    scale, sdx, sdw = _oracle(np.abs(x), np.abs(w), np.abs(b), np.abs(dy), G, 1, 1,
+                              stride=stride)
+    assert_close(two[0], want, scale, dtype, 4 * 9, "y")
+    assert_close(two[1], rdx, sdx, dtype, 4 * 9, "dx")
+    assert_close(two[2], rdw, sdw, dtype, 2 * 6 * 7, "dw")
