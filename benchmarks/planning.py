@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -27,17 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastconv as fc  # noqa: E402
 from fastconv import _plan  # noqa: E402
 from benchmarks import suite  # noqa: E402
-
-
-def _median_time(fn, seconds):
-    fn()
-    ts = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(ts) < 3:
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+from benchmarks.modern_layers import _median_time  # noqa: E402
 
 
 def _calls(layer, dtype, rng):
