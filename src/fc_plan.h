@@ -33,7 +33,7 @@ enum fc_op {
     X(DEPTHWISE, "depthwise", FC_CONV_OPS | FC_FOR(FC_OP_CONV_WEIGHT),                       \
       "one input channel per group: each channel's rows swept by its filters' taps")        \
     X(GROUPED, "grouped", FC_CONV_OPS | FC_FOR(FC_OP_CONV_WEIGHT),                           \
-      "stride 1, small groups: every group in one parallel region on 4-filter tiles")      \
+      "small groups, strides up to 4: every group in one parallel region on filter tiles") \
     X(DOT, "dot", FC_FOR(FC_OP_CONV_WEIGHT),                                                 \
       "one long dot product per weight (filters of at most 64 weights)")                    \
     X(DOT1X1, "dot1x1", FC_FOR(FC_OP_CONV_WEIGHT),                                           \

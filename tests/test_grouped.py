@@ -298,7 +298,9 @@ def test_forcing_grouped_where_it_cannot_serve():
 def test_groups_too_small_for_two_threads_run_side_by_side(dtype):
     """A stride-2 layer of 8 small groups, each planned on one thread: at
     two threads the groups run side by side, one per thread, with the bits
-    of a one-thread run and the oracle's values."""
+    of a one-thread run and the oracle's values.  The data gradient is
+    forced to col2im, which runs group by group (the planner would take all
+    groups at once by phases)."""
     G, stride = 8, 2
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 32, 12, 13)).astype(dtype)
@@ -308,7 +310,8 @@ def test_groups_too_small_for_two_threads_run_side_by_side(dtype):
 
     def run():
         y = fastconv.conv2d(x, w, b, stride, 1, groups=G, strict=False)
-        return (y,) + tuple(fastconv.conv2d_backward(dy, x, w, stride, 1, groups=G))
+        return (y,) + tuple(fastconv.conv2d_backward(dy, x, w, stride, 1, groups=G,
+                                                     algorithm=("col2im", None)))
 
     before = fastconv.get_num_threads()
     try:
@@ -317,7 +320,10 @@ def test_groups_too_small_for_two_threads_run_side_by_side(dtype):
         fastconv.set_num_threads(2)
         if fastconv.get_num_threads() < 2:
             pytest.skip("this build runs one thread")
-        for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
+        p = fastconv.plan("conv2d_backward_data", x.shape, w.shape, stride=stride,
+                          padding=1, groups=G, dtype=dtype, strict=False, algorithm="col2im")
+        assert p.threads == 2 and "side by side" in p.reason, p
+        for op in ("conv2d", "conv2d_backward_weight"):
             p = fastconv.plan(op, x.shape, w.shape, stride=stride, padding=1, groups=G,
                               dtype=dtype, strict=False)
             if p.algorithm not in ("grouped", "depthwise"):

@@ -28,6 +28,11 @@ CASES = [
     (2, 6, 12, 10, 8, (4, 4), (2, 2), ((1, 1), (1, 1)), (1, 1), 2),   # groups
     (2, 4, 9, 9, 4, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 4),     # depthwise
     (3, 7, 10, 7, 9, (5, 3), (2, 1), ((2, 2), (1, 1)), (1, 1), 1),    # stride along H only
+    (2, 32, 14, 13, 32, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 4),  # ResNeXt-like s2
+    (2, 12, 13, 16, 18, (3, 3), (3, 3), ((1, 1), (1, 1)), (1, 1), 3),  # groups at stride 3
+    (2, 16, 15, 14, 8, (3, 3), (2, 2), ((2, 1), (2, 2)), (2, 2), 4),   # groups, dilation 2
+    (1, 6, 11, 9, 10, (5, 2), (2, 3), ((2, 1), (0, 1)), (1, 1), 2),    # groups, uneven phases
+    (1, 2, 8, 8, 130, (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), 2),    # 65 filters a group
 ]
 
 
@@ -168,6 +173,53 @@ def test_planner_takes_phases_where_they_pay(shape, takes):
     pl = fastconv.plan("conv2d_backward_data", (N, C, H, H), (K, C, F_, F_),
                        dtype=np.float32, stride=S, padding=P)
     assert pl.algorithm == takes, pl.reason
+
+
+@pytest.mark.parametrize("shape, whole", [
+    # (N, C, H, K, S, G): whether the phases take every group at once
+    ((8, 256, 56, 256, 2, 32), True),    # ResNeXt 32x4d stage transitions
+    ((8, 512, 28, 512, 2, 32), True),
+    ((8, 1024, 14, 1024, 2, 32), True),
+    ((4, 64, 16, 64, 3, 8), True),       # stride 3
+    ((2, 256, 16, 256, 2, 2), False),    # 128 channels a group: the groups one by one
+])
+def test_phases_take_every_group_at_once(shape, whole, dtype):
+    """A strided grouped data gradient: per group, each phase would be a
+    thin convolution; with small groups the phases run on `grouped`, every
+    group at once, and the plan covers the whole call."""
+    N, C, H, K, S, G = shape
+    pl = fastconv.plan("conv2d_backward_data", (N, C, H, H), (K, C // G, 3, 3), dtype=dtype,
+                       stride=S, padding=1, groups=G, strict=False)
+    assert ("every group at once" in pl.reason) == whole, pl.reason
+    if whole:
+        assert pl.algorithm == "phased" and pl.kernel.startswith("grouped"), pl
+
+
+def test_grouped_phases_run_as_planned(dtype, threads):
+    xs, ws, G = (3, 32, 15, 14), (48, 4, 3, 3), 8
+    pl = fastconv.plan("conv2d_backward_data", xs, ws, dtype=dtype, stride=2, padding=1,
+                       groups=G, strict=False)
+    assert pl.algorithm == "phased" and "every group at once" in pl.reason, pl.reason
+    geom = fastconv.functional.conv_geometry(xs, ws, 2, 1, strict=False, where="t", groups=G)
+    dy = randn((3, 48, geom.H2, geom.W2), dtype, "grouped phases dy")
+    w = randn(ws, dtype, "grouped phases w")
+    dx = fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1, groups=G)[0]
+    ran = _plan.last_run("conv2d_backward_data")
+    assert (ran["algorithm"], ran["kernel"], ran["threads"]) == \
+        (pl.algorithm, pl.kernel, pl.threads)
+    assert pl.workspace_bytes == _core.last_workspace_bytes()
+    pads = ((1, 1), (1, 1))
+    want = ref.conv2d_backward_data(dy, w, xs, (2, 2), pads, (1, 1), G)
+    scale = ref.conv2d_backward_data(np.abs(dy), np.abs(w), xs, (2, 2), pads, (1, 1), G)
+    assert_close(dx, want, scale, dtype, 6 * 9, "grouped phases dx")
+    # one image alone gives the batch's bits for that image
+    one = fastconv.conv2d_backward(dy[1:2], np.zeros((1,) + xs[1:], dtype), w, 2, 1,
+                                   groups=G)[0]
+    assert np.array_equal(one[0].view(np.uint8), dx[1].view(np.uint8))
+    # and one thread the bits of every other thread count
+    fastconv.set_num_threads(1)
+    alone = fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1, groups=G)[0]
+    assert np.array_equal(alone.view(np.uint8), dx.view(np.uint8)), threads
 
 
 def test_phased_refuses_what_it_cannot_serve():
