@@ -3,7 +3,7 @@ process per build, the builds alternating, and the report gives the median
 over rounds of each build's time and their ratio.
 
     python benchmarks/ab_builds.py OLD_TREE NEW_TREE [--rounds 4] [--threads 1]
-                                   [--seconds 0.5] [--layers dense|depthwise]
+                                   [--seconds 0.5] [--layers dense|depthwise|grouped]
 
 OLD_TREE and NEW_TREE are source trees with an in-place build
 (``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of an
@@ -48,6 +48,18 @@ DEPTHWISE = [
     ("dw 3x3 144 @56 f64", 8, 144, 56, 56, 144, 3, 1, 1, "float64"),
 ]
 
+# ResNeXt's grouped layers (32 groups), stride 1 and 2, batch 8; the last
+# column is the groups
+GROUPED = [
+    ("g32 3x3 128 @56", 8, 128, 56, 56, 128, 3, 1, 1, "float32", 32),
+    ("g32 3x3 256 @28", 8, 256, 28, 28, 256, 3, 1, 1, "float32", 32),
+    ("g32 3x3 512 @14", 8, 512, 14, 14, 512, 3, 1, 1, "float32", 32),
+    ("g32 3x3 256 s2 @56", 8, 256, 56, 56, 256, 3, 2, 1, "float32", 32),
+    ("g32 3x3 512 s2 @28", 8, 512, 28, 28, 512, 3, 2, 1, "float32", 32),
+    ("g32 3x3 1024 s2 @14", 8, 1024, 14, 14, 1024, 3, 2, 1, "float32", 32),
+    ("g8 3x3 64 s2 @56 f64", 4, 64, 56, 56, 64, 3, 2, 1, "float64", 8),
+]
+
 CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -57,8 +69,8 @@ fc.set_num_threads(int(sys.argv[2]))
 seconds = float(sys.argv[3])
 rng = np.random.default_rng(0)
 out = {}
-for name, N, C, H, W, K, F, S, P, dt in LAYERS:
-    G = C if GROUPED else 1
+for name, N, C, H, W, K, F, S, P, dt, *groups in LAYERS:
+    G = groups[0] if groups else C if DEPTHWISE else 1
     x = rng.standard_normal((N, C, H, W)).astype(dt)
     w = rng.standard_normal((K, C // G, F, F)).astype(dt)
     b = rng.standard_normal(K).astype(dt)
@@ -81,12 +93,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=0.5)
-    ap.add_argument("--layers", choices=["dense", "depthwise"], default="dense",
-                    help="the dense layers above or the depthwise ones (groups = C)")
+    ap.add_argument("--layers", choices=["dense", "depthwise", "grouped"], default="dense",
+                    help="the dense layers above, the depthwise ones (groups = C) or the "
+                         "grouped ones")
     args = ap.parse_args()
-    grouped = args.layers == "depthwise"
-    code = (f"LAYERS = {DEPTHWISE if grouped else LAYERS!r}\nGROUPED = {grouped!r}\n" +
-            CHILD)
+    layers = {"dense": LAYERS, "depthwise": DEPTHWISE, "grouped": GROUPED}[args.layers]
+    code = (f"LAYERS = {layers!r}\nDEPTHWISE = {args.layers == 'depthwise'!r}\n" + CHILD)
     runs: dict = {"old": [], "new": []}
     for r in range(args.rounds):
         for which in ("old", "new"):

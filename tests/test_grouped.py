@@ -129,6 +129,8 @@ STRIDED = [
     ((2, 16, 12, 12), 4, 4, 3, 2, 2, 3),                    # dilation, stride 3
     ((1, 12, 9, 11), 3, 4, 1, 0, 1, 2),                     # 1x1, stride 2
     ((1, 8, 7, 7), 2, 4, 4, "valid", 1, 4),                 # stride 4, one output row
+    ((2, 16, 7, 75), 4, 4, 3, 1, 1, 2),                     # rows of several vectors
+    ((1, 8, 6, 40), 2, 4, 3, ((0, 0), (3, 1)), 1, 2),       # wide left padding
 ]
 
 
