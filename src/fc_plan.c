@@ -69,7 +69,7 @@ void fc_plan_init(fc_plan *pl)
 int fc_plan_needs_finite(const fc_plan *pl)
 {
     return pl->alg == FC_ALG_LANES || pl->alg == FC_ALG_PHASED ||
-           (pl->flags & FC_PLAN_ROTATED) != 0 ||
+           (pl->flags & (FC_PLAN_ROTATED | FC_PLAN_SKIPS)) != 0 ||
            (pl->alg == FC_ALG_DEPTHWISE && pl->op == FC_OP_CONV_DATA);
 }
 

@@ -68,6 +68,9 @@ enum fc_alg { FC_ALG_NONE = -1, FC_ALGORITHMS(FC_ALG_ENUM) FC_ALG_COUNT };
 /* The groups of a call run side by side, each on one thread: every group
  * alone is too small for more than one. */
 #define FC_PLAN_GROUPS_SIDE 2u
+/* The plan leaves out the products of weights with the zero padding, so
+ * needs finite weights (kvec's forward). */
+#define FC_PLAN_SKIPS 4u
 
 typedef struct {
     int op;                /* enum fc_op */
@@ -76,7 +79,7 @@ typedef struct {
     int nthreads;          /* threads the call may use, of which it takes `threads` */
     int engine;            /* the compiled copy (instruction set) that plans and runs */
     int dsize;             /* 4 or 8 */
-    unsigned flags;        /* FC_PLAN_ROTATED, FC_PLAN_GROUPS_SIDE */
+    unsigned flags;        /* FC_PLAN_ROTATED, FC_PLAN_GROUPS_SIDE, FC_PLAN_SKIPS */
     size_t workspace;      /* bytes the run allocates */
     const char *kernel;    /* the register tile's kernel, e.g. "sgemm_avx512_14x32" */
     double cost;           /* the estimate that chose it: time relative to the GEMM's */
@@ -123,9 +126,9 @@ int fc_pool_threads(const fc_pool_geom *g, int nthreads);
  * 1) or th and tw afterwards to force one. */
 void fc_plan_init(fc_plan *pl);
 
-/* Whether running pl needs weights that are all finite (lanes, a data
- * gradient through the rotated weights, by phases, or depthwise's data
- * gradient): the
+/* Whether running pl needs weights that are all finite (lanes, kvec's
+ * forward where it skips the padding, a data gradient through the rotated
+ * weights, by phases, or depthwise's data gradient): the
  * entry points test the weights then, and plan again without that algorithm
  * when they are not. */
 int fc_plan_needs_finite(const fc_plan *pl);
