@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _plan
+from fastconv import _core, _plan
 import reference as ref
 from conftest import assert_close, conv_pads
 
@@ -289,3 +289,69 @@ def test_an_inf_in_a_corner_of_x_stays_out_of_the_taps_that_never_meet_it(dtype,
     np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(rdw))
     ok = np.isfinite(rdw)
     np.testing.assert_allclose(dw[ok], rdw[ok], rtol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+# Small planes, one filter a channel: the forward runs with the channels in
+# the vector lanes (channels that do not fill the last vector, planes whose
+# positions do not fill whole vectors, strides, dilation, uneven padding)
+LANES_CASES = [
+    # x shape, kernel, stride, padding, dilation
+    ((2, 37, 14, 14), 3, 2, 1, 1),       # MobileNetV2's stride-2 layers @14
+    ((3, 20, 7, 7), 3, 1, 1, 1),         # @7
+    ((1, 5, 14, 14), 5, 2, 2, 1),        # EfficientNet's 5x5 stride 2
+    ((2, 17, 9, 11), 3, 3, ((2, 0), (1, 3)), 1),
+    ((1, 24, 8, 10), 3, 1, 2, 2),        # dilation
+    ((2, 3, 5, 3), (3, 2), (1, 2), ((1, 1), (0, 1)), (1, 2)),
+    ((1, 16, 4, 4), 1, 1, 0, 1),         # 1x1: one vector of positions exactly
+]
+
+
+def _with_small_caches(fn):
+    c = _core.cache_sizes()
+    try:
+        _core.set_cache_sizes(1024, 2048, c["l3"])
+        return fn()
+    finally:
+        if c["source"] == "FASTCONV_CACHE_SIZES":
+            _core.set_cache_sizes(c["l1d"], c["l2"], c["l3"])
+        else:
+            _core.set_cache_sizes(0, 0, 0)
+
+
+@pytest.mark.parametrize("case", LANES_CASES, ids=str)
+def test_small_planes_run_with_the_channels_in_the_lanes(case, dtype, isa, threads):
+    """The forward of small planes against the oracle, with and without the
+    fused ReLU and bias, and bit for bit against the grid, which tiny caches
+    force: each output is the same sum in the same order on both.  Strided
+    small planes take the lanes on every instruction set; the others where
+    the planner's rule says so."""
+    xs, kernel, stride, padding, dilation = case
+    full = (xs, 1, kernel, stride, padding, dilation)
+    x, w, b = _inputs(full, dtype)
+    FH, FW = w.shape[2:]
+    pl = fastconv.plan("conv2d", x.shape, w.shape, dtype=dtype, stride=stride,
+                       padding=padding, dilation=dilation, groups=xs[1], strict=False)
+    assert pl.algorithm == "depthwise", pl
+    lanes = "channels in the vector lanes" in pl.reason
+    assert lanes or _pairs(stride) == (1, 1), pl
+    what = f"{case} [{isa}, {threads} threads]"
+    small = _with_small_caches(lambda: fastconv.plan(
+        "conv2d", x.shape, w.shape, dtype=dtype, stride=stride, padding=padding,
+        dilation=dilation, groups=xs[1], strict=False, algorithm="depthwise"))
+    # the grid to compare with, unless the planes fit even those caches
+    differ = lanes and "channels in the vector lanes" not in small.reason
+    assert differ or xs[2] * xs[3] < 100 or not lanes, small
+    want, _, _ = _oracle(x, w, b, None, stride, padding, dilation)
+    scale, _, _ = _oracle(np.abs(x), np.abs(w), np.abs(b), None, stride, padding, dilation)
+    for bias in (b, None):
+        for act in (None, "relu"):
+            y = _conv(x, w, bias, full, activation=act)
+            assert _plan.last_run("conv2d")["algorithm"] == "depthwise"
+            ref_y = want if bias is not None else want - b.astype(np.float64)[:, None, None]
+            if act:
+                ref_y = np.maximum(ref_y, 0)
+            assert_close(y, ref_y, scale, dtype, FH * FW, f"y {what} bias={bias is not None}")
+            if differ:
+                grid = _with_small_caches(lambda: _conv(x, w, bias, full, activation=act,
+                                                        algorithm="depthwise"))
+                assert np.array_equal(y, grid), what
