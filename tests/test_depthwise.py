@@ -355,3 +355,22 @@ def test_small_planes_run_with_the_channels_in_the_lanes(case, dtype, isa, threa
                 grid = _with_small_caches(lambda: _conv(x, w, bias, full, activation=act,
                                                         algorithm="depthwise"))
                 assert np.array_equal(y, grid), what
+    # the weight gradient takes the lanes where the forward does: one chain
+    # a weight per lane, images then outputs in order, whatever the threads
+    dy = np.random.default_rng(7).standard_normal(want.shape).astype(dtype)
+    _, _, rdw = _oracle(x, w, b, dy, stride, padding, dilation)
+    _, _, sdw = _oracle(np.abs(x), np.abs(w), np.abs(b), np.abs(dy), stride, padding, dilation)
+    _, dw, db = _backward(dy, x, w, full, need_dx=False)
+    assert _plan.last_run("conv2d_backward_weight")["algorithm"] == "depthwise"
+    npix = dy.shape[0] * dy.shape[2] * dy.shape[3]
+    assert_close(dw, rdw, sdw, dtype, npix, f"dw {what}")
+    assert_close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)),
+                 np.abs(dy.astype(np.float64)).sum(axis=(0, 2, 3)), dtype, npix, f"db {what}")
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(1)
+        _, dw1, db1 = _backward(dy, x, w, full, need_dx=False)
+    finally:
+        fastconv.set_num_threads(before)
+    assert np.array_equal(dw1.view(np.uint8), dw.view(np.uint8)), what
+    assert np.array_equal(db1.view(np.uint8), db.view(np.uint8)), what
