@@ -358,9 +358,16 @@ def test_small_planes_run_with_the_channels_in_the_lanes(case, dtype, isa, threa
     # the weight gradient takes the lanes where the forward does: one chain
     # a weight per lane, images then outputs in order, whatever the threads
     dy = np.random.default_rng(7).standard_normal(want.shape).astype(dtype)
-    _, _, rdw = _oracle(x, w, b, dy, stride, padding, dilation)
-    _, _, sdw = _oracle(np.abs(x), np.abs(w), np.abs(b), np.abs(dy), stride, padding, dilation)
-    _, dw, db = _backward(dy, x, w, full, need_dx=False)
+    _, rdx, rdw = _oracle(x, w, b, dy, stride, padding, dilation)
+    _, sdx, sdw = _oracle(np.abs(x), np.abs(w), np.abs(b), np.abs(dy), stride, padding,
+                          dilation)
+    dx, dw, db = _backward(dy, x, w, full)
+    assert _plan.last_run("conv2d_backward_data")["algorithm"] == "depthwise"
+    assert_close(dx, rdx, sdx, dtype, FH * FW, f"dx {what}")
+    if differ:   # the data gradient's sums are the grid's too
+        grid_dx = _with_small_caches(lambda: _backward(dy, x, w, full,
+                                                       algorithm="depthwise")[0])
+        assert np.array_equal(dx, grid_dx), what
     assert _plan.last_run("conv2d_backward_weight")["algorithm"] == "depthwise"
     npix = dy.shape[0] * dy.shape[2] * dy.shape[3]
     assert_close(dw, rdw, sdw, dtype, npix, f"dw {what}")
