@@ -157,8 +157,11 @@ static int fc_pool_vec(const fc_pool_geom *g)
 }
 
 /* Below this many elements (input plus output) per thread a second thread
- * costs more than it saves. */
-#define FC_POOL_MIN_WORK_PER_THREAD ((fc_int)1 << 15)
+ * costs more than it saves: a pass moves them at memory speed, about a
+ * hundred microseconds for this many, while waking a sleeping thread costs
+ * from a few microseconds on bare metal to tens under a hypervisor
+ * (docs/robustness.md). */
+#define FC_POOL_MIN_WORK_PER_THREAD ((fc_int)1 << 18)
 
 /* The team to ask for: at most one thread per plane and per
  * FC_POOL_MIN_WORK_PER_THREAD elements.  Workspace is taken for this many

@@ -21,7 +21,7 @@ THREAD_COUNTS = [1, 2, 3]   # 3: more threads than this machine may have cores
 
 def make_ops(dtype, absolute=False):
     """Every op on shapes large enough that the kernels use several threads
-    (the GEMM ops above 2 MFLOP, pooling above 32 Ki elements per thread).
+    (the GEMM ops above 2 MFLOP, pooling above 256 Ki elements per thread).
     Each entry: (call, reduction length per output, whether the result
     depends on the thread count).  With absolute=True every input is
     replaced by its absolute value, which turns each result into the sum of
@@ -37,8 +37,8 @@ def make_ops(dtype, absolute=False):
     b = randn((32,), dtype, "det b")
     dy1 = randn((4, 32, 24, 24), dtype, "det dy1")      # stride 1, padding 1
     dy2 = randn((4, 32, 24, 24), dtype, "det dy2")      # x2, stride 2, padding 1
-    xp = randn((4, 16, 33, 31), dtype, "det xp")
-    dyp = randn((4, 16, 17, 16), dtype, "det dyp")      # 3x3, stride 2, padding 1
+    xp = randn((4, 48, 65, 63), dtype, "det xp")
+    dyp = randn((4, 48, 33, 32), dtype, "det dyp")      # 3x3, stride 2, padding 1
     x1 = randn((1, 16, 48, 48), dtype, "det x1")          # one image: bands per thread
     dy1b = randn((1, 32, 48, 48), dtype, "det dy1b")
     xl = randn((96, 400), dtype, "det xl")

@@ -21,6 +21,7 @@ EDGE_CASES = [
     PoolCase(1, 2, 13, 13, 3, 3, 3, 3),              # non-overlapping 3x3
     # Wide rows and many planes: vector tails and thread splits.
     PoolCase(2, 10, 65, 67, 3, 3, 2, 2, 1, 1),       # H2*W2 = 33*34
+    PoolCase(4, 16, 97, 95, 3, 3, 2, 2, 1, 1),       # enough work for two threads
     PoolCase(3, 5, 32, 70, 2, 2),                    # CS231n-like 2x2 s2, wide
     PoolCase(1, 3, 40, 41, 2, 3, 1, 1, 1, 1),        # stride 1: heavy overlap, odd width
 ]

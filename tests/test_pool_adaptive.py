@@ -18,7 +18,7 @@ CASES = [
     (1, 1, 1, 13, (1, 5)),
     (2, 4, 33, 47, 5),          # int output_size, wide planes
     (1, 2, 12, 10, (3, 5)),     # even along both axes
-    (2, 8, 60, 70, (7, 9)),     # enough work for two threads
+    (4, 32, 60, 70, (7, 9)),    # enough work for two threads
 ]
 
 
