@@ -3,7 +3,7 @@ process per build, the builds alternating, and the report gives the median
 over rounds of each build's time and their ratio.
 
     python benchmarks/ab_builds.py OLD_TREE NEW_TREE [--rounds 4] [--threads 1]
-                                   [--seconds 0.5] [--layers dense|depthwise|grouped]
+                                   [--seconds 0.5] [--layers dense|depthwise|grouped|pool]
 
 OLD_TREE and NEW_TREE are source trees with an in-place build
 (``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of an
@@ -60,6 +60,45 @@ GROUPED = [
     ("g8 3x3 64 s2 @56 f64", 4, 64, 56, 56, 64, 3, 2, 1, "float64", 8),
 ]
 
+# Pooling layers: name, mode, N, C, H, W, kernel, stride, padding, dtype;
+# narrow planes (the AVX-512 narrow kernel's) and wide ones
+POOLING = [
+    ("max 3x3 s2 96@27 b16", "max", 16, 96, 27, 27, 3, 2, 0, "float32"),
+    ("max 2x2 s2 3@32 b100", "max", 100, 3, 32, 32, 2, 2, 0, "float32"),
+    ("avg 2x2 s2 3@32 b100", "avg", 100, 3, 32, 32, 2, 2, 0, "float32"),
+    ("max 3x3 s1 p1 64@16 b32", "max", 32, 64, 16, 16, 3, 1, 1, "float32"),
+    ("avg 3x3 s2 p1 256@14 b8 f64", "avg", 8, 256, 14, 14, 3, 2, 1, "float64"),
+    ("max 3x3 s2 p1 64@112 b8", "max", 8, 64, 112, 112, 3, 2, 1, "float32"),
+    ("max 2x2 s2 128@56 b8", "max", 8, 128, 56, 56, 2, 2, 0, "float32"),
+]
+
+POOL_CHILD = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import fastconv as fc
+fc.set_num_threads(int(sys.argv[2]))
+seconds = float(sys.argv[3])
+rng = np.random.default_rng(0)
+out = {}
+for name, mode, N, C, H, W, k, s, p, dt in LAYERS:
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    pool = fc.max_pool2d if mode == "max" else fc.avg_pool2d
+    y = pool(x, k, s, p, strict=False)
+    dy = rng.standard_normal(y.shape).astype(dt)
+    if mode == "max":
+        bwd = lambda: fc.max_pool2d_backward(dy, x, k, s, p, strict=False)
+    else:
+        bwd = lambda: fc.avg_pool2d_backward(dy, x.shape, k, s, p, strict=False)
+    for op, fn in (("fwd", lambda: pool(x, k, s, p, strict=False)), ("bwd", bwd)):
+        fn(); ts = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(ts) < 5:
+            t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+        out[f"{name} {op}"] = float(np.median(ts))
+print(json.dumps(out))
+"""
+
 CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -93,12 +132,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=0.5)
-    ap.add_argument("--layers", choices=["dense", "depthwise", "grouped"], default="dense",
-                    help="the dense layers above, the depthwise ones (groups = C) or the "
-                         "grouped ones")
+    ap.add_argument("--layers", choices=["dense", "depthwise", "grouped", "pool"],
+                    default="dense",
+                    help="the dense layers above, the depthwise ones (groups = C), the "
+                         "grouped ones or the pooling ones")
     args = ap.parse_args()
-    layers = {"dense": LAYERS, "depthwise": DEPTHWISE, "grouped": GROUPED}[args.layers]
-    code = (f"LAYERS = {layers!r}\nDEPTHWISE = {args.layers == 'depthwise'!r}\n" + CHILD)
+    layers = {"dense": LAYERS, "depthwise": DEPTHWISE, "grouped": GROUPED,
+              "pool": POOLING}[args.layers]
+    code = (f"LAYERS = {layers!r}\nDEPTHWISE = {args.layers == 'depthwise'!r}\n" +
+            (POOL_CHILD if args.layers == "pool" else CHILD))
     runs: dict = {"old": [], "new": []}
     for r in range(args.rounds):
         for which in ("old", "new"):

@@ -88,6 +88,9 @@ int fc_plan_pool(const fc_pool_geom *g, int dsize, int nthreads, fc_plan *pl)
     pl->cost = 1.0;
     snprintf(pl->reason, sizeof pl->reason, "%s: %s", fc_algorithm_name(pl->alg),
              pl->alg == FC_ALG_POOL_GLOBAL ? "the window is the whole plane"
-                                           : "windows smaller than the plane");
+             : fc_pool_narrow(g, dsize)
+                 ? "windows smaller than the plane; the forward takes the narrow-plane "
+                   "kernel, a row in two vectors"
+                 : "windows smaller than the plane");
     return FC_OK;
 }

@@ -243,6 +243,8 @@ static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
  * the AVX2 loops: they are bound by memory, so wider vectors gain nothing
  * on long rows, and on the short rows pooling often has, 16-lane bodies
  * leave most of a row to their scalar tails (docs/tuning.md, Pooling).
+ * Its forward on planes narrow enough for two vectors a row has a kernel of
+ * its own instead (fc_pool_small.inc), masked loads in place of the tails.
  * Every other table, NEON's on AArch64 included, runs the generic instance,
  * which the compiler vectorises for the target's baseline (NEON there). */
 static int fc_pool_isa(void)
@@ -253,6 +255,25 @@ static int fc_pool_isa(void)
         return 1;
 #endif
     return 0;
+}
+
+#ifdef FC_POOL_X86
+#include <immintrin.h>
+#define FC_POOL_S s
+#include "fc_pool_small.inc"
+#define FC_POOL_S d
+#include "fc_pool_small.inc"
+#endif
+
+int fc_pool_narrow(const fc_pool_geom *g, int dsize)
+{
+#ifdef FC_POOL_X86
+    return dsize == 4 ? fc_pool_small_takes_s(g) : fc_pool_small_takes_d(g);
+#else
+    (void)g;
+    (void)dsize;
+    return 0;
+#endif
 }
 
 /* ----------------------------------------------------------- entry points */
