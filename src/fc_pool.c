@@ -204,13 +204,16 @@ static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
 #define FC_POOL_NAME(name, s, isa) FC_POOL_NAME_(name, s, isa)
 
 /* Element types, by the suffix of their entry points: the type, its -inf,
- * and an unsigned integer as wide (for the bit blends of fc_pool_rows.inc). */
+ * an unsigned integer as wide (for the bit blends of fc_pool_rows.inc) and a
+ * signed one (for the row indices of fc_pool_small.inc). */
 #define FC_POOL_T_s float
 #define FC_POOL_NEG_INF_s (-HUGE_VALF)
 #define FC_POOL_UINT_s uint32_t
 #define FC_POOL_T_d double
 #define FC_POOL_NEG_INF_d (-HUGE_VAL)
 #define FC_POOL_UINT_d uint64_t
+#define FC_POOL_INT_s int32_t
+#define FC_POOL_INT_d int64_t
 
 /* Instruction sets, by name: the target attribute of their kernels.
  * generic is the compiler's baseline for the target (SSE2 on x86-64).

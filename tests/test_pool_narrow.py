@@ -1,5 +1,6 @@
-"""Pooling forward on narrow planes: with AVX-512, planes whose padded row
-fits in two vectors take their own kernel (src/fc_pool_small.inc).  It must
+"""Pooling on narrow planes: with AVX-512, planes whose padded row fits in
+two vectors take their own forward and max-backward kernels
+(src/fc_pool_small.inc).  It must
 give the row kernels' bits exactly -- infinities and signed zeros included,
 and for max pooling the payload of the NaN that wins -- and the oracle's
 values.
@@ -94,14 +95,39 @@ def test_avg_narrow_bits(geom, dtype, cip, divisor):
     x = _planes((N, C, H, W), dtype, 12)
     run = lambda: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=cip,
                                divisor_override=divisor, strict=False)
-    got, want = _on("avx512", run), _on("avx2", run)
-    # Which payload a sum of two NaNs carries is the hardware's pick of an
-    # operand, and compilers may swap an addition's operands: the row
-    # kernels' own instances (generic, AVX2) differ there already.  Every
-    # other bit must match.
+    _same_but_nan_payloads(_on("avx512", run), _on("avx2", run))
+
+
+def _same_but_nan_payloads(got, want):
+    """Which payload a sum of two NaNs carries is the hardware's pick of an
+    operand, and compilers may swap an addition's operands: the row kernels'
+    own instances (generic, AVX2) differ there already.  Every other bit must
+    match."""
     nan = np.isnan(want)
     assert np.array_equal(np.isnan(got), nan)
     assert np.array_equal(_bits(got)[~nan], _bits(want)[~nan])
+
+
+@needs_avx512
+@pytest.mark.parametrize("geom", GEOMS, ids=_ids(GEOMS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("data", ["specials", "ties"])
+def test_max_backward_narrow_bits(geom, dtype, data):
+    """The gradient goes to each window's first maximum in row-major order
+    (ties of equal values, of -inf against the padding and of NaNs
+    included), and overlapping windows add into dx in row-major order."""
+    N, C, H, W, k, s, p, ceil = geom
+    if data == "ties":
+        rng = np.random.default_rng(15)
+        x = rng.integers(-2, 3, (N, C, H, W)).astype(dtype)
+        x[rng.random(x.shape) < 0.05] = -np.inf
+        x[rng.random(x.shape) < 0.03] = np.nan
+    else:
+        x = _planes((N, C, H, W), dtype, 16)
+    y = F.max_pool2d(x, k, s, p, ceil_mode=ceil, strict=False)
+    dy = _planes(y.shape, dtype, 17)
+    run = lambda: F.max_pool2d_backward(dy, x, k, s, p, ceil_mode=ceil, strict=False)
+    _same_but_nan_payloads(_on("avx512", run), _on("avx2", run))
 
 
 @needs_avx512
@@ -117,6 +143,12 @@ def test_narrow_against_oracle(dtype):
         got = _on("avx512", lambda: F.max_pool2d(x, kk, ss, pp, strict=False))
         np.testing.assert_array_equal(got, ref.max_pool2d(x, kk, ss, pp)[..., :got.shape[2],
                                                                          :got.shape[3]])
+        y = _on("avx512", lambda: F.max_pool2d(x, kk, ss, pp, strict=False))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        got = _on("avx512", lambda: F.max_pool2d_backward(dy, x, kk, ss, pp, strict=False))
+        want = ref.max_pool2d_backward(dy, x, kk, ss, pp)
+        tol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
         got = _on("avx512", lambda: F.avg_pool2d(x, kk, ss, pp, strict=False))
         want = ref.avg_pool2d(x, kk, ss, pp, True)[..., :got.shape[2], :got.shape[3]]
         tol = 1e-6 if dtype == np.float32 else 1e-14
