@@ -72,7 +72,8 @@ POOLING = [
     ("max 2x2 s2 128@56 b8", "max", 8, 128, 56, 56, 2, 2, 0, "float32"),
 ]
 
-POOL_CHILD = r"""
+# The child process: HEAD, then the loop over LAYERS of the kind asked for.
+HEAD = r"""
 import json, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -81,6 +82,16 @@ fc.set_num_threads(int(sys.argv[2]))
 seconds = float(sys.argv[3])
 rng = np.random.default_rng(0)
 out = {}
+
+def timed(fn):
+    fn(); ts = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(ts) < 5:
+        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+"""
+
+POOL_LOOP = r"""
 for name, mode, N, C, H, W, k, s, p, dt in LAYERS:
     x = rng.standard_normal((N, C, H, W)).astype(dt)
     pool = fc.max_pool2d if mode == "max" else fc.avg_pool2d
@@ -90,37 +101,20 @@ for name, mode, N, C, H, W, k, s, p, dt in LAYERS:
         bwd = lambda: fc.max_pool2d_backward(dy, x, k, s, p, strict=False)
     else:
         bwd = lambda: fc.avg_pool2d_backward(dy, x.shape, k, s, p, strict=False)
-    for op, fn in (("fwd", lambda: pool(x, k, s, p, strict=False)), ("bwd", bwd)):
-        fn(); ts = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end or len(ts) < 5:
-            t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-        out[f"{name} {op}"] = float(np.median(ts))
+    out[f"{name} fwd"] = timed(lambda: pool(x, k, s, p, strict=False))
+    out[f"{name} bwd"] = timed(bwd)
 print(json.dumps(out))
 """
 
-CHILD = r"""
-import json, sys, time
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-import fastconv as fc
-fc.set_num_threads(int(sys.argv[2]))
-seconds = float(sys.argv[3])
-rng = np.random.default_rng(0)
-out = {}
+CONV_LOOP = r"""
 for name, N, C, H, W, K, F, S, P, dt, *groups in LAYERS:
     G = groups[0] if groups else C if DEPTHWISE else 1
     x = rng.standard_normal((N, C, H, W)).astype(dt)
     w = rng.standard_normal((K, C // G, F, F)).astype(dt)
     b = rng.standard_normal(K).astype(dt)
     dy = rng.standard_normal(fc.conv2d(x, w, b, S, P, strict=False, groups=G).shape).astype(dt)
-    for op, fn in (("fwd", lambda: fc.conv2d(x, w, b, S, P, strict=False, groups=G)),
-                   ("bwd", lambda: fc.conv2d_backward(dy, x, w, S, P, groups=G))):
-        fn(); ts = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end or len(ts) < 5:
-            t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-        out[f"{name} {op}"] = float(np.median(ts))
+    out[f"{name} fwd"] = timed(lambda: fc.conv2d(x, w, b, S, P, strict=False, groups=G))
+    out[f"{name} bwd"] = timed(lambda: fc.conv2d_backward(dy, x, w, S, P, groups=G))
 print(json.dumps(out))
 """
 
@@ -139,8 +133,8 @@ def main() -> None:
     args = ap.parse_args()
     layers = {"dense": LAYERS, "depthwise": DEPTHWISE, "grouped": GROUPED,
               "pool": POOLING}[args.layers]
-    code = (f"LAYERS = {layers!r}\nDEPTHWISE = {args.layers == 'depthwise'!r}\n" +
-            (POOL_CHILD if args.layers == "pool" else CHILD))
+    code = (f"LAYERS = {layers!r}\nDEPTHWISE = {args.layers == 'depthwise'!r}\n" + HEAD +
+            (POOL_LOOP if args.layers == "pool" else CONV_LOOP))
     runs: dict = {"old": [], "new": []}
     for r in range(args.rounds):
         for which in ("old", "new"):
