@@ -89,8 +89,8 @@ int fc_plan_pool(const fc_pool_geom *g, int dsize, int nthreads, fc_plan *pl)
     snprintf(pl->reason, sizeof pl->reason, "%s: %s", fc_algorithm_name(pl->alg),
              pl->alg == FC_ALG_POOL_GLOBAL ? "the window is the whole plane"
              : fc_pool_narrow(g, dsize)
-                 ? "windows smaller than the plane; the forward takes the narrow-plane "
-                   "kernel, a row in two vectors"
+                 ? "windows smaller than the plane; planes narrow enough for the "
+                   "narrow-plane kernels (forward, max backward), a row in two vectors"
                  : "windows smaller than the plane");
     return FC_OK;
 }

@@ -121,8 +121,9 @@ FC_DECLARE_PLANS(double, d)
  * pooling kernels split their planes among fc_pool_threads(g, nthreads). */
 int fc_plan_pool(const fc_pool_geom *g, int dsize, int nthreads, fc_plan *pl);
 int fc_pool_threads(const fc_pool_geom *g, int nthreads);
-/* Whether g's forward takes the narrow-plane kernel (fc_pool_small.inc) on
- * the active instruction set, for elements of dsize bytes. */
+/* Whether g's planes are narrow enough for the narrow-plane kernels
+ * (fc_pool_small.inc: the forward, and the max backward but for 2x2 stride 2)
+ * on the active instruction set, for elements of dsize bytes. */
 int fc_pool_narrow(const fc_pool_geom *g, int dsize);
 
 /* A plan ready for fc_plan_conv_*: no lanes tile forced.  Set narrow (0 or

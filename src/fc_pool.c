@@ -246,8 +246,9 @@ static void fc_pool_share(fc_int planes, fc_int *p0, fc_int *p1)
  * the AVX2 loops: they are bound by memory, so wider vectors gain nothing
  * on long rows, and on the short rows pooling often has, 16-lane bodies
  * leave most of a row to their scalar tails (docs/tuning.md, Pooling).
- * Its forward on planes narrow enough for two vectors a row has a kernel of
- * its own instead (fc_pool_small.inc), masked loads in place of the tails.
+ * On planes narrow enough for two vectors a row, its forward and max
+ * backward have kernels of their own instead (fc_pool_small.inc), masked
+ * loads in place of the tails.
  * Every other table, NEON's on AArch64 included, runs the generic instance,
  * which the compiler vectorises for the target's baseline (NEON there). */
 static int fc_pool_isa(void)
