@@ -70,7 +70,8 @@ int fc_plan_needs_finite(const fc_plan *pl)
 {
     return pl->alg == FC_ALG_LANES || pl->alg == FC_ALG_PHASED ||
            (pl->flags & (FC_PLAN_ROTATED | FC_PLAN_SKIPS)) != 0 ||
-           (pl->alg == FC_ALG_DEPTHWISE && pl->op == FC_OP_CONV_DATA);
+           ((pl->alg == FC_ALG_DEPTHWISE || pl->alg == FC_ALG_GROUPED) &&
+            pl->op == FC_OP_CONV_DATA);
 }
 
 /* Pooling: one algorithm per shape (a window over the whole unpadded plane

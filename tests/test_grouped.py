@@ -1,6 +1,7 @@
-"""The grouped algorithm (every group of a stride-1 grouped convolution in
-one parallel region) against the NumPy oracle: forward (bias, ReLU), data
-gradient, weight and bias gradients, both dtypes, every instruction set, 1
+"""The grouped algorithm (every group of a grouped convolution in one
+parallel region) against the NumPy oracle: forward (bias, ReLU), data
+gradient (stride 1, and its own at column stride 2), weight and bias
+gradients, both dtypes, every instruction set, 1
 and 3 threads, over 2 to 32 groups of 1 to 16 channels, channel multipliers,
 symmetric and asymmetric padding, dilation, odd sizes, single and several
 images and non-contiguous inputs; the planner's choice, and the errors of
@@ -158,9 +159,87 @@ def test_grouped_strided_matches_the_oracle(case, dtype, isa, threads):
     assert _plan.last_run("conv2d_backward_weight")["algorithm"] == "grouped"
     npix = y.shape[0] * y.shape[2] * y.shape[3]
     assert_close(dx, rdx, sdx, dtype, Kg * FH * FW, f"dx {what}")
+    if _pairs(stride)[1] == 2:   # grouped's own data gradient serves column stride 2
+        dxg, _, _ = fastconv.conv2d_backward(dy, x, w, stride, padding,
+                                             algorithm=("grouped", None), **kw)
+        assert _plan.last_run("conv2d_backward_data")["algorithm"] == "grouped"
+        assert_close(dxg, rdx, sdx, dtype, Kg * FH * FW, f"grouped dx {what}")
     assert_close(dw, rdw, sdw, dtype, npix, f"dw {what}")
     assert_close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)),
                  np.abs(dy.astype(np.float64)).sum(axis=(0, 2, 3)), dtype, npix, f"db {what}")
+
+
+COLUMN_STRIDE_2 = [
+    # x shape, groups, filters per group, kernel, padding, dilation, stride:
+    # grouped's data gradient at column stride 2 (both column phases summed
+    # in registers and interleaved into dx)
+    ((2, 256, 12, 14), 32, 8, 3, 1, 1, 2),                  # ResNeXt's 8 channels a group
+    ((1, 96, 9, 100), 2, 48, 3, 1, 1, 2),                   # 50 columns a phase: tiles of 1-3 vectors
+    ((1, 64, 5, 201), 2, 64, 3, 1, 1, 2),                   # 64 a group, an odd width
+    ((2, 18, 10, 33), 3, 5, 3, 1, 1, (1, 2)),               # row stride 1, 6 channels a group
+    ((1, 20, 13, 31), 4, 4, (5, 3), (2, 1), 1, (3, 2)),     # row stride 3, 5 channels a group
+    ((1, 12, 17, 19), 2, 7, (3, 4), ((0, 2), (3, 1)), (1, 2), (4, 2)),   # row stride 4
+    ((2, 24, 11, 40), 4, 6, 4, ((1, 2), (1, 2)), 1, 2),     # even kernel: both phases 2 taps
+    ((1, 16, 8, 37), 4, 4, 3, ((1, 1), (4, 0)), (1, 3), 2),  # dilation 3, wide left padding
+    ((2, 12, 9, 1), 3, 4, (3, 1), ((1, 1), (0, 0)), 1, 2),  # one column: phase 1 empty
+    ((1, 36, 6, 23), 12, 2, 1, 0, 1, 2),                    # 1x1, 3 channels a group
+]
+
+
+@pytest.mark.parametrize("case", COLUMN_STRIDE_2, ids=str)
+def test_grouped_data_gradient_at_column_stride_2(case, dtype, isa, threads):
+    xs, G, M, kernel, padding, dilation, stride = case
+    x, w, _ = _inputs(case[:6], dtype)
+    FH, FW = w.shape[2:]
+    kw = dict(dilation=dilation, groups=G)
+    y = fastconv.conv2d(x, w, None, stride, padding, strict=False, **kw)
+    dy = np.random.default_rng(y.size + 1).standard_normal(y.shape).astype(dtype)
+    _, rdx, _ = _oracle(x, w, None, dy, G, padding, dilation, stride)
+    _, sdx, _ = _oracle(np.abs(x), np.abs(w), None, np.abs(dy), G, padding, dilation,
+                        stride)
+    dx, _, _ = fastconv.conv2d_backward(dy, x, w, stride, padding,
+                                        algorithm=("grouped", None), **kw)
+    assert _plan.last_run("conv2d_backward_data")["algorithm"] == "grouped"
+    assert_close(dx, rdx, sdx, dtype, M * FH * FW,
+                 f"dx {case} [{isa}, {threads} threads]")
+
+
+def test_grouped_data_gradient_is_the_same_at_any_thread_count():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 64, 30, 34)).astype(np.float32)
+    w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((3, 64, 15, 17)).astype(np.float32)
+    before = fastconv.get_num_threads()
+    outs = []
+    try:
+        for nt in (1, 2, 3):
+            fastconv.set_num_threads(nt)
+            outs.append(fastconv.conv2d_backward(dy, x, w, 2, 1, groups=8, need_dx=True,
+                                                 algorithm=("grouped", None))[0])
+            assert _plan.last_run("conv2d_backward_data")["algorithm"] == "grouped"
+    finally:
+        fastconv.set_num_threads(before)
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+
+
+def test_grouped_data_gradient_with_inf_weights_keeps_the_oracles_nans():
+    # the zeros around dy would meet an inf weight as 0 * inf = NaN in a dx
+    # element whose gradient never sums that product: such weights go to an
+    # algorithm that skips them, and forcing grouped says why
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 32, 10, 36)).astype(np.float64)
+    w = rng.standard_normal((32, 4, 3, 3))
+    w[3, 1, 1, 0] = np.inf
+    dy = rng.standard_normal((1, 32, 5, 18))
+    dx, _, _ = fastconv.conv2d_backward(dy, x, w, 2, 1, groups=8)
+    assert _plan.last_run("conv2d_backward_data")["algorithm"] != "grouped"
+    _, rdx, _ = _oracle(x, w, None, dy, 8, 1, 1, 2)
+    assert np.array_equal(np.isnan(dx), np.isnan(rdx))
+    assert np.array_equal(np.isinf(dx), np.isinf(rdx))
+    assert np.isinf(dx).any() and np.isfinite(dx).any()
+    with pytest.raises(ValueError, match="grouped.*inf or NaN"):
+        fastconv.conv2d_backward(dy, x, w, 2, 1, groups=8, algorithm=("grouped", None))
 
 
 @pytest.mark.parametrize("threads3", [1, 3])
@@ -239,18 +318,23 @@ def test_the_planner_picks_grouped_for_resnext_layers(shape):
 @pytest.mark.parametrize("shape", [(8, 256, 56, 56, 32), (8, 512, 28, 28, 32),
                                    (8, 1024, 14, 14, 32)], ids=str)
 def test_the_planner_picks_grouped_for_resnext_strided_layers(shape):
-    # the forward and the weight gradient; the strided data gradient is not
-    # a forward convolution of dy, and stays with the per-group planner
-    # (16 filters a group, one AVX-512 vector, leave the weight gradient to
-    # kvec per group; the rule depends on the vector length, so it is not
-    # asserted here)
+    # the forward and the weight gradient; the data gradient where a
+    # phase's columns fill at least 3/4 of the vectors grouped's tiles
+    # compute (a 14-wide map has 7 columns a phase: half of an AVX-512
+    # vector, and the phases keep it).  16 filters a group, one AVX-512
+    # vector, leave the weight gradient to kvec per group; the rule depends
+    # on the vector length, so it is not asserted here.
     N, C, H, W, G = shape
+    lanes = {"avx512": 16, "avx2": 8}.get(fastconv._config.get_isa(), 4)
+    cols = -(-W // 2)
     for op in ("conv2d", "conv2d_backward_weight", "conv2d_backward_data"):
         if op == "conv2d_backward_weight" and C // G == 16:
             continue
         p = fastconv.plan(op, (N, C, H, W), (C, C // G, 3, 3), dtype="float32", stride=2,
                           padding=1, groups=G, strict=False)
-        want = op != "conv2d_backward_data"
+        want = True
+        if op == "conv2d_backward_data":
+            want = 4 * cols >= 3 * lanes * -(-cols // lanes)
         if op == "conv2d_backward_weight" and C // G > 8:
             want = _weight_tile_serves(C // G, True)
         assert (p.algorithm == "grouped") == want, (op, p)
@@ -286,9 +370,9 @@ def test_forcing_grouped_where_it_cannot_serve():
     with pytest.raises(ValueError, match="grouped.*strides up to 4"):
         fastconv.conv2d(x, w, stride=5, padding=1, groups=4, algorithm="grouped",
                         strict=False)
-    dy = np.ones((1, 8, 5, 5), np.float32)
-    with pytest.raises(ValueError, match="grouped.*stride 1"):
-        fastconv.conv2d_backward(dy, x, w, stride=2, padding=1, groups=4,
+    dy = np.ones((1, 8, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="grouped.*stride 1.*column stride 2"):
+        fastconv.conv2d_backward(dy, x, w, stride=3, padding=1, groups=4,
                                  algorithm="grouped")
     with pytest.raises(ValueError, match="grouped.*64"):
         fastconv.conv2d(np.ones((1, 130, 5, 5), np.float32), np.ones((130, 65, 3, 3),

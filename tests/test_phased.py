@@ -185,25 +185,32 @@ def test_planner_takes_phases_where_they_pay(shape, takes):
 ])
 def test_phases_take_every_group_at_once(shape, whole, dtype):
     """A strided grouped data gradient: per group, each phase would be a
-    thin convolution; with small groups the phases run on `grouped`, every
-    group at once, and the plan covers the whole call."""
+    thin convolution; with small groups the plan covers the whole call:
+    grouped's own data gradient at column stride 2 where its tiles are
+    well filled (grouped's tests say where), else the phases on `grouped`,
+    every group at once."""
     N, C, H, K, S, G = shape
     pl = fastconv.plan("conv2d_backward_data", (N, C, H, H), (K, C // G, 3, 3), dtype=dtype,
                        stride=S, padding=1, groups=G, strict=False)
-    assert ("every group at once" in pl.reason) == whole, pl.reason
-    if whole:
+    own = pl.algorithm == "grouped"
+    assert (own or "every group at once" in pl.reason) == whole, pl.reason
+    if own:
+        assert S == 2 and "column stride 2" in pl.reason, pl
+    elif whole:
         assert pl.algorithm == "phased" and pl.kernel.startswith("grouped"), pl
 
 
 def test_grouped_phases_run_as_planned(dtype, threads):
+    # forced: at column stride 2 grouped's own data gradient may take it
     xs, ws, G = (3, 32, 15, 14), (48, 4, 3, 3), 8
     pl = fastconv.plan("conv2d_backward_data", xs, ws, dtype=dtype, stride=2, padding=1,
-                       groups=G, strict=False)
+                       groups=G, strict=False, algorithm="phased")
     assert pl.algorithm == "phased" and "every group at once" in pl.reason, pl.reason
     geom = fastconv.functional.conv_geometry(xs, ws, 2, 1, strict=False, where="t", groups=G)
     dy = randn((3, 48, geom.H2, geom.W2), dtype, "grouped phases dy")
     w = randn(ws, dtype, "grouped phases w")
-    dx = fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1, groups=G)[0]
+    dx = fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1, groups=G,
+                                  algorithm=("phased", None))[0]
     ran = _plan.last_run("conv2d_backward_data")
     assert (ran["algorithm"], ran["kernel"], ran["threads"]) == \
         (pl.algorithm, pl.kernel, pl.threads)
@@ -214,11 +221,12 @@ def test_grouped_phases_run_as_planned(dtype, threads):
     assert_close(dx, want, scale, dtype, 6 * 9, "grouped phases dx")
     # one image alone gives the batch's bits for that image
     one = fastconv.conv2d_backward(dy[1:2], np.zeros((1,) + xs[1:], dtype), w, 2, 1,
-                                   groups=G)[0]
+                                   groups=G, algorithm=("phased", None))[0]
     assert np.array_equal(one[0].view(np.uint8), dx[1].view(np.uint8))
     # and one thread the bits of every other thread count
     fastconv.set_num_threads(1)
-    alone = fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1, groups=G)[0]
+    alone = fastconv.conv2d_backward(dy, np.zeros(xs, dtype), w, 2, 1, groups=G,
+                                     algorithm=("phased", None))[0]
     assert np.array_equal(alone.view(np.uint8), dx.view(np.uint8)), threads
 
 
