@@ -132,6 +132,7 @@ STRIDED = [
     ((1, 8, 7, 7), 2, 4, 4, "valid", 1, 4),                 # stride 4, one output row
     ((2, 16, 7, 75), 4, 4, 3, 1, 1, 2),                     # rows of several vectors
     ((1, 8, 6, 40), 2, 4, 3, ((0, 0), (3, 1)), 1, 2),       # wide left padding
+    ((2, 24, 13, 30), 1, 40, 3, 1, 1, 2),                   # one group (a dense layer)
 ]
 
 
@@ -183,6 +184,7 @@ COLUMN_STRIDE_2 = [
     ((1, 16, 8, 37), 4, 4, 3, ((1, 1), (4, 0)), (1, 3), 2),  # dilation 3, wide left padding
     ((2, 12, 9, 1), 3, 4, (3, 1), ((1, 1), (0, 0)), 1, 2),  # one column: phase 1 empty
     ((1, 36, 6, 23), 12, 2, 1, 0, 1, 2),                    # 1x1, 3 channels a group
+    ((2, 40, 9, 47), 1, 24, 3, 1, 1, 2),                    # one group (a dense layer)
 ]
 
 
@@ -338,6 +340,36 @@ def test_the_planner_picks_grouped_for_resnext_strided_layers(shape):
         if op == "conv2d_backward_weight" and C // G > 8:
             want = _weight_tile_serves(C // G, True)
         assert (p.algorithm == "grouped") == want, (op, p)
+
+
+@pytest.mark.parametrize("shape", [(4, 64, 56, 64), (8, 16, 64, 32), (3, 37, 33, 45)],
+                         ids=str)
+def test_the_planner_takes_small_dense_strided_layers_as_one_group(shape):
+    # a strided forward of 8 to 64 channels into at most 64 filters: one
+    # group on grouped rather than the GEMM's gathered panels; the data
+    # gradient where a phase's columns fill the vectors well (the 33-wide
+    # map's 17 columns do not); the weight gradient stays elsewhere
+    N, C, H, K = shape
+    lanes = {"avx512": 16, "avx2": 8}.get(fastconv._config.get_isa(), 4)
+    cols = -(-H // 2)
+    for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight"):
+        p = fastconv.plan(op, (N, C, H, H), (K, C, 3, 3), dtype="float32", stride=2,
+                          padding=1, strict=False)
+        want = {"conv2d": True, "conv2d_backward_weight": False,
+                "conv2d_backward_data": 4 * cols >= 3 * lanes * -(-cols // lanes)}[op]
+        assert (p.algorithm == "grouped") == want, (op, p)
+
+
+def test_the_planner_leaves_first_layers_and_wide_ones_off_grouped():
+    for xs, ws in (((8, 3, 224, 224), (32, 3, 3, 3)),      # 3 input channels
+                   ((4, 64, 56, 56), (128, 64, 3, 3)),     # 128 filters
+                   ((4, 96, 56, 56), (64, 96, 3, 3))):     # 96 channels
+        for op in ("conv2d", "conv2d_backward_data"):
+            p = fastconv.plan(op, xs, ws, dtype="float32", stride=2, padding=1, strict=False)
+            assert p.algorithm != "grouped", (xs, ws, op, p)
+    # and stride 1 keeps the dense algorithms
+    p = fastconv.plan("conv2d", (8, 32, 32, 32), (32, 32, 3, 3), dtype="float32", padding=1)
+    assert p.algorithm != "grouped", p
 
 
 def test_the_planner_leaves_big_groups_to_the_per_group_loop():
