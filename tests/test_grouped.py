@@ -206,23 +206,35 @@ def test_grouped_data_gradient_at_column_stride_2(case, dtype, isa, threads):
                  f"dx {case} [{isa}, {threads} threads]")
 
 
-def test_grouped_data_gradient_is_the_same_at_any_thread_count():
+@pytest.mark.parametrize("xs, K, G", [((3, 64, 30, 34), 64, 8),
+                                      # one image, one group: the bands are cut
+                                      # finer for more threads
+                                      ((1, 24, 40, 36), 40, 1)], ids=str)
+def test_grouped_data_gradient_is_the_same_at_any_thread_count(xs, K, G):
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((3, 64, 30, 34)).astype(np.float32)
-    w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
-    dy = rng.standard_normal((3, 64, 15, 17)).astype(np.float32)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal((K, xs[1] // G, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((xs[0], K, xs[2] // 2, xs[3] // 2)).astype(np.float32)
     before = fastconv.get_num_threads()
     outs = []
     try:
         for nt in (1, 2, 3):
             fastconv.set_num_threads(nt)
-            outs.append(fastconv.conv2d_backward(dy, x, w, 2, 1, groups=8, need_dx=True,
+            outs.append(fastconv.conv2d_backward(dy, x, w, 2, 1, groups=G, need_dx=True,
                                                  algorithm=("grouped", None))[0])
-            assert _plan.last_run("conv2d_backward_data")["algorithm"] == "grouped"
+            ran = _plan.last_run("conv2d_backward_data")
+            assert ran["algorithm"] == "grouped"
+            p = fastconv.plan("conv2d_backward_data", x.shape, w.shape, dtype=np.float32,
+                              stride=2, padding=1, groups=G, algorithm="grouped")
+            assert p.threads == ran["threads"], (p, ran)
+            assert p.workspace_bytes == fastconv._core.last_workspace_bytes(), p
     finally:
         fastconv.set_num_threads(before)
     for o in outs[1:]:
         assert np.array_equal(o, outs[0])
+    _, rdx, _ = _oracle(x, w, None, dy, G, 1, 1, 2)
+    _, sdx, _ = _oracle(np.abs(x), np.abs(w), None, np.abs(dy), G, 1, 1, 2)
+    assert_close(outs[0], rdx, sdx, np.float32, K // G * 9, "dx")
 
 
 def test_grouped_data_gradient_with_inf_weights_keeps_the_oracles_nans():
@@ -367,6 +379,10 @@ def test_the_planner_leaves_first_layers_and_wide_ones_off_grouped():
         for op in ("conv2d", "conv2d_backward_data"):
             p = fastconv.plan(op, xs, ws, dtype="float32", stride=2, padding=1, strict=False)
             assert p.algorithm != "grouped", (xs, ws, op, p)
+    # a dense data gradient at batch 1 stays with col2im's one GEMM
+    p = fastconv.plan("conv2d_backward_data", (1, 64, 56, 56), (64, 64, 3, 3),
+                      dtype="float32", stride=2, padding=1, strict=False)
+    assert p.algorithm != "grouped", p
     # and stride 1 keeps the dense algorithms
     p = fastconv.plan("conv2d", (8, 32, 32, 32), (32, 32, 3, 3), dtype="float32", padding=1)
     assert p.algorithm != "grouped", p
