@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -138,7 +139,7 @@ def main() -> None:
     runs: dict = {"old": [], "new": []}
     for r in range(args.rounds):
         for which in ("old", "new"):
-            tree = getattr(args, which)
+            tree = os.path.abspath(getattr(args, which))   # the children run from /
             res = subprocess.run([sys.executable, "-c", code, tree, str(args.threads),
                                   str(args.seconds)], capture_output=True, text=True,
                                  check=True, cwd="/")
