@@ -237,6 +237,23 @@ def test_grouped_data_gradient_is_the_same_at_any_thread_count(xs, K, G):
     assert_close(outs[0], rdx, sdx, np.float32, K // G * 9, "dx")
 
 
+def test_grouped_data_gradient_keeps_its_workspace_within_the_budget():
+    # a dilation of 100 rows over one dx row a band: each band reads ~100
+    # rows of dy, 64 filters of 2048 columns each, past the budget, and the
+    # planner (only shapes, nothing allocated) says so when it is forced
+    kw = dict(dtype="float32", stride=2, strict=False, groups=1)
+    xs, ws = (2, 64, 201, 4096), (64, 64, 3, 3)
+    ok = fastconv.plan("conv2d_backward_data", xs, ws, padding=(1, 1), algorithm="grouped",
+                       **kw)
+    assert ok.algorithm == "grouped" and ok.workspace_bytes < 16 << 20, ok
+    with pytest.raises(ValueError, match="grouped.*workspace budget"):
+        fastconv.plan("conv2d_backward_data", xs, ws, padding=(100, 1), dilation=(100, 1),
+                      algorithm="grouped", **kw)
+    p = fastconv.plan("conv2d_backward_data", xs, ws, padding=(100, 1), dilation=(100, 1),
+                      **kw)
+    assert p.algorithm != "grouped", p
+
+
 def test_grouped_data_gradient_with_inf_weights_keeps_the_oracles_nans():
     # the zeros around dy would meet an inf weight as 0 * inf = NaN in a dx
     # element whose gradient never sums that product: such weights go to an
