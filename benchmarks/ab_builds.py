@@ -3,7 +3,7 @@ process per build, the builds alternating, and the report gives the median
 over rounds of each build's time and their ratio.
 
     python benchmarks/ab_builds.py OLD_TREE NEW_TREE [--rounds 4] [--threads 1]
-                                   [--seconds 0.5] [--layers dense|depthwise|grouped|pool]
+                                   [--seconds 0.5] [--layers dense|depthwise|grouped|pointwise|pool]
 
 OLD_TREE and NEW_TREE are source trees with an in-place build
 (``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of an
@@ -59,6 +59,19 @@ GROUPED = [
     ("g32 3x3 512 s2 @28", 8, 512, 28, 28, 512, 3, 2, 1, "float32", 32),
     ("g32 3x3 1024 s2 @14", 8, 1024, 14, 14, 1024, 3, 2, 1, "float32", 32),
     ("g8 3x3 64 s2 @56 f64", 4, 64, 56, 56, 64, 3, 2, 1, "float64", 8),
+]
+
+# ResNet-50's 1x1 layers (groups 1)
+POINTWISE = [
+    ("1x1 64->64 @56 b8", 8, 64, 56, 56, 64, 1, 1, 0, "float32"),
+    ("1x1 64->256 @56 b8", 8, 64, 56, 56, 256, 1, 1, 0, "float32"),
+    ("1x1 256->64 @56 b8", 8, 256, 56, 56, 64, 1, 1, 0, "float32"),
+    ("1x1 128->512 @28 b8", 8, 128, 28, 28, 512, 1, 1, 0, "float32"),
+    ("1x1 1024->256 @14 b8", 8, 1024, 14, 14, 256, 1, 1, 0, "float32"),
+    ("1x1 2048->512 @7 b8", 8, 2048, 7, 7, 512, 1, 1, 0, "float32"),
+    ("1x1 256->64 @56 b1", 1, 256, 56, 56, 64, 1, 1, 0, "float32"),
+    ("1x1 s2 256->512 @56 b4", 4, 256, 56, 56, 512, 1, 2, 0, "float32"),
+    ("1x1 64->256 @56 b4 f64", 4, 64, 56, 56, 256, 1, 1, 0, "float64"),
 ]
 
 # Pooling layers: name, mode, N, C, H, W, kernel, stride, padding, dtype;
@@ -127,13 +140,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=0.5)
-    ap.add_argument("--layers", choices=["dense", "depthwise", "grouped", "pool"],
+    ap.add_argument("--layers", choices=["dense", "depthwise", "grouped", "pointwise", "pool"],
                     default="dense",
                     help="the dense layers above, the depthwise ones (groups = C), the "
-                         "grouped ones or the pooling ones")
+                         "grouped ones, the 1x1 ones or the pooling ones")
     args = ap.parse_args()
     layers = {"dense": LAYERS, "depthwise": DEPTHWISE, "grouped": GROUPED,
-              "pool": POOLING}[args.layers]
+              "pointwise": POINTWISE, "pool": POOLING}[args.layers]
     code = (f"LAYERS = {layers!r}\nDEPTHWISE = {args.layers == 'depthwise'!r}\n" + HEAD +
             (POOL_LOOP if args.layers == "pool" else CONV_LOOP))
     runs: dict = {"old": [], "new": []}

@@ -43,11 +43,14 @@ static inline void fc_free(void *p)
         free(((void **)p)[-1]);
 }
 
-/* A hint that the line holding p will be written soon; never faults. */
+/* Hints that the line holding p will be written (FC_PREFETCH) or read
+ * (FC_PREFETCH_R) soon; they never fault. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_PREFETCH(p) __builtin_prefetch((const void *)(p), 1, 3)
+#define FC_PREFETCH_R(p) __builtin_prefetch((const void *)(p), 0, 3)
 #else
 #define FC_PREFETCH(p) ((void)(p))
+#define FC_PREFETCH_R(p) ((void)(p))
 #endif
 
 /* Orders the non-temporal stores before it ahead of any later store, so
