@@ -61,9 +61,12 @@ GROUPED = [
     ("g8 3x3 64 s2 @56 f64", 4, 64, 56, 56, 64, 3, 2, 1, "float64", 8),
 ]
 
-# ResNet-50's 1x1 layers (groups 1)
+# ResNet-50's 1x1 layers (groups 1); the inputs of the two larger batches
+# come from memory, the others from L3 on most CPUs
 POINTWISE = [
     ("1x1 64->64 @56 b8", 8, 64, 56, 56, 64, 1, 1, 0, "float32"),
+    ("1x1 64->64 @56 b32", 32, 64, 56, 56, 64, 1, 1, 0, "float32"),
+    ("1x1 64->64 @56 b16 f64", 16, 64, 56, 56, 64, 1, 1, 0, "float64"),
     ("1x1 64->256 @56 b8", 8, 64, 56, 56, 256, 1, 1, 0, "float32"),
     ("1x1 256->64 @56 b8", 8, 256, 56, 56, 64, 1, 1, 0, "float32"),
     ("1x1 128->512 @28 b8", 8, 128, 28, 28, 512, 1, 1, 0, "float32"),

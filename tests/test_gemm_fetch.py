@@ -1,6 +1,6 @@
 """The GEMM engine's fetch-ahead blocking: where a strided B (x in a 1x1
 convolution, dy in its data gradient) is larger than L2 and all of A fits
-in a quarter of it, B is taken in small blocks and each block's lines are
+in an eighth of it, B is taken in small blocks and each block's lines are
 fetched while the block before it is computed.  The blocks change no sum:
 the batch gives each image's bits alone (whose B is small, and blocked the
 usual way), and both agree with the oracle.  Caches are set small in a
